@@ -1,0 +1,30 @@
+// Package auth decides who a request comes from and which part of the bucket
+// that user may reach.
+//
+// Security notes: an Authenticator never reveals whether a user name exists
+// (unknown users cost the same time as wrong passwords), and a Principal's
+// Root is always a clean relative key prefix ("users/alice/") that cannot
+// climb out of the configured [s3].prefix.
+package auth
+
+import "net/http"
+
+// Principal is an authenticated user and the root of the bucket it lands in.
+type Principal struct {
+	// Username is the sign-in name, for logs.
+	Username string
+	// Root is the user's key prefix below [s3].prefix, ending in "/" (or ""
+	// for the whole prefix). It has no empty, "." or ".." segment.
+	Root string
+	// ReadOnly principals get 403 on every write method.
+	ReadOnly bool
+}
+
+// Authenticator checks a request's credentials.
+//
+// ok == false with err == nil means the credentials are missing or wrong
+// (the caller answers 401 with a WWW-Authenticate challenge); err != nil means
+// the check itself failed (the caller answers 5xx and logs err).
+type Authenticator interface {
+	Authenticate(r *http.Request) (p Principal, ok bool, err error)
+}

@@ -1,0 +1,186 @@
+package davfs
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"path"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// Copy copies src to dst entirely inside S3 (CopyObject, UploadPartCopy for
+// large objects): no byte passes through the gateway. recursive selects
+// Depth infinity for folders (Depth 0 copies the folder alone).
+//
+// With overwrite, an existing destination is replaced, and the order is
+// chosen so that a failed copy loses as little as possible: new objects are
+// written first, and what the destination held beyond them is deleted only
+// after every copy succeeded. The source is never changed.
+//
+// It returns created = true when dst did not exist. Errors: src missing ->
+// fs.ErrNotExist; dst's parent missing -> ErrNotDir (joined with
+// fs.ErrNotExist); dst exists without overwrite -> fs.ErrExist; dst inside
+// src -> fs.ErrPermission.
+func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive bool) (created bool, err error) {
+	src, dst = Clean(src), Clean(dst)
+	srcFi, err := f.stat(ctx, src)
+	if err != nil {
+		return false, err
+	}
+	if src == dst || dst == "/" || (srcFi.dir && strings.HasPrefix(dst, src+"/")) {
+		return false, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
+	}
+	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
+		return false, err
+	}
+	dstFi, err := f.stat(ctx, dst)
+	switch {
+	case err == nil && !overwrite:
+		return false, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrExist}
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return false, err
+	}
+	created = dstFi == nil
+	defer f.forget(dst)
+
+	if !srcFi.dir {
+		return created, f.copyFileOnto(ctx, srcFi, dst, dstFi)
+	}
+	return created, f.copyDirOnto(ctx, src, dst, dstFi, recursive)
+}
+
+// copyFileOnto copies one object onto dst, which may be absent, a file or a
+// folder.
+func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstFi *FileInfo) error {
+	dstKey := f.key(dst)
+	copyOnce := func() error {
+		_, err := f.store.Copy(ctx, srcFi.key, srcFi.Object(), dstKey, s3vfs.CopyOptions{SourceETag: srcFi.etag})
+		return err
+	}
+	if dstFi == nil || !dstFi.dir {
+		return pathError("copy", dst, f.note(copyOnce()))
+	}
+	// A file replaces a folder. Stores like AWS allow "dst" next to "dst/":
+	// copy first, then delete the folder. Stricter stores refuse that with a
+	// conflict; only then is the folder deleted before the copy.
+	err := copyOnce()
+	if errors.Is(err, s3vfs.ErrConflict) {
+		if err := f.store.DeletePrefix(ctx, f.dirPrefix(dst)); err != nil {
+			return pathError("copy", dst, f.note(err))
+		}
+		return pathError("copy", dst, f.note(copyOnce()))
+	}
+	if err != nil {
+		return pathError("copy", dst, f.note(err))
+	}
+	return pathError("copy", dst, f.note(f.store.DeletePrefix(ctx, f.dirPrefix(dst))))
+}
+
+// copyDirOnto copies a folder (and with recursive everything below it) onto
+// dst, which may be absent, a file or a folder.
+func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, recursive bool) error {
+	srcPrefix, dstPrefix := f.dirPrefix(src), f.dirPrefix(dst)
+	err := f.ensureMarker(ctx, srcPrefix, dstPrefix)
+	if dstFi != nil && !dstFi.dir {
+		// A folder replaces a file. Where the store cannot hold both names
+		// the marker copy conflicted: remove the file, then try again.
+		// Elsewhere the file goes once the marker is in place.
+		if errors.Is(err, s3vfs.ErrConflict) {
+			if err := f.store.Delete(ctx, []string{dstFi.key}); err != nil {
+				return pathError("copy", dst, f.note(err))
+			}
+			err = f.ensureMarker(ctx, srcPrefix, dstPrefix)
+		} else if err == nil {
+			err = f.store.Delete(ctx, []string{dstFi.key})
+		}
+	}
+	if err != nil {
+		return pathError("copy", dst, f.note(err))
+	}
+	written := map[string]bool{dstPrefix: true}
+	if recursive {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(f.opts.CopyConcurrency)
+		for e, err := range f.store.List(gctx, s3vfs.ListOptions{Prefix: srcPrefix}) {
+			if err != nil {
+				_ = g.Wait()
+				return pathError("copy", dst, f.note(err))
+			}
+			if e.Object == nil || e.Object.Key == srcPrefix {
+				continue
+			}
+			obj := *e.Object
+			target := dstPrefix + strings.TrimPrefix(obj.Key, srcPrefix)
+			written[target] = true
+			g.Go(func() error {
+				if strings.HasSuffix(obj.Key, "/") {
+					return f.ensureMarker(gctx, obj.Key, target)
+				}
+				_, err := f.store.Copy(gctx, obj.Key, obj, target, s3vfs.CopyOptions{})
+				return err
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return pathError("copy", dst, f.note(err))
+		}
+	}
+	if dstFi == nil || !dstFi.dir {
+		return nil
+	}
+	// Overwrite of a folder: prune what the destination held beyond the copy.
+	var stale []string
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: dstPrefix}) {
+		if err != nil {
+			return pathError("copy", dst, f.note(err))
+		}
+		if e.Object != nil && !written[e.Object.Key] {
+			stale = append(stale, e.Object.Key)
+		}
+	}
+	if len(stale) > 0 {
+		return pathError("copy", dst, f.note(f.store.Delete(ctx, stale)))
+	}
+	return nil
+}
+
+// ensureMarker gives dstPrefix a folder marker carrying srcPrefix's marker
+// metadata (its dead properties) when there is one. Markers are written, not
+// copied: they hold no data, and versitygw refuses CopyObject onto a folder
+// key.
+func (f *FS) ensureMarker(ctx context.Context, srcPrefix, dstPrefix string) error {
+	var meta map[string]string
+	marker, err := f.store.Head(ctx, srcPrefix)
+	switch {
+	case err == nil:
+		meta = marker.Metadata
+	case !errors.Is(err, s3vfs.ErrNotFound):
+		return err
+	}
+	_, err = f.store.PutObject(ctx, dstPrefix, nil, s3vfs.WriteOptions{Size: 0, ContentType: "application/x-directory", Metadata: meta})
+	return err
+}
+
+// Move renames a file: server-side copy to dst, then delete src. If the copy
+// fails, nothing was deleted or changed. Folders are refused with
+// fs.ErrPermission before anything is touched (S3 has no folder rename).
+func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created bool, err error) {
+	src, dst = Clean(src), Clean(dst)
+	srcFi, err := f.stat(ctx, src)
+	if err != nil {
+		return false, err
+	}
+	if srcFi.dir {
+		return false, &fs.PathError{Op: "move", Path: src, Err: fs.ErrPermission}
+	}
+	created, err = f.Copy(ctx, src, dst, overwrite, false)
+	if err != nil {
+		return false, err
+	}
+	err = f.store.Delete(ctx, []string{srcFi.key})
+	f.forget(src)
+	return created, pathError("move", src, f.note(err))
+}

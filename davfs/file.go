@@ -1,0 +1,224 @@
+package davfs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"time"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/s3vfs"
+)
+
+var (
+	_ os.FileInfo            = (*FileInfo)(nil)
+	_ webdav.ETager          = (*FileInfo)(nil)
+	_ webdav.ContentTyper    = (*FileInfo)(nil)
+	_ webdav.File            = (*File)(nil)
+	_ webdav.DeadPropsHolder = (*File)(nil)
+	_ io.ReaderFrom          = (*File)(nil)
+)
+
+// FileInfo describes a file (an object) or a folder (a prefix). It carries
+// the S3 ETag and content type so that PROPFIND needs no extra request.
+type FileInfo struct {
+	name        string
+	size        int64
+	modTime     time.Time
+	dir         bool
+	etag        string
+	contentType string
+	key         string // object key, or the folder's prefix
+	meta        map[string]string
+	hasMeta     bool // meta and contentType were read with HEAD
+	hasMarker   bool // a folder with a marker object
+	direct      bool // learned by Stat of this very name, not from a listing
+}
+
+func fileInfoFromObject(name string, o s3vfs.ObjectInfo) *FileInfo {
+	return &FileInfo{
+		name:        name,
+		size:        o.Size,
+		modTime:     modTimeOrNow(o.LastModified),
+		etag:        o.ETag,
+		contentType: o.ContentType,
+		key:         o.Key,
+		meta:        o.Metadata,
+		hasMeta:     o.HasMetadata,
+	}
+}
+
+// Name is the base name.
+func (fi *FileInfo) Name() string { return fi.name }
+
+// Size is the object size (0 for folders).
+func (fi *FileInfo) Size() int64 { return fi.size }
+
+// Mode reports a folder or a regular file.
+func (fi *FileInfo) Mode() os.FileMode {
+	if fi.dir {
+		return os.ModeDir | 0o755
+	}
+	return 0o644
+}
+
+// ModTime is S3's LastModified (the marker's for folders).
+func (fi *FileInfo) ModTime() time.Time { return fi.modTime }
+
+// IsDir reports whether this is a folder.
+func (fi *FileInfo) IsDir() bool { return fi.dir }
+
+// Sys returns nil.
+func (fi *FileInfo) Sys() any { return nil }
+
+// Key is the object key of a file, or the key prefix of a folder.
+func (fi *FileInfo) Key() string { return fi.key }
+
+// ETag returns the S3 ETag (with its quotes), the same value that PUT, GET
+// and HEAD answer.
+func (fi *FileInfo) ETag(context.Context) (string, error) {
+	if fi.etag == "" {
+		return "", webdav.ErrNotImplemented
+	}
+	return fi.etag, nil
+}
+
+// ContentType returns the stored content type when it is known, else a
+// guess from the extension; it never reads the object.
+func (fi *FileInfo) ContentType(context.Context) (string, error) {
+	if fi.hasMeta && fi.contentType != "" {
+		return fi.contentType, nil
+	}
+	return contentTypeFor(fi.name), nil
+}
+
+// Object returns the S3 view of a file's info.
+func (fi *FileInfo) Object() s3vfs.ObjectInfo {
+	return s3vfs.ObjectInfo{
+		Key: fi.key, Size: fi.size, ETag: fi.etag, LastModified: fi.modTime,
+		ContentType: fi.contentType, Metadata: fi.meta, HasMetadata: fi.hasMeta,
+	}
+}
+
+// File is an open file or folder. Read handles fetch bytes lazily with
+// ranged GETs; write handles stream into an S3 upload that Close commits
+// only when every byte arrived.
+type File struct {
+	fs   *FS
+	ctx  context.Context // the request's: the one documented exception to ctx-first
+	path string
+	info *FileInfo
+
+	reader *s3vfs.Reader
+	writer *Writer
+	dirPos int
+}
+
+// Close releases a read handle, or commits a write handle. A write handle
+// whose body failed (see ReadFrom) is aborted and Close reports it.
+func (fl *File) Close() error {
+	if fl.writer != nil {
+		_, err := fl.writer.Commit()
+		return err
+	}
+	if fl.reader != nil {
+		return fl.reader.Close()
+	}
+	return nil
+}
+
+// Read reads from the object (lazily opened with a ranged GET).
+func (fl *File) Read(p []byte) (int, error) {
+	if fl.writer != nil {
+		return 0, &fs.PathError{Op: "read", Path: fl.path, Err: fs.ErrInvalid}
+	}
+	if fl.info.dir {
+		return 0, &fs.PathError{Op: "read", Path: fl.path, Err: ErrIsDir}
+	}
+	if fl.reader == nil {
+		fl.reader = fl.fs.store.NewReader(fl.ctx, fl.info.key, fl.info.Object())
+	}
+	n, err := fl.reader.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return n, pathError("read", fl.path, fl.fs.note(err))
+	}
+	return n, err
+}
+
+// Seek moves the read position; Seek(0, io.SeekEnd) costs no request.
+func (fl *File) Seek(offset int64, whence int) (int64, error) {
+	if fl.writer != nil || fl.info.dir {
+		return 0, &fs.PathError{Op: "seek", Path: fl.path, Err: fs.ErrInvalid}
+	}
+	if fl.reader == nil {
+		fl.reader = fl.fs.store.NewReader(fl.ctx, fl.info.key, fl.info.Object())
+	}
+	return fl.reader.Seek(offset, whence)
+}
+
+// Reader returns the lazy S3 reader of a read handle, so that the HTTP edge
+// can give it a range hint.
+func (fl *File) Reader() *s3vfs.Reader {
+	if fl.reader == nil && fl.info != nil && !fl.info.dir {
+		fl.reader = fl.fs.store.NewReader(fl.ctx, fl.info.key, fl.info.Object())
+	}
+	return fl.reader
+}
+
+// Readdir lists a folder (count <= 0: everything).
+func (fl *File) Readdir(count int) ([]os.FileInfo, error) {
+	if fl.info == nil || !fl.info.dir {
+		return nil, &fs.PathError{Op: "readdir", Path: fl.path, Err: ErrNotDir}
+	}
+	list, err := fl.fs.ReadDir(fl.ctx, fl.path)
+	if err != nil {
+		return nil, err
+	}
+	rest := list[min(fl.dirPos, len(list)):]
+	if count > 0 {
+		if len(rest) == 0 {
+			return nil, io.EOF
+		}
+		rest = rest[:min(count, len(rest))]
+	}
+	fl.dirPos += len(rest)
+	out := make([]os.FileInfo, len(rest))
+	for i, fi := range rest {
+		out[i] = fi
+	}
+	return out, nil
+}
+
+// Stat returns the handle's FileInfo (for a write handle: what was committed,
+// or the name with the bytes written so far).
+func (fl *File) Stat() (os.FileInfo, error) {
+	if fl.writer != nil {
+		return fl.writer.Info(), nil
+	}
+	return fl.info, nil
+}
+
+// Write appends to a write handle.
+func (fl *File) Write(p []byte) (int, error) {
+	if fl.writer == nil {
+		return 0, &fs.PathError{Op: "write", Path: fl.path, Err: fs.ErrPermission}
+	}
+	return fl.writer.Write(p)
+}
+
+// ReadFrom streams r into a write handle. io.Copy uses it, so a failed
+// request body is seen here and the upload is aborted rather than committed
+// short by the Close that x/net/webdav calls anyway.
+func (fl *File) ReadFrom(r io.Reader) (int64, error) {
+	if fl.writer == nil {
+		return 0, &fs.PathError{Op: "write", Path: fl.path, Err: fs.ErrPermission}
+	}
+	return fl.writer.ReadFrom(r)
+}
+
+// name of the parent folder of a clean path.
+func parentOf(name string) string { return path.Dir(name) }

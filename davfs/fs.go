@@ -1,0 +1,411 @@
+// Package davfs is a webdav.FileSystem over one S3 key prefix.
+//
+// A path "/a/b.txt" maps to the key root+"a/b.txt". Folders are key prefixes;
+// MKCOL writes an empty marker object "a/" so that empty folders exist. S3
+// lets an object "a" and a prefix "a/" exist together (versitygw refuses it,
+// AWS and SeaweedFS do not); davfs resolves that deterministically: the
+// folder wins. The path "/a" is the folder, listings show only the folder, and
+// the object "a" stays untouched in the bucket but is not reachable through
+// WebDAV.
+//
+// An FS is made per request: it caches what it learns (Stat results, folder
+// listings) for the life of that request, so that PROPFIND Depth 1 over N
+// objects costs ceil(N/1000) ListObjectsV2 calls and nothing per entry.
+//
+// Security notes: every name is cleaned with path.Clean("/"+name) before it
+// becomes a key, so no name can reach outside the root prefix. davfs knows
+// nothing about users; the caller chooses the root.
+package davfs
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"iter"
+	"mime"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// Store is what davfs needs of S3. *s3vfs.Store implements it.
+type Store interface {
+	Head(ctx context.Context, key string) (s3vfs.ObjectInfo, error)
+	List(ctx context.Context, opts s3vfs.ListOptions) iter.Seq2[s3vfs.Entry, error]
+	NewReader(ctx context.Context, key string, info s3vfs.ObjectInfo) *s3vfs.Reader
+	NewWriter(ctx context.Context, key string, opts s3vfs.WriteOptions) *s3vfs.Writer
+	PutObject(ctx context.Context, key string, body []byte, opts s3vfs.WriteOptions) (s3vfs.ObjectInfo, error)
+	Copy(ctx context.Context, srcKey string, src s3vfs.ObjectInfo, dstKey string, opts s3vfs.CopyOptions) (s3vfs.ObjectInfo, error)
+	Delete(ctx context.Context, keys []string) error
+	DeletePrefix(ctx context.Context, prefix string) error
+}
+
+var _ Store = (*s3vfs.Store)(nil)
+var _ webdav.FileSystem = (*FS)(nil)
+
+// Options tune an FS.
+type Options struct {
+	// MaxEntries caps one folder listing; beyond it Readdir fails with
+	// ErrTooManyEntries. 0 = 100,000.
+	MaxEntries int
+	// CopyConcurrency bounds parallel server-side copies and deletes of a
+	// folder tree. 0 = 8.
+	CopyConcurrency int
+}
+
+// FS is a webdav.FileSystem over the keys below one root prefix.
+type FS struct {
+	store Store
+	root  string
+	opts  Options
+
+	mu      sync.Mutex
+	stats   map[string]*FileInfo   // by clean name; nil value = known absent
+	listed  map[string][]*FileInfo // folder listings by clean name
+	failure error                  // most recent backend failure, for the HTTP edge
+}
+
+// New returns an FS over the keys that start with root ("" or ending in "/").
+func New(store Store, root string, opts Options) *FS {
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = 100000
+	}
+	if opts.CopyConcurrency <= 0 {
+		opts.CopyConcurrency = 8
+	}
+	return &FS{
+		store:  store,
+		root:   root,
+		opts:   opts,
+		stats:  make(map[string]*FileInfo),
+		listed: make(map[string][]*FileInfo),
+	}
+}
+
+// Clean returns the canonical form of a WebDAV path: rooted, no dot segments,
+// no trailing slash ("/" for the root).
+func Clean(name string) string {
+	return path.Clean("/" + name)
+}
+
+// key returns the object key of a clean name ("" names the root prefix).
+func (f *FS) key(name string) string {
+	return f.root + strings.TrimPrefix(name, "/")
+}
+
+// dirPrefix returns the key prefix of a folder (its marker key).
+func (f *FS) dirPrefix(name string) string {
+	if name == "/" {
+		return f.root
+	}
+	return f.key(name) + "/"
+}
+
+// Failure returns the most recent backend failure (throttling, denial,
+// outage) seen while serving the request, or nil. The HTTP edge uses it to
+// replace x/net/webdav's coarse statuses with honest ones.
+func (f *FS) Failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failure
+}
+
+func (f *FS) note(err error) error {
+	if isBackendFailure(err) {
+		f.mu.Lock()
+		f.failure = err
+		f.mu.Unlock()
+	}
+	return err
+}
+
+func (f *FS) cached(name string) (*FileInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fi, ok := f.stats[name]
+	return fi, ok
+}
+
+func (f *FS) remember(name string, fi *FileInfo) {
+	f.mu.Lock()
+	f.stats[name] = fi
+	f.mu.Unlock()
+}
+
+// forget drops what the FS knows about name, everything below it and its
+// parent's listing.
+func (f *FS) forget(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n := range f.stats {
+		if n == name || strings.HasPrefix(n, name+"/") {
+			delete(f.stats, n)
+		}
+	}
+	for n := range f.listed {
+		if n == name || strings.HasPrefix(n, name+"/") || n == path.Dir(name) {
+			delete(f.listed, n)
+		}
+	}
+}
+
+// Stat returns the FileInfo of name. A folder is found by a one-key listing
+// of its prefix (marker or any child); a file by HEAD. Both run concurrently,
+// so a Stat costs one round trip and at most two requests.
+func (f *FS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
+	fi, err := f.stat(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return fi, nil
+}
+
+func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
+	name = Clean(name)
+	if name == "/" {
+		return &FileInfo{name: "/", dir: true, key: f.root, direct: true}, nil
+	}
+	if fi, ok := f.cached(name); ok {
+		if fi == nil {
+			return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+		}
+		return fi, nil
+	}
+
+	var (
+		wg               sync.WaitGroup
+		head             s3vfs.ObjectInfo
+		headErr          error
+		isDir            bool
+		listErr          error
+		marker           *s3vfs.ObjectInfo
+		key, prefix      = f.key(name), f.dirPrefix(name)
+		childCtx, cancel = context.WithCancel(ctx)
+	)
+	defer cancel()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		head, headErr = f.store.Head(childCtx, key)
+	}()
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, MaxKeys: 1, Limit: 1}) {
+		if err != nil {
+			listErr = err
+			break
+		}
+		isDir = true
+		if e.Object != nil && e.Object.Key == prefix {
+			marker = e.Object
+		}
+	}
+	if isDir {
+		cancel() // the folder wins; the HEAD's answer no longer matters
+	}
+	wg.Wait()
+
+	switch {
+	case listErr != nil:
+		return nil, pathError("stat", name, f.note(listErr))
+	case isDir:
+		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true}
+		if marker != nil {
+			fi.modTime = marker.LastModified
+			fi.etag = marker.ETag
+			fi.hasMarker = true
+		}
+		f.remember(name, fi)
+		return fi, nil
+	case headErr == nil:
+		fi := fileInfoFromObject(path.Base(name), head)
+		fi.direct = true
+		f.remember(name, fi)
+		return fi, nil
+	case errors.Is(headErr, s3vfs.ErrNotFound):
+		f.remember(name, nil)
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	default:
+		return nil, pathError("stat", name, f.note(headErr))
+	}
+}
+
+// StatDir is Stat for a name that must be a folder: a missing name or a
+// file yields an error matching fs.ErrNotExist (the caller's 409).
+func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
+	fi, err := f.stat(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.dir {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
+	}
+	return fi, nil
+}
+
+// Lookup is Stat returning the concrete *FileInfo.
+func (f *FS) Lookup(ctx context.Context, name string) (*FileInfo, error) {
+	return f.stat(ctx, name)
+}
+
+// ReadDir lists one folder level, sorted by name, filling the stat cache so
+// that the Stat and OpenFile calls x/net/webdav makes per child cost
+// nothing. It fails with ErrTooManyEntries past Options.MaxEntries.
+func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
+	name = Clean(name)
+	f.mu.Lock()
+	if l, ok := f.listed[name]; ok {
+		f.mu.Unlock()
+		return l, nil
+	}
+	f.mu.Unlock()
+
+	prefix := f.dirPrefix(name)
+	byName := make(map[string]*FileInfo)
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/"}) {
+		if err != nil {
+			return nil, pathError("readdir", name, f.note(err))
+		}
+		var fi *FileInfo
+		if e.Object == nil {
+			child := strings.TrimSuffix(strings.TrimPrefix(e.Prefix, prefix), "/")
+			if !validName(child) {
+				continue
+			}
+			fi = &FileInfo{name: child, dir: true, key: e.Prefix}
+		} else {
+			if e.Object.Key == prefix {
+				continue // the folder's own marker
+			}
+			child := strings.TrimPrefix(e.Object.Key, prefix)
+			if !validName(child) {
+				continue
+			}
+			if prev, ok := byName[child]; ok && prev.dir {
+				continue // the folder wins
+			}
+			fi = fileInfoFromObject(child, *e.Object)
+		}
+		byName[fi.name] = fi
+		if len(byName) > f.opts.MaxEntries {
+			return nil, pathError("readdir", name, ErrTooManyEntries)
+		}
+	}
+	list := make([]*FileInfo, 0, len(byName))
+	for _, fi := range byName {
+		list = append(list, fi)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
+
+	f.mu.Lock()
+	f.listed[name] = list
+	for _, fi := range list {
+		child := path.Join(name, fi.name)
+		if prev, ok := f.stats[child]; !ok || prev == nil || !prev.direct {
+			f.stats[child] = fi
+		}
+	}
+	f.mu.Unlock()
+	return list, nil
+}
+
+// validName reports whether a listed key segment can be served as a WebDAV
+// name: non-empty, not a dot segment, valid UTF-8 and no NUL.
+func validName(s string) bool {
+	if s == "" || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
+		return false
+	}
+	return strings.ToValidUTF8(s, "\uFFFD") == s
+}
+
+// Mkdir creates a folder marker. It fails with fs.ErrExist if name exists
+// (as a file or folder) and with fs.ErrNotExist if its parent is missing.
+func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
+	name = Clean(name)
+	if name == "/" {
+		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
+	}
+	if _, err := f.stat(ctx, name); err == nil {
+		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
+		return err
+	}
+	_, err := f.store.PutObject(ctx, f.dirPrefix(name), nil, s3vfs.WriteOptions{Size: 0, ContentType: "application/x-directory"})
+	f.forget(name)
+	return pathError("mkdir", name, f.note(err))
+}
+
+// OpenFile opens name. Read-only opens cost nothing beyond the Stat; write
+// opens return a handle that streams into S3 and commits on Close.
+func (f *FS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode) (webdav.File, error) {
+	name = Clean(name)
+	// x/net/webdav opens with O_RDWR alone to PROPPATCH: that is a read
+	// handle whose Patch rewrites metadata, not a new upload.
+	if flag&(os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND) == 0 {
+		fi, err := f.stat(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return &File{fs: f, ctx: ctx, path: name, info: fi}, nil
+	}
+	if flag&os.O_APPEND != 0 {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	w, err := f.Create(ctx, name, PutOptions{Size: -1, Exclusive: flag&os.O_EXCL != 0})
+	if err != nil {
+		return nil, err
+	}
+	return &File{fs: f, ctx: ctx, path: name, writer: w}, nil
+}
+
+// RemoveAll deletes a file, or a folder with everything below it. The root
+// itself cannot be removed.
+func (f *FS) RemoveAll(ctx context.Context, name string) error {
+	name = Clean(name)
+	if name == "/" {
+		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrPermission}
+	}
+	fi, err := f.stat(ctx, name)
+	if err != nil {
+		return err
+	}
+	if fi.dir {
+		err = f.store.DeletePrefix(ctx, f.dirPrefix(name))
+	} else {
+		err = f.store.Delete(ctx, []string{f.key(name)})
+	}
+	f.forget(name)
+	return pathError("remove", name, f.note(err))
+}
+
+// Rename moves a file (see Move). Folders cannot be renamed: S3 has no
+// folder rename, so that is fs.ErrPermission.
+func (f *FS) Rename(ctx context.Context, oldName, newName string) error {
+	_, err := f.Move(ctx, oldName, newName, true)
+	return err
+}
+
+// contentTypeFor guesses a content type from a name's extension.
+func contentTypeFor(name string) string {
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// modTimeOrNow avoids the zero time in listings of objects whose store did
+// not report one.
+func modTimeOrNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now().UTC()
+	}
+	return t
+}

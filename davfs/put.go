@@ -1,0 +1,166 @@
+package davfs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// PutOptions describe a new file's upload.
+type PutOptions struct {
+	// Size is the declared length (Content-Length or
+	// X-Expected-Entity-Length); -1 when unknown. The file is committed only
+	// with exactly that many bytes.
+	Size int64
+	// ContentType to store; "" = guessed from the extension.
+	ContentType string
+	// Metadata to store with the object (user metadata).
+	Metadata map[string]string
+	// Exclusive fails with fs.ErrExist if the name exists.
+	Exclusive bool
+	// IfMatch / IfNoneMatch are passed to S3 as conditional-write headers,
+	// closing the race between the caller's precondition check and the write.
+	IfMatch     string
+	IfNoneMatch string
+}
+
+// Writer streams a file's body into S3. It commits only when the whole body
+// arrived; anything else aborts and leaves the previous version untouched.
+type Writer struct {
+	fs   *FS
+	name string
+	w    *s3vfs.Writer
+
+	mu      sync.Mutex
+	n       int64
+	readErr error
+	done    bool
+	info    *FileInfo
+	err     error
+}
+
+// Create checks that name can be written (its parent is a folder, it is not
+// a folder itself) and returns a Writer for it. No request is sent to S3 for
+// the body until the first part is full.
+func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer, error) {
+	name = Clean(name)
+	if name == "/" {
+		return nil, &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
+	}
+	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
+		return nil, err
+	}
+	fi, err := f.stat(ctx, name)
+	switch {
+	case err == nil && fi.dir:
+		return nil, &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
+	case err == nil && opts.Exclusive:
+		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	ct := opts.ContentType
+	if ct == "" {
+		ct = contentTypeFor(name)
+	}
+	size := opts.Size
+	if size < -1 {
+		size = -1
+	}
+	w := f.store.NewWriter(ctx, f.key(name), s3vfs.WriteOptions{
+		Size:        size,
+		ContentType: ct,
+		Metadata:    opts.Metadata,
+		IfMatch:     opts.IfMatch,
+		IfNoneMatch: opts.IfNoneMatch,
+	})
+	return &Writer{fs: f, name: name, w: w}, nil
+}
+
+// Write appends p to the upload.
+func (w *Writer) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.mu.Lock()
+	w.n += int64(n)
+	if err != nil && w.readErr == nil {
+		w.readErr = err
+	}
+	w.mu.Unlock()
+	return n, err
+}
+
+// ReadFrom streams r into the upload. A read error (the client went away,
+// a short chunked body) is remembered: Commit then aborts.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	n, err := w.w.ReadFrom(r)
+	w.mu.Lock()
+	w.n += n
+	if err != nil && w.readErr == nil {
+		w.readErr = err
+	}
+	w.mu.Unlock()
+	return n, err
+}
+
+// Written is the number of body bytes taken so far.
+func (w *Writer) Written() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n
+}
+
+// Commit completes the upload if the body arrived whole, else aborts it. It
+// is idempotent: later calls return the first result.
+func (w *Writer) Commit() (*FileInfo, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return w.info, w.err
+	}
+	w.done = true
+	if w.readErr != nil {
+		_ = w.w.Abort()
+		w.err = pathError("write", w.name, errors.Join(s3vfs.ErrIncomplete, w.readErr))
+		return nil, w.err
+	}
+	obj, err := w.w.Commit()
+	w.fs.forget(w.name)
+	if err != nil {
+		w.err = pathError("write", w.name, w.fs.note(err))
+		return nil, w.err
+	}
+	fi := fileInfoFromObject(path.Base(w.name), obj)
+	fi.direct = true
+	w.info = fi
+	w.fs.remember(w.name, fi)
+	return fi, nil
+}
+
+// Abort drops the upload; nothing is written.
+func (w *Writer) Abort() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.err = pathError("write", w.name, s3vfs.ErrIncomplete)
+	return w.w.Abort()
+}
+
+// Info describes the file: what was committed, or the name and bytes so far.
+func (w *Writer) Info() os.FileInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.info != nil {
+		return w.info
+	}
+	return &FileInfo{name: path.Base(w.name), size: w.n, modTime: time.Now().UTC()}
+}

@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/net/webdav"
+)
+
+// confirmLocks evaluates the If header (RFC 4918 section 10.4) for a request
+// that modifies src (and dst, for COPY/MOVE; either may be ""), including
+// the ETag conditions that x/net/webdav ignores, and makes sure no lock held
+// by someone else covers src or dst. It returns a release function to call
+// when the request is done, or the status to answer.
+func (rq *request) confirmLocks(src, dst string) (release func(), status int) {
+	r, ls := rq.r, rq.locks
+	now := time.Now()
+	hdr := r.Header.Get("If")
+	var tokens []webdav.Condition
+	if hdr != "" {
+		ih, ok := parseIfHeader(hdr)
+		if !ok {
+			return nil, http.StatusBadRequest
+		}
+		matched := false
+		for _, l := range ih.lists {
+			res := src
+			if res == "" {
+				res = dst
+			}
+			if l.resourceTag != "" {
+				name, ok := rq.nameFromURL(l.resourceTag)
+				if !ok {
+					continue
+				}
+				res = name
+			}
+			if rq.listHolds(res, l.conditions) {
+				matched = true
+			}
+			for _, c := range l.conditions {
+				if c.Token != "" && !c.Not {
+					tokens = append(tokens, webdav.Condition{Token: c.Token})
+				}
+			}
+		}
+		if !matched {
+			return nil, http.StatusPreconditionFailed
+		}
+	}
+
+	// Every lock covering src or dst must be one whose token was submitted.
+	if len(tokens) > 0 {
+		if rel, err := ls.Confirm(now, src, dst, tokens...); err == nil {
+			return rel, 0
+		}
+	}
+	var releases []func()
+	releaseAll := func() {
+		for _, f := range releases {
+			f()
+		}
+	}
+	for _, name := range []string{src, dst} {
+		if name == "" {
+			continue
+		}
+		if len(tokens) > 0 {
+			if rel, err := ls.Confirm(now, name, "", tokens...); err == nil {
+				releases = append(releases, rel)
+				continue
+			}
+		}
+		// Not covered by a submitted token: it must not be locked at all.
+		// A temporary zero-depth lock both tests that and keeps others from
+		// locking it while this request runs.
+		tok, err := ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
+		if err != nil {
+			releaseAll()
+			if err == webdav.ErrLocked {
+				return nil, webdav.StatusLocked
+			}
+			return nil, http.StatusInternalServerError
+		}
+		releases = append(releases, func() { _ = ls.Unlock(now, tok) })
+	}
+	return releaseAll, 0
+}
+
+// listHolds reports whether every condition of one If list is true for the
+// resource name.
+func (rq *request) listHolds(name string, conds []webdav.Condition) bool {
+	for _, c := range conds {
+		var holds bool
+		if c.Token != "" {
+			rel, err := rq.locks.Confirm(time.Now(), name, "", webdav.Condition{Token: c.Token})
+			if err == nil {
+				rel()
+				holds = true
+			}
+		} else {
+			holds = rq.etagMatches(name, c.ETag)
+		}
+		if holds == c.Not {
+			return false
+		}
+	}
+	return true
+}
+
+func (rq *request) etagMatches(name, etag string) bool {
+	fi, err := rq.fs.Lookup(rq.r.Context(), name)
+	if err != nil || fi.IsDir() {
+		return false
+	}
+	have, err := fi.ETag(rq.r.Context())
+	if err != nil {
+		return false
+	}
+	return strings.TrimPrefix(have, "W/") == strings.TrimPrefix(etag, "W/")
+}
+
+// nameFromURL maps an absolute or absolute-path URL of this server (an If
+// resource tag or a Destination header) to a clean name in the user's
+// namespace. ok is false for another host or a path outside the WebDAV
+// prefix.
+func (rq *request) nameFromURL(raw string) (name string, ok bool) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false
+	}
+	if u.Host != "" && u.Host != rq.r.Host {
+		return "", false
+	}
+	return rq.g.davName(u.Path)
+}

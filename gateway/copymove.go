@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+
+	"github.com/davgw/davgw/davfs"
+)
+
+// copyMove serves COPY (server-side, files and whole folders) and MOVE
+// (files only: copy, then delete the source). A folder MOVE answers 403
+// before anything is touched, whatever the Overwrite header says. A missing
+// Overwrite header means T (RFC 4918 10.6).
+func (rq *request) copyMove() {
+	r, ctx := rq.r, rq.r.Context()
+	isMove := r.Method == "MOVE"
+
+	dstHeader := r.Header.Get("Destination")
+	if dstHeader == "" {
+		rq.w.fail(http.StatusBadRequest, errors.New("missing Destination"))
+		return
+	}
+	u, err := url.Parse(dstHeader)
+	if err != nil {
+		rq.w.fail(http.StatusBadRequest, errors.New("bad Destination"))
+		return
+	}
+	if u.Host != "" && u.Host != r.Host {
+		rq.w.fail(http.StatusBadGateway, errors.New("Destination on another server"))
+		return
+	}
+	dst, ok := rq.g.davName(u.Path)
+	if !ok {
+		rq.w.fail(http.StatusForbidden, errors.New("Destination outside the WebDAV namespace"))
+		return
+	}
+
+	overwrite := true
+	switch r.Header.Get("Overwrite") {
+	case "", "T", "t":
+	case "F", "f":
+		overwrite = false
+	default:
+		rq.w.fail(http.StatusBadRequest, errors.New("bad Overwrite header"))
+		return
+	}
+	recursive := true
+	switch d := r.Header.Get("Depth"); {
+	case d == "" || d == "infinity":
+	case d == "0" && !isMove:
+		recursive = false
+	default:
+		rq.w.fail(http.StatusBadRequest, errors.New("bad Depth for "+r.Method))
+		return
+	}
+
+	src, err := rq.fs.Lookup(ctx, rq.name)
+	if err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
+	if isMove && src.IsDir() {
+		rq.w.fail(http.StatusForbidden, errors.New("folder MOVE is not supported: S3 has no folder rename"))
+		return
+	}
+	if rq.name == dst {
+		rq.w.fail(http.StatusForbidden, errors.New("source and destination are the same"))
+		return
+	}
+	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
+		rq.w.failErr(err, http.StatusConflict)
+		return
+	}
+
+	lockSrc := ""
+	if isMove {
+		lockSrc = rq.name
+		if !rq.checkPreconditions(src) {
+			return
+		}
+	}
+	release, status := rq.confirmLocks(lockSrc, dst)
+	if status != 0 {
+		rq.w.fail(status, errors.New("lock or If header check failed"))
+		return
+	}
+	defer release()
+
+	var created bool
+	if isMove {
+		created, err = rq.fs.Move(ctx, rq.name, dst, overwrite)
+	} else {
+		created, err = rq.fs.Copy(ctx, rq.name, dst, overwrite, recursive)
+	}
+	switch {
+	case err == nil && created:
+		rq.w.WriteHeader(http.StatusCreated)
+	case err == nil:
+		rq.w.WriteHeader(http.StatusNoContent)
+	case errors.Is(err, fs.ErrExist) && !errors.Is(err, davfs.ErrNotDir):
+		if !overwrite {
+			rq.w.fail(http.StatusPreconditionFailed, err)
+			return
+		}
+		rq.w.failErr(err, http.StatusConflict)
+	default:
+		rq.w.failErr(err, http.StatusConflict)
+	}
+}

@@ -1,0 +1,232 @@
+// Package gateway assembles davgw's http.Handler: authentication, a
+// per-request webdav.Handler over the user's davfs root, and the fixes for
+// golang.org/x/net/webdav's traps (folder MOVE refused before anything is
+// touched, Overwrite defaulting to T, finite PROPFIND depth, server-side
+// COPY, conditional and length-checked PUT, honest error statuses).
+//
+// Security notes: a user's file system is rooted at [s3].prefix plus the
+// Principal's Root and every name is cleaned before it becomes a key, so no
+// path, Destination header or If resource tag can reach another user's keys.
+// Paths with dot segments are refused outright. Internal error text goes to
+// the log, never to the client.
+package gateway
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/davfs"
+)
+
+// Gateway is davgw's HTTP handler.
+type Gateway struct {
+	opts    Options
+	davBase string // DAVPrefix without its trailing slash, e.g. "/dav"
+	locks   *LockManager
+	log     *slog.Logger
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// New checks opts and returns a Gateway.
+func New(opts Options) (*Gateway, error) {
+	var errs []error
+	if opts.Store == nil {
+		errs = append(errs, errors.New("gateway: Store is required"))
+	}
+	if opts.Auth == nil {
+		errs = append(errs, errors.New("gateway: Auth is required"))
+	}
+	if opts.Prefix != "" && !strings.HasSuffix(opts.Prefix, "/") {
+		errs = append(errs, errors.New("gateway: Prefix must be empty or end in /"))
+	}
+	if opts.DAVPrefix == "" {
+		opts.DAVPrefix = "/dav/"
+	}
+	if !strings.HasPrefix(opts.DAVPrefix, "/") {
+		errs = append(errs, errors.New("gateway: DAVPrefix must start with /"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.Realm == "" {
+		opts.Realm = "davgw"
+	}
+	if opts.MaxPropfindEntries <= 0 {
+		opts.MaxPropfindEntries = 100000
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Gateway{
+		opts:    opts,
+		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
+		locks:   NewLockManager(),
+		log:     logger,
+	}, nil
+}
+
+// davName maps a URL path to a clean name in the WebDAV namespace. ok is
+// false for paths outside the prefix and for paths with dot segments, NUL or
+// other control characters.
+func (g *Gateway) davName(p string) (name string, ok bool) {
+	var rest string
+	switch {
+	case p == g.davBase || (g.davBase == "" && p == "/"):
+		rest = "/"
+	case strings.HasPrefix(p, g.davBase+"/"):
+		rest = p[len(g.davBase):]
+	default:
+		return "", false
+	}
+	for _, seg := range strings.Split(rest, "/") {
+		if seg == "." || seg == ".." {
+			return "", false
+		}
+	}
+	for _, c := range rest {
+		if c < 0x20 || c == 0x7f {
+			return "", false
+		}
+	}
+	return davfs.Clean(rest), true
+}
+
+// request is the state of one authenticated WebDAV request.
+type request struct {
+	g     *Gateway
+	r     *http.Request
+	w     *recorder
+	user  auth.Principal
+	fs    *davfs.FS
+	locks webdav.LockSystem
+	name  string
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec, r := g.begin(w, r)
+	defer g.finish(rec, r)
+
+	switch {
+	case r.Method == http.MethodOptions:
+		// Windows asks OPTIONS (also at "/") before it authenticates.
+		serveOptions(rec)
+		return
+	case r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = rec.Write([]byte("ok\n"))
+		return
+	}
+	name, ok := g.davName(r.URL.Path)
+	if !ok {
+		if r.URL.Path == g.davBase || strings.HasPrefix(r.URL.Path, g.davBase+"/") {
+			rec.fail(http.StatusBadRequest, errors.New("path with dot segments or control characters"))
+			return
+		}
+		rec.fail(http.StatusNotFound, nil)
+		return
+	}
+
+	user, ok, err := g.opts.Auth.Authenticate(r)
+	if err != nil {
+		rec.fail(http.StatusServiceUnavailable, err)
+		return
+	}
+	if !ok {
+		rec.Header().Set("WWW-Authenticate", `Basic realm="`+g.opts.Realm+`", charset="UTF-8"`)
+		rec.fail(http.StatusUnauthorized, nil)
+		return
+	}
+	rec.user = user.Username
+	if user.ReadOnly && isWrite(r.Method) {
+		rec.fail(http.StatusForbidden, errors.New("read-only user"))
+		return
+	}
+
+	root := g.opts.Prefix + user.Root
+	rq := &request{
+		g:     g,
+		r:     r,
+		w:     rec,
+		user:  user,
+		fs:    davfs.New(g.opts.Store, root, davfs.Options{MaxEntries: g.opts.MaxPropfindEntries}),
+		locks: g.locks.ForRoot(root),
+		name:  name,
+	}
+	rq.serve()
+}
+
+func (rq *request) serve() {
+	switch rq.r.Method {
+	case http.MethodGet, http.MethodHead:
+		rq.get()
+	case http.MethodPut:
+		rq.put()
+	case http.MethodDelete:
+		rq.delete()
+	case "MKCOL":
+		rq.mkcol()
+	case "COPY", "MOVE":
+		rq.copyMove()
+	case "PROPFIND":
+		rq.propfind()
+	case "PROPPATCH":
+		rq.proppatch()
+	case "LOCK":
+		rq.lock()
+	case "UNLOCK":
+		rq.delegate()
+	default:
+		rq.w.Header().Set("Allow", allowedMethods)
+		rq.w.fail(http.StatusMethodNotAllowed, nil)
+	}
+}
+
+const allowedMethods = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK"
+
+func serveOptions(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("DAV", "1, 2")
+	h.Set("MS-Author-Via", "DAV")
+	h.Set("Allow", allowedMethods)
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusOK)
+}
+
+func isWrite(method string) bool {
+	switch method {
+	case http.MethodPut, http.MethodDelete, "MKCOL", "COPY", "MOVE", "PROPPATCH", "LOCK", "UNLOCK", http.MethodPost, http.MethodPatch:
+		return true
+	}
+	return false
+}
+
+// delegate hands the request to x/net/webdav's handler over the user's
+// davfs, with the path made canonical and its error statuses made honest.
+func (rq *request) delegate() {
+	r := rq.r
+	r.URL.Path = path.Join(rq.g.davBase, rq.name)
+	if rq.name == "/" {
+		r.URL.Path = rq.g.davBase + "/"
+	}
+	r.URL.RawPath = ""
+	h := &webdav.Handler{
+		Prefix:     rq.g.davBase,
+		FileSystem: rq.fs,
+		LockSystem: rq.locks,
+		Logger: func(_ *http.Request, err error) {
+			if err != nil && rq.w.err == nil {
+				rq.w.err = err
+			}
+		},
+	}
+	h.ServeHTTP(&honestWriter{recorder: rq.w, fs: rq.fs}, r)
+}

@@ -1,0 +1,260 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/davgw/davgw/davfs"
+)
+
+// get serves GET and HEAD: Range, If-Range and the conditional headers are
+// handled by http.ServeContent over a lazy ranged reader, so a Range GET
+// costs one ranged GetObject and a HEAD no GetObject at all.
+func (rq *request) get() {
+	ctx := rq.r.Context()
+	fi, err := rq.fs.Lookup(ctx, rq.name)
+	if err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
+	if fi.IsDir() {
+		rq.w.Header().Set("Allow", "OPTIONS, PROPFIND, PROPPATCH, MKCOL, DELETE, COPY, LOCK, UNLOCK")
+		rq.w.fail(http.StatusMethodNotAllowed, nil)
+		return
+	}
+	f, err := rq.fs.OpenFile(ctx, rq.name, os.O_RDONLY, 0)
+	if err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
+	file := f.(*davfs.File)
+	defer file.Close()
+
+	h := rq.w.Header()
+	if etag, err := fi.ETag(ctx); err == nil {
+		h.Set("ETag", etag)
+	}
+	ct, _ := fi.ContentType(ctx)
+	h.Set("Content-Type", ct)
+	h.Set("Accept-Ranges", "bytes")
+	if start, end, ok := singleRange(rq.r.Header.Get("Range"), fi.Size()); ok {
+		file.Reader().SetWindow(start, end)
+	}
+	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), file)
+	if err := rq.fs.Failure(); err != nil {
+		rq.w.err = err
+	}
+}
+
+// singleRange parses a Range header naming exactly one satisfiable range.
+func singleRange(h string, size int64) (start, end int64, ok bool) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") || size <= 0 {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false
+	}
+	var err error
+	switch {
+	case a == "":
+		n, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || n <= 0 {
+			return 0, 0, false
+		}
+		return max(size-n, 0), size - 1, true
+	case b == "":
+		return 0, 0, false // open-ended: read to the end anyway
+	default:
+		if start, err = strconv.ParseInt(a, 10, 64); err != nil {
+			return 0, 0, false
+		}
+		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start || start >= size {
+			return 0, 0, false
+		}
+		return start, min(end, size-1), true
+	}
+}
+
+// checkPreconditions evaluates If-Match and If-None-Match against the
+// current resource (fi == nil: it does not exist). It returns false after
+// answering 412.
+func (rq *request) checkPreconditions(fi *davfs.FileInfo) bool {
+	etag := ""
+	if fi != nil && !fi.IsDir() {
+		etag, _ = fi.ETag(rq.r.Context())
+	}
+	if im := rq.r.Header.Get("If-Match"); im != "" {
+		if fi == nil || !etagListMatches(im, etag, fi != nil) {
+			rq.w.fail(http.StatusPreconditionFailed, errors.New("If-Match failed"))
+			return false
+		}
+	}
+	if inm := rq.r.Header.Get("If-None-Match"); inm != "" {
+		if fi != nil && etagListMatches(inm, etag, true) {
+			rq.w.fail(http.StatusPreconditionFailed, errors.New("If-None-Match failed"))
+			return false
+		}
+	}
+	return true
+}
+
+// etagListMatches compares a header's ETag list ("*" or "a", "b") with the
+// resource's ETag (weak comparison: W/ prefixes are ignored).
+func etagListMatches(list, etag string, exists bool) bool {
+	if strings.TrimSpace(list) == "*" {
+		return exists
+	}
+	if etag == "" {
+		return false
+	}
+	want := strings.TrimPrefix(etag, "W/")
+	for _, t := range strings.Split(list, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(t), "W/") == want {
+			return true
+		}
+	}
+	return false
+}
+
+// put streams the body into S3. The object appears only if the whole body
+// arrived (Content-Length, chunked, or chunked with Finder's
+// X-Expected-Entity-Length); anything else leaves the previous version as
+// it was and no multipart upload behind.
+func (rq *request) put() {
+	r, ctx := rq.r, rq.r.Context()
+	if rq.name == "/" || strings.HasSuffix(r.URL.Path, "/") {
+		rq.w.fail(http.StatusMethodNotAllowed, errors.New("PUT on a collection"))
+		return
+	}
+	if r.Header.Get("Content-Range") != "" {
+		rq.w.fail(http.StatusBadRequest, errors.New("partial PUT (Content-Range) is not supported"))
+		return
+	}
+	size := r.ContentLength
+	if size < 0 {
+		if x := r.Header.Get("X-Expected-Entity-Length"); x != "" {
+			n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
+			if err != nil || n < 0 {
+				rq.w.fail(http.StatusBadRequest, errors.New("bad X-Expected-Entity-Length"))
+				return
+			}
+			size = n
+		}
+	}
+	release, status := rq.confirmLocks(rq.name, "")
+	if status != 0 {
+		rq.w.fail(status, errors.New("lock or If header check failed"))
+		return
+	}
+	defer release()
+
+	if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
+		rq.w.failErr(err, http.StatusConflict)
+		return
+	}
+	fi, err := rq.fs.Lookup(ctx, rq.name)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
+	if fi != nil && fi.IsDir() {
+		rq.w.fail(http.StatusMethodNotAllowed, errors.New("PUT onto a folder"))
+		return
+	}
+	if !rq.checkPreconditions(fi) {
+		return
+	}
+	opts := davfs.PutOptions{Size: size, ContentType: r.Header.Get("Content-Type")}
+	if fi == nil && r.Header.Get("If-None-Match") == "*" {
+		opts.IfNoneMatch = "*"
+	}
+	w, err := rq.fs.Create(ctx, rq.name, opts)
+	if err != nil {
+		rq.w.failErr(err, http.StatusConflict)
+		return
+	}
+	if _, err := w.ReadFrom(r.Body); err != nil {
+		_ = w.Abort()
+		rq.w.fail(statusFor(err, http.StatusBadRequest), err)
+		return
+	}
+	info, err := w.Commit()
+	if err != nil {
+		rq.w.failErr(err, http.StatusConflict)
+		return
+	}
+	if etag, err := info.ETag(ctx); err == nil {
+		rq.w.Header().Set("ETag", etag)
+	}
+	rq.w.Header().Set("Last-Modified", info.ModTime().UTC().Format(http.TimeFormat))
+	if fi == nil {
+		rq.w.WriteHeader(http.StatusCreated)
+	} else {
+		rq.w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// delete removes a file, or a folder with everything below it.
+func (rq *request) delete() {
+	ctx := rq.r.Context()
+	if rq.name == "/" {
+		rq.w.fail(http.StatusForbidden, errors.New("DELETE of the root"))
+		return
+	}
+	release, status := rq.confirmLocks(rq.name, "")
+	if status != 0 {
+		rq.w.fail(status, errors.New("lock or If header check failed"))
+		return
+	}
+	defer release()
+	fi, err := rq.fs.Lookup(ctx, rq.name)
+	if err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
+	if !rq.checkPreconditions(fi) {
+		return
+	}
+	if err := rq.fs.RemoveAll(ctx, rq.name); err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
+	rq.w.WriteHeader(http.StatusNoContent)
+}
+
+// mkcol creates a folder marker: 201, 405 if the name exists, 409 if the
+// parent is missing, 415 with a body (RFC 4918 9.3).
+func (rq *request) mkcol() {
+	r := rq.r
+	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, 1))
+		if n > 0 {
+			rq.w.fail(http.StatusUnsupportedMediaType, errors.New("MKCOL with a body"))
+			return
+		}
+	}
+	release, status := rq.confirmLocks(rq.name, "")
+	if status != 0 {
+		rq.w.fail(status, errors.New("lock or If header check failed"))
+		return
+	}
+	defer release()
+	err := rq.fs.Mkdir(r.Context(), rq.name, 0o755)
+	switch {
+	case err == nil:
+		rq.w.WriteHeader(http.StatusCreated)
+	case errors.Is(err, fs.ErrExist):
+		rq.w.Header().Set("Allow", allowedMethods)
+		rq.w.fail(http.StatusMethodNotAllowed, err)
+	default:
+		rq.w.failErr(err, http.StatusConflict)
+	}
+}

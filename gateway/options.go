@@ -1,0 +1,28 @@
+package gateway
+
+import (
+	"log/slog"
+
+	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// Options assemble a Gateway.
+type Options struct {
+	// Store is the S3 bucket the gateway serves.
+	Store *s3vfs.Store
+	// Prefix is [s3].prefix: every key the gateway touches starts with it.
+	// "" or ending in "/".
+	Prefix string
+	// DAVPrefix is the URL path of the WebDAV namespace, "/dav/" by default.
+	DAVPrefix string
+	// Auth authenticates every WebDAV request except OPTIONS.
+	Auth auth.Authenticator
+	// Realm is the Basic auth realm ("davgw" by default).
+	Realm string
+	// Logger receives one line per request; nil = slog.Default().
+	Logger *slog.Logger
+	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
+	// PROPFIND answers 507.
+	MaxPropfindEntries int
+}

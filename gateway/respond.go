@@ -1,0 +1,201 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// recorder wraps the ResponseWriter to learn the status and size for the
+// request's log line, and carries the error to log.
+type recorder struct {
+	http.ResponseWriter
+	id      string
+	user    string
+	status  int
+	bytes   int64
+	err     error
+	start   time.Time
+	s3calls *atomic.Int64
+}
+
+func (w *recorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// fail answers status with its standard text (never internal details) and
+// keeps err for the log. A 503 carries Retry-After.
+func (w *recorder) fail(status int, err error) {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	if w.status != 0 {
+		return // too late to change the answer; the log still gets err
+	}
+	h := w.Header()
+	if status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	if status != http.StatusNoContent && status != http.StatusNotModified {
+		_, _ = w.Write([]byte(webdav.StatusText(status) + "\n"))
+	}
+}
+
+// failErr answers the honest status for err, with fallback used for plain
+// "does not exist" (404, or 409 where a parent is meant).
+func (w *recorder) failErr(err error, notExist int) {
+	w.fail(statusFor(err, notExist), err)
+}
+
+func retryAfterSeconds(err error) int {
+	if err == nil {
+		return 1
+	}
+	d := s3vfs.RetryAfter(err)
+	if d <= 0 {
+		return 1
+	}
+	return int((d + time.Second - 1) / time.Second)
+}
+
+// statusFor chooses the HTTP status for an error from davfs or s3vfs.
+func statusFor(err error, notExist int) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, s3vfs.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, davfs.ErrTooManyEntries):
+		return webdav.StatusInsufficientStorage
+	case errors.Is(err, s3vfs.ErrAccessDenied), errors.Is(err, fs.ErrPermission):
+		return http.StatusForbidden
+	case errors.Is(err, s3vfs.ErrPreconditionFailed):
+		return http.StatusPreconditionFailed
+	case errors.Is(err, s3vfs.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, davfs.ErrIsDir):
+		return http.StatusMethodNotAllowed
+	case errors.Is(err, davfs.ErrNotDir):
+		return http.StatusConflict
+	case errors.Is(err, fs.ErrNotExist):
+		return notExist
+	case errors.Is(err, s3vfs.ErrConflict), errors.Is(err, fs.ErrExist):
+		return http.StatusConflict
+	case errors.Is(err, s3vfs.ErrInvalid), errors.Is(err, s3vfs.ErrIncomplete):
+		return http.StatusBadRequest
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusBadRequest // the client is gone; nobody reads this
+	}
+	return http.StatusInternalServerError
+}
+
+// honestWriter sits between x/net/webdav and the client. When the handler
+// answers an error status because davfs met a backend failure (throttling,
+// denial, outage), it answers the honest status instead (503 with
+// Retry-After, 403, ...) and drops x/net's body.
+type honestWriter struct {
+	*recorder
+	fs        *davfs.FS
+	swallowed bool
+}
+
+func (w *honestWriter) WriteHeader(code int) {
+	if code >= 400 && w.recorder.status == 0 {
+		if failure := w.fs.Failure(); failure != nil {
+			if honest := statusFor(failure, code); honest != code || code == http.StatusInternalServerError {
+				w.recorder.fail(honest, failure)
+				w.swallowed = true
+				return
+			}
+		}
+	}
+	w.recorder.WriteHeader(code)
+}
+
+func (w *honestWriter) Write(p []byte) (int, error) {
+	if w.swallowed {
+		return len(p), nil
+	}
+	return w.recorder.Write(p)
+}
+
+// begin starts a request: id, S3 call counter, recorder.
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*recorder, *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if !safeRequestID(id) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	w.Header().Set("X-Request-Id", id)
+	ctx, calls := s3vfs.WithCallCounter(r.Context())
+	return &recorder{ResponseWriter: w, id: id, start: time.Now(), s3calls: calls}, r.WithContext(ctx)
+}
+
+// finish writes the request's one log line.
+func (g *Gateway) finish(rec *recorder, r *http.Request) {
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	attrs := []slog.Attr{
+		slog.String("id", rec.id),
+		slog.String("user", rec.user),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("duration", time.Since(rec.start)),
+		slog.Int64("s3_calls", rec.s3calls.Load()),
+	}
+	level := slog.LevelInfo
+	if rec.err != nil {
+		attrs = append(attrs, slog.String("error", rec.err.Error()))
+		if status >= 500 {
+			level = slog.LevelError
+		}
+	}
+	g.log.LogAttrs(r.Context(), level, "request", attrs...)
+}
+
+func safeRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
