@@ -167,7 +167,24 @@ func (f *FS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
 	return fi, nil
 }
 
+// statMode says what a caller expects a name to be, to save requests.
+type statMode int
+
+const (
+	// expectAny: LIST and HEAD run concurrently (one round trip, two requests).
+	expectAny statMode = iota
+	// expectDir: LIST first; HEAD only if no folder was found.
+	expectDir
+	// onlyDir: LIST only; a name that is not a folder is reported missing
+	// and nothing is cached about it.
+	onlyDir
+)
+
 func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
+	return f.statMode(ctx, name, expectAny)
+}
+
+func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInfo, error) {
 	name = Clean(name)
 	if name == "/" {
 		return &FileInfo{name: "/", dir: true, key: f.root, direct: true}, nil
@@ -179,34 +196,24 @@ func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
 		return fi, nil
 	}
 
+	key, prefix := f.key(name), f.dirPrefix(name)
 	var (
-		wg               sync.WaitGroup
-		head             s3vfs.ObjectInfo
-		headErr          error
-		isDir            bool
-		listErr          error
-		marker           *s3vfs.ObjectInfo
-		key, prefix      = f.key(name), f.dirPrefix(name)
-		childCtx, cancel = context.WithCancel(ctx)
+		wg      sync.WaitGroup
+		head    s3vfs.ObjectInfo
+		headErr error
 	)
-	defer cancel()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		head, headErr = f.store.Head(childCtx, key)
-	}()
-	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, MaxKeys: 1, Limit: 1}) {
-		if err != nil {
-			listErr = err
-			break
-		}
-		isDir = true
-		if e.Object != nil && e.Object.Key == prefix {
-			marker = e.Object
-		}
+	headCtx, cancelHead := context.WithCancel(ctx)
+	defer cancelHead()
+	if mode == expectAny {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			head, headErr = f.store.Head(headCtx, key)
+		}()
 	}
-	if isDir {
-		cancel() // the folder wins; the HEAD's answer no longer matters
+	isDir, marker, listErr := f.probeDir(ctx, prefix)
+	if isDir || listErr != nil {
+		cancelHead() // the folder wins; the HEAD's answer no longer matters
 	}
 	wg.Wait()
 
@@ -222,6 +229,12 @@ func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
 		}
 		f.remember(name, fi)
 		return fi, nil
+	case mode == onlyDir:
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
+	case mode == expectDir:
+		head, headErr = f.store.Head(ctx, key)
+	}
+	switch {
 	case headErr == nil:
 		fi := fileInfoFromObject(path.Base(name), head)
 		fi.direct = true
@@ -235,10 +248,26 @@ func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
 	}
 }
 
-// StatDir is Stat for a name that must be a folder: a missing name or a
-// file yields an error matching fs.ErrNotExist (the caller's 409).
+// probeDir tells with one LIST of at most one key whether prefix holds
+// anything (then it is a folder), and returns its marker if that is the key.
+func (f *FS) probeDir(ctx context.Context, prefix string) (isDir bool, marker *s3vfs.ObjectInfo, err error) {
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, MaxKeys: 1, Limit: 1}) {
+		if err != nil {
+			return false, nil, err
+		}
+		isDir = true
+		if e.Object != nil && e.Object.Key == prefix {
+			marker = e.Object
+		}
+	}
+	return isDir, marker, nil
+}
+
+// StatDir is Stat for a name that must be a folder (a parent): it costs one
+// LIST. A missing name or a file yields an error matching fs.ErrNotExist and
+// ErrNotDir (the caller's 409).
 func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
-	fi, err := f.stat(ctx, name)
+	fi, err := f.statMode(ctx, name, onlyDir)
 	if err != nil {
 		return nil, err
 	}
@@ -248,8 +277,12 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 	return fi, nil
 }
 
-// Lookup is Stat returning the concrete *FileInfo.
-func (f *FS) Lookup(ctx context.Context, name string) (*FileInfo, error) {
+// Lookup is Stat returning the concrete *FileInfo. likelyDir (the URL ended
+// in "/") asks for the folder first and skips the HEAD when it is one.
+func (f *FS) Lookup(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
+	if likelyDir {
+		return f.statMode(ctx, name, expectDir)
+	}
 	return f.stat(ctx, name)
 }
 

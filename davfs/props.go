@@ -3,6 +3,7 @@ package davfs
 import (
 	"bytes"
 	"compress/flate"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
@@ -87,14 +88,19 @@ func encodeProps(props map[xml.Name]webdav.Property) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(buf.Bytes()), nil
 }
 
-// errPropsTooLarge: the dead properties do not fit in S3 metadata.
-var errPropsTooLarge = errors.New("davfs: dead properties exceed the metadata size limit")
+type liveOnlyKey struct{}
+
+// WithLivePropsOnly marks a PROPFIND that asks only for live properties
+// (Finder's listings do): DeadProps then answers without a request.
+func WithLivePropsOnly(ctx context.Context) context.Context {
+	return context.WithValue(ctx, liveOnlyKey{}, true)
+}
 
 // DeadProps returns the resource's dead properties. For entries that came
 // from a listing (Depth 1 children) it returns none rather than spend a
 // request per entry.
 func (fl *File) DeadProps() (map[xml.Name]webdav.Property, error) {
-	if fl.info == nil {
+	if fl.info == nil || fl.ctx.Value(liveOnlyKey{}) != nil {
 		return nil, nil
 	}
 	meta, ok, err := fl.metadata(false)

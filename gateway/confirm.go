@@ -111,7 +111,7 @@ func (rq *request) listHolds(name string, conds []webdav.Condition) bool {
 }
 
 func (rq *request) etagMatches(name, etag string) bool {
-	fi, err := rq.fs.Lookup(rq.r.Context(), name)
+	fi, err := rq.fs.Lookup(rq.r.Context(), name, false)
 	if err != nil || fi.IsDir() {
 		return false
 	}

@@ -57,7 +57,7 @@ func (rq *request) copyMove() {
 		return
 	}
 
-	src, err := rq.fs.Lookup(ctx, rq.name)
+	src, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return

@@ -108,6 +108,7 @@ type request struct {
 	fs    *davfs.FS
 	locks webdav.LockSystem
 	name  string
+	slash bool // the URL path ended in "/": the client expects a folder
 }
 
 // ServeHTTP implements http.Handler.
@@ -160,6 +161,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fs:    davfs.New(g.opts.Store, root, davfs.Options{MaxEntries: g.opts.MaxPropfindEntries}),
 		locks: g.locks.ForRoot(root),
 		name:  name,
+		slash: strings.HasSuffix(r.URL.Path, "/"),
 	}
 	rq.serve()
 }

@@ -18,7 +18,7 @@ import (
 // costs one ranged GetObject and a HEAD no GetObject at all.
 func (rq *request) get() {
 	ctx := rq.r.Context()
-	fi, err := rq.fs.Lookup(ctx, rq.name)
+	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
@@ -160,7 +160,7 @@ func (rq *request) put() {
 		rq.w.failErr(err, http.StatusConflict)
 		return
 	}
-	fi, err := rq.fs.Lookup(ctx, rq.name)
+	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
@@ -215,7 +215,7 @@ func (rq *request) delete() {
 		return
 	}
 	defer release()
-	fi, err := rq.fs.Lookup(ctx, rq.name)
+	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return

@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+
+	"github.com/davgw/davgw/davfs"
 )
 
 // maxXMLBody caps PROPFIND, PROPPATCH and LOCK request bodies.
@@ -60,6 +62,51 @@ func checkNamespaces(b []byte) error {
 	}
 }
 
+// liveProps are the DAV: properties x/net/webdav computes itself.
+var liveProps = map[string]bool{
+	"resourcetype": true, "displayname": true, "getcontentlength": true,
+	"getlastmodified": true, "creationdate": true, "getetag": true,
+	"getcontenttype": true, "lockdiscovery": true, "supportedlock": true,
+	"getcontentlanguage": true,
+}
+
+// asksLivePropsOnly reports whether a PROPFIND body names properties and
+// all of them are live (Finder's and most listing requests): dead
+// properties then need not be read.
+func asksLivePropsOnly(body []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	depth, inProp, named := 0, false, 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return named > 0
+		}
+		if err != nil {
+			return false
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch {
+			case depth == 2 && t.Name.Space == "DAV:" && t.Name.Local == "prop":
+				inProp = true
+			case depth == 2:
+				return false // allprop, propname, include or unknown
+			case depth == 3 && inProp:
+				if t.Name.Space != "DAV:" || !liveProps[t.Name.Local] {
+					return false
+				}
+				named++
+			}
+		case xml.EndElement:
+			depth--
+			if depth == 1 {
+				inProp = false
+			}
+		}
+	}
+}
+
 // propfind checks Depth (infinity is refused on collections), reads the
 // target and, for Depth 1, its listing before the first byte is written, so
 // that S3 failures get an honest status instead of a broken multistatus.
@@ -67,10 +114,16 @@ func checkNamespaces(b []byte) error {
 // OpenFile then cost nothing.
 func (rq *request) propfind() {
 	ctx := rq.r.Context()
-	if _, ok := rq.readXMLBody(); !ok {
+	body, ok := rq.readXMLBody()
+	if !ok {
 		return
 	}
-	fi, err := rq.fs.Lookup(ctx, rq.name)
+	if asksLivePropsOnly(body) {
+		rq.r = rq.r.WithContext(davfs.WithLivePropsOnly(ctx))
+	}
+	// A Depth 1 PROPFIND lists a folder: look for the folder first, so the
+	// folder itself costs at most two requests (LIST, HEAD of its marker).
+	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash || rq.r.Header.Get("Depth") == "1")
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
@@ -106,7 +159,7 @@ func (rq *request) proppatch() {
 	if _, ok := rq.readXMLBody(); !ok {
 		return
 	}
-	if _, err := rq.fs.Lookup(rq.r.Context(), rq.name); err != nil {
+	if _, err := rq.fs.Lookup(rq.r.Context(), rq.name, rq.slash); err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
@@ -122,7 +175,7 @@ func (rq *request) lock() {
 		return
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
-		if _, err := rq.fs.Lookup(ctx, rq.name); err != nil {
+		if _, err := rq.fs.Lookup(ctx, rq.name, rq.slash); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				rq.w.failErr(err, http.StatusNotFound)
 				return

@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/s3vfs"
+)
+
+func TestDavNameKeepsEveryPathInsideTheNamespace(t *testing.T) {
+	g := &Gateway{davBase: "/dav"}
+	cases := []struct {
+		path string
+		want string
+		ok   bool
+	}{
+		{"/dav", "/", true},
+		{"/dav/", "/", true},
+		{"/dav/a/b.txt", "/a/b.txt", true},
+		{"/dav//a//b", "/a/b", true},
+		{"/dav/a/", "/a", true},
+		{"/davx/a", "", false},
+		{"/", "", false},
+		{"/dav/../alice/x", "", false},
+		{"/dav/a/../../alice", "", false},
+		{"/dav/./a", "", false},
+		{"/dav/a\x00b", "", false},
+		{"/dav/a\nb", "", false},
+		{`/dav/..\alice\x`, `/..\alice\x`, true}, // a backslash is an ordinary key character, not a separator
+	}
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("%q maps to %q (ok=%v)", c.path, c.want, c.ok), func(t *testing.T) {
+			got, ok := g.davName(c.path)
+			if ok != c.ok || got != c.want {
+				t.Fatalf("davName(%q) = %q, %v; want %q, %v", c.path, got, ok, c.want, c.ok)
+			}
+		})
+	}
+}
+
+func TestSingleRangeHintsOnlySatisfiableSingleRanges(t *testing.T) {
+	cases := []struct {
+		h          string
+		size       int64
+		start, end int64
+		ok         bool
+	}{
+		{"bytes=0-99", 1000, 0, 99, true},
+		{"bytes=900-2000", 1000, 900, 999, true},
+		{"bytes=-100", 1000, 900, 999, true},
+		{"bytes=-5000", 1000, 0, 999, true},
+		{"bytes=100-", 1000, 0, 0, false},
+		{"bytes=0-1,5-6", 1000, 0, 0, false},
+		{"bytes=2000-3000", 1000, 0, 0, false},
+		{"bytes=5-1", 1000, 0, 0, false},
+		{"items=0-1", 1000, 0, 0, false},
+		{"bytes=x-y", 1000, 0, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.h, func(t *testing.T) {
+			s, e, ok := singleRange(c.h, c.size)
+			if ok != c.ok || (ok && (s != c.start || e != c.end)) {
+				t.Fatalf("singleRange(%q, %d) = %d, %d, %v", c.h, c.size, s, e, ok)
+			}
+		})
+	}
+}
+
+func TestETagListMatching(t *testing.T) {
+	cases := []struct {
+		list, etag string
+		exists     bool
+		want       bool
+	}{
+		{"*", `"a"`, true, true},
+		{"*", "", false, false},
+		{`"a"`, `"a"`, true, true},
+		{`"b", "a"`, `"a"`, true, true},
+		{`W/"a"`, `"a"`, true, true},
+		{`"b"`, `"a"`, true, false},
+		{`"a"`, "", true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.list+" against "+c.etag, func(t *testing.T) {
+			if got := etagListMatches(c.list, c.etag, c.exists); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestEmptyPrefixedNamespaceDeclarationsAreRejected(t *testing.T) {
+	bad := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><bar:foo xmlns:bar=""/></D:prop></D:propfind>`
+	if err := checkNamespaces([]byte(bad)); err == nil {
+		t.Fatal("xmlns:bar=\"\" was accepted")
+	}
+	good := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns=""><D:allprop/></D:propfind>`
+	if err := checkNamespaces([]byte(good)); err != nil {
+		t.Fatalf("a legal body was refused: %v", err)
+	}
+	if err := checkNamespaces(nil); err != nil {
+		t.Fatalf("an empty body was refused: %v", err)
+	}
+}
+
+func TestLocksAreScopedByRootAndTokensAreRandom(t *testing.T) {
+	m := NewLockManager()
+	alice, bob := m.ForRoot("users/alice/"), m.ForRoot("users/bob/")
+	now := time.Now()
+	tokA, err := alice.Create(now, webdav.LockDetails{Root: "/a.txt", Duration: time.Minute, ZeroDepth: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tokA, "opaquelocktoken:") || len(tokA) != len("opaquelocktoken:")+36 {
+		t.Fatalf("token %q is not an opaquelocktoken UUID", tokA)
+	}
+	tokB, err := bob.Create(now, webdav.LockDetails{Root: "/a.txt", Duration: time.Minute, ZeroDepth: true})
+	if err != nil {
+		t.Fatalf("bob's lock on his own /a.txt was blocked by alice's: %v", err)
+	}
+	if tokA == tokB {
+		t.Fatal("two locks got the same token")
+	}
+	if _, err := alice.Create(now, webdav.LockDetails{Root: "/a.txt", Duration: time.Minute, ZeroDepth: true}); err != webdav.ErrLocked {
+		t.Fatalf("second lock on alice's /a.txt: got %v, want ErrLocked", err)
+	}
+	if err := bob.Unlock(now, tokA); err != webdav.ErrNoSuchLock {
+		t.Fatalf("bob unlocked alice's token: %v", err)
+	}
+	if _, err := bob.Confirm(now, "/a.txt", "", webdav.Condition{Token: tokA}); err == nil {
+		t.Fatal("alice's token confirmed bob's resource")
+	}
+	rel, err := alice.Confirm(now, "/a.txt", "", webdav.Condition{Token: tokA})
+	if err != nil {
+		t.Fatalf("alice's own token did not confirm: %v", err)
+	}
+	rel()
+	ld, err := alice.Refresh(now, tokA, time.Hour)
+	if err != nil || ld.Root != "/a.txt" {
+		t.Fatalf("refresh: %+v, %v", ld, err)
+	}
+	if err := alice.Unlock(now, tokA); err != nil {
+		t.Fatalf("unlock: %v", err)
+	}
+	if err := alice.Unlock(now, tokA); err != webdav.ErrNoSuchLock {
+		t.Fatalf("second unlock: %v", err)
+	}
+}
+
+func TestErrorsMapToHonestStatuses(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"throttling is 503", fmt.Errorf("put: %w", s3vfs.ErrUnavailable), http.StatusServiceUnavailable},
+		{"access denied by S3 is 403", &fs.PathError{Op: "stat", Path: "/x", Err: fmt.Errorf("%w: %w", fs.ErrPermission, s3vfs.ErrAccessDenied)}, http.StatusForbidden},
+		{"a precondition failed at S3 is 412", s3vfs.ErrPreconditionFailed, http.StatusPreconditionFailed},
+		{"too large is 413", s3vfs.ErrTooLarge, http.StatusRequestEntityTooLarge},
+		{"too many entries is 507", davfs.ErrTooManyEntries, webdav.StatusInsufficientStorage},
+		{"not found uses the caller's status", &fs.PathError{Op: "stat", Path: "/x", Err: fs.ErrNotExist}, http.StatusTeapot},
+		{"a parent that is a file is 409", &fs.PathError{Op: "stat", Path: "/x", Err: errors.Join(fs.ErrNotExist, davfs.ErrNotDir)}, http.StatusConflict},
+		{"an incomplete body is 400", s3vfs.ErrIncomplete, http.StatusBadRequest},
+		{"anything else is 500", errors.New("boom"), http.StatusInternalServerError},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := statusFor(c.err, http.StatusTeapot); got != c.want {
+				t.Fatalf("statusFor(%v) = %d, want %d", c.err, got, c.want)
+			}
+		})
+	}
+}
+
+func TestLivePropsOnlyRequestsAreRecognised(t *testing.T) {
+	cases := []struct {
+		name, body string
+		want       bool
+	}{
+		{"Finder's listing body", `<D:propfind xmlns:D="DAV:"><D:prop><D:getlastmodified/><D:getcontentlength/><D:creationdate/><D:resourcetype/></D:prop></D:propfind>`, true},
+		{"an empty body is allprop", ``, false},
+		{"allprop", `<D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>`, false},
+		{"propname", `<D:propfind xmlns:D="DAV:"><D:propname/></D:propfind>`, false},
+		{"a dead property", `<D:propfind xmlns:D="DAV:"><D:prop><D:getetag/><Z:Win32FileAttributes xmlns:Z="urn:schemas-microsoft-com:"/></D:prop></D:propfind>`, false},
+		{"an unknown DAV: property", `<D:propfind xmlns:D="DAV:"><D:prop><D:quota-used-bytes/></D:prop></D:propfind>`, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := asksLivePropsOnly([]byte(c.body)); got != c.want {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
