@@ -1,0 +1,154 @@
+package s3vfs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Reader reads one object lazily: it makes no network call until Read, and
+// then streams a GetObject from the current position. Each GetObject
+// carries If-Match with the ETag the Reader was made with, so an object
+// replaced meanwhile gives ErrPreconditionFailed instead of mixed bytes.
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	s    *Store
+	ctx  context.Context
+	key  string
+	info ObjectInfo
+
+	pos    int64
+	body   io.ReadCloser
+	closed bool
+
+	windowStart, windowEnd int64 // inclusive; windowEnd < 0 = no window
+}
+
+var _ io.ReadSeekCloser = (*Reader)(nil)
+
+// NewReader returns a Reader of key as described by info (from Head or a
+// listing: info.Size and, when known, info.ETag are used). It makes no
+// network call.
+func (s *Store) NewReader(ctx context.Context, key string, info ObjectInfo) *Reader {
+	return &Reader{s: s, ctx: ctx, key: key, info: info, windowEnd: -1}
+}
+
+// SetWindow hints that the caller will read bytes start..end (inclusive):
+// the next GetObject opened at a position inside the window asks for
+// bytes=pos-end, so a Range GET does not download past its end. Reading
+// past end opens a new request. SetWindow does not move the position.
+func (r *Reader) SetWindow(start, end int64) {
+	if start < 0 || end < start {
+		r.windowStart, r.windowEnd = 0, -1
+		return
+	}
+	r.windowStart, r.windowEnd = start, end
+}
+
+// Read reads from the current position. At or past info.Size it returns
+// io.EOF without a network call.
+func (r *Reader) Read(p []byte) (int, error) {
+	if r.closed {
+		return 0, fmt.Errorf("s3vfs: reader for %q: %w", r.key, fs.ErrClosed)
+	}
+	if r.pos >= r.info.Size {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	fresh := false
+	for {
+		if r.body == nil {
+			if err := r.open(); err != nil {
+				return 0, err
+			}
+			fresh = true
+		}
+		n, err := r.body.Read(p)
+		r.pos += int64(n)
+		if err == nil {
+			return n, nil
+		}
+		r.closeBody()
+		if !errors.Is(err, io.EOF) {
+			return n, fmt.Errorf("get %q: %w", r.key, Classify(err))
+		}
+		switch {
+		case r.pos >= r.info.Size:
+			if n > 0 {
+				return n, nil
+			}
+			return 0, io.EOF
+		case n > 0:
+			return n, nil // the window ended: the next Read opens the rest
+		case fresh:
+			return 0, fmt.Errorf("get %q: %w: body ended at %d of %d bytes", r.key, ErrUnavailable, r.pos, r.info.Size)
+		}
+	}
+}
+
+// open starts a GetObject at r.pos.
+func (r *Reader) open() error {
+	rng := fmt.Sprintf("bytes=%d-", r.pos)
+	if r.windowEnd >= 0 && r.pos >= r.windowStart && r.pos <= r.windowEnd {
+		rng = fmt.Sprintf("bytes=%d-%d", r.pos, r.windowEnd)
+	}
+	out, err := r.s.client.GetObject(r.ctx, &s3.GetObjectInput{
+		Bucket:  &r.s.bucket,
+		Key:     &r.key,
+		Range:   &rng,
+		IfMatch: optString(r.info.ETag),
+	})
+	if err != nil {
+		return opError("get", r.key, err)
+	}
+	r.body = out.Body
+	return nil
+}
+
+// Seek sets the position for the next Read. It makes no network call and
+// closes the open body only when the position actually changes;
+// io.SeekEnd counts from info.Size.
+func (r *Reader) Seek(offset int64, whence int) (int64, error) {
+	if r.closed {
+		return 0, fmt.Errorf("s3vfs: reader for %q: %w", r.key, fs.ErrClosed)
+	}
+	var pos int64
+	switch whence {
+	case io.SeekStart:
+		pos = offset
+	case io.SeekCurrent:
+		pos = r.pos + offset
+	case io.SeekEnd:
+		pos = r.info.Size + offset
+	default:
+		return 0, fmt.Errorf("s3vfs: reader for %q: invalid whence %d", r.key, whence)
+	}
+	if pos < 0 {
+		return 0, fmt.Errorf("s3vfs: reader for %q: negative position %d", r.key, pos)
+	}
+	if pos != r.pos {
+		r.closeBody()
+		r.pos = pos
+	}
+	return pos, nil
+}
+
+// Close releases the open body, if any. Further Reads fail; Close is idempotent.
+func (r *Reader) Close() error {
+	r.closeBody()
+	r.closed = true
+	return nil
+}
+
+func (r *Reader) closeBody() {
+	if r.body != nil {
+		_ = r.body.Close()
+		r.body = nil
+	}
+}

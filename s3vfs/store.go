@@ -1,0 +1,197 @@
+package s3vfs
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// s3API names the S3 operations this package makes; *s3.Client implements it.
+type s3API interface {
+	HeadBucket(ctx context.Context, in *s3.HeadBucketInput, optFns ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	CopyObject(ctx context.Context, in *s3.CopyObjectInput, optFns ...func(*s3.Options)) (*s3.CopyObjectOutput, error)
+	DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error)
+	CreateMultipartUpload(ctx context.Context, in *s3.CreateMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error)
+	UploadPart(ctx context.Context, in *s3.UploadPartInput, optFns ...func(*s3.Options)) (*s3.UploadPartOutput, error)
+	UploadPartCopy(ctx context.Context, in *s3.UploadPartCopyInput, optFns ...func(*s3.Options)) (*s3.UploadPartCopyOutput, error)
+	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
+	ListParts(ctx context.Context, in *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error)
+	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+}
+
+var _ s3API = (*s3.Client)(nil)
+
+// cleanupTimeout bounds cleanup calls (AbortMultipartUpload) that run under
+// a context detached from the caller's.
+const cleanupTimeout = 30 * time.Second
+
+// Store gives access to the objects of one bucket. It is safe for
+// concurrent use; build one per bucket with New and share it.
+type Store struct {
+	client          s3API
+	bucket          string
+	partSize        int64
+	concurrency     int
+	sendChecksums   bool // ChecksumsWhenSupported: CRC32 on uploads
+	buffers         *bufferPool
+	copyThreshold   int64 // CopyObject up to this size, multipart copy above
+	copyPartSize    int64 // minimum part size of a multipart copy
+	deleteBatchSize int
+}
+
+// New builds a Store from cfg (after Validate). Static credentials are used
+// when cfg has keys, else the SDK default chain (config.LoadDefaultConfig).
+// New makes no network call; see CheckBucket.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(cfg.Region),
+	}
+	if cfg.AccessKeyID != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)))
+	}
+	if cfg.HTTPClient == nil {
+		// A BuildableClient lets the SDK apply AWS_CA_BUNDLE to its transport.
+		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConns = 256
+			t.MaxIdleConnsPerHost = 64
+			t.IdleConnTimeout = 90 * time.Second
+		})))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		// LoadDefaultConfig errors name files and profiles, never secrets.
+		return nil, fmt.Errorf("s3vfs: loading AWS configuration: %w", err)
+	}
+
+	var httpClient *http.Client
+	if cfg.HTTPClient != nil {
+		httpClient = countingClient(cfg.HTTPClient)
+	} else {
+		bc, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient)
+		if !ok {
+			return nil, fmt.Errorf("s3vfs: unexpected SDK HTTP client %T", awsCfg.HTTPClient)
+		}
+		httpClient = countingClient(&http.Client{Transport: bc.GetTransport(), Timeout: bc.GetTimeout()})
+	}
+
+	reqChecksum, respChecksum := aws.RequestChecksumCalculationWhenRequired, aws.ResponseChecksumValidationWhenRequired
+	if cfg.Checksums == ChecksumsWhenSupported {
+		reqChecksum, respChecksum = aws.RequestChecksumCalculationWhenSupported, aws.ResponseChecksumValidationWhenSupported
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(strings.TrimSuffix(cfg.Endpoint, "/"))
+		}
+		o.UsePathStyle = cfg.PathStyle
+		o.HTTPClient = httpClient
+		o.RequestChecksumCalculation = reqChecksum
+		o.ResponseChecksumValidation = respChecksum
+	})
+	return newStore(client, cfg), nil
+}
+
+// newStore wires a Store around an S3 client; cfg has its defaults set.
+func newStore(client s3API, cfg Config) *Store {
+	return &Store{
+		client:          client,
+		bucket:          cfg.Bucket,
+		partSize:        cfg.PartSize,
+		concurrency:     cfg.UploadConcurrency,
+		sendChecksums:   cfg.Checksums == ChecksumsWhenSupported,
+		buffers:         newBufferPool(),
+		copyThreshold:   MaxPartSize,
+		copyPartSize:    512 * MiB,
+		deleteBatchSize: 1000,
+	}
+}
+
+// Bucket returns the bucket name.
+func (s *Store) Bucket() string { return s.bucket }
+
+// PartSize returns the configured multipart part size in bytes.
+func (s *Store) PartSize() int64 { return s.partSize }
+
+// UploadConcurrency returns the number of part buffers per upload.
+func (s *Store) UploadConcurrency() int { return s.concurrency }
+
+// CheckBucket verifies with HeadBucket that the bucket exists and the
+// credentials reach it (ErrNotFound, ErrAccessDenied, ErrUnavailable).
+func (s *Store) CheckBucket(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket})
+	if err != nil {
+		return opError("head bucket", s.bucket, err)
+	}
+	return nil
+}
+
+// Head returns the object's info, with ContentType and Metadata
+// (HasMetadata is true). A missing key gives ErrNotFound.
+func (s *Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &key})
+	if err != nil {
+		return ObjectInfo{}, opError("head", key, err)
+	}
+	return ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         quoteETag(aws.ToString(out.ETag)),
+		LastModified: aws.ToTime(out.LastModified),
+		ContentType:  aws.ToString(out.ContentType),
+		Metadata:     lowerKeys(out.Metadata),
+		HasMetadata:  true,
+	}, nil
+}
+
+// opError classifies err and names the operation and key, for logs.
+func opError(op, key string, err error) error {
+	return fmt.Errorf("%s %q: %w", op, key, Classify(err))
+}
+
+// quoteETag returns an ETag with its double quotes, adding them when a
+// store sent it bare.
+func quoteETag(etag string) string {
+	if etag == "" || strings.HasPrefix(etag, `"`) || strings.HasPrefix(etag, `W/"`) {
+		return etag
+	}
+	return `"` + etag + `"`
+}
+
+// lowerKeys returns m with lower-case keys (nil when m is empty).
+func lowerKeys(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}
+
+// optString returns nil for "" and &s otherwise: S3 treats an empty header
+// differently from an absent one.
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,528 @@
+package s3vfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// writerState tells whether a Writer still accepts calls.
+type writerState int
+
+const (
+	writerOpen writerState = iota
+	writerCommitted
+	writerAborted
+)
+
+// Writer uploads one object from a stream. It buffers the first part and
+// sends a single PutObject when the body fits in it; otherwise it runs a
+// multipart upload whose parts are sent concurrently, with at most
+// Store.UploadConcurrency part buffers in existence (the one being filled
+// included), taken from a pool shared by the Store.
+//
+// Nothing becomes visible until Commit, which completes the upload only if
+// the whole body arrived; Commit or Abort must be called. If the context
+// given to NewWriter ends, a started multipart upload is aborted at once.
+//
+// A Writer is not safe for concurrent use.
+type Writer struct {
+	s        *Store
+	ctx      context.Context
+	key      string
+	opts     WriteOptions
+	partSize int64
+
+	state    writerState
+	buf      []byte // the part being filled; nil when none (then no token is held for it)
+	written  int64
+	nextPart int32 // number of the next part to upload, from 1
+
+	uploadID      string
+	stopAutoAbort func() bool
+
+	upCtx    context.Context // part uploads; cancelled on the first failure
+	upCancel context.CancelCauseFunc
+	tokens   chan struct{} // one per part buffer in existence
+	wg       sync.WaitGroup
+
+	mu          sync.Mutex
+	err         error // first write, read or part-upload error
+	interrupted bool  // a part upload failed: it may still land after an abort
+	parts       []types.CompletedPart
+}
+
+// NewWriter returns a Writer for key. It makes no network call. ctx bounds
+// the whole upload, part uploads included: when it ends, the upload fails.
+// opts.Size is the declared length (-1 = unknown); a known Size raises the
+// part size so that no more than 10,000 parts are needed, and a Size above
+// 5 TiB fails every call with ErrTooLarge.
+func (s *Store) NewWriter(ctx context.Context, key string, opts WriteOptions) *Writer {
+	w := &Writer{
+		s:        s,
+		ctx:      ctx,
+		key:      key,
+		opts:     opts,
+		partSize: s.partSize,
+		nextPart: 1,
+		tokens:   make(chan struct{}, s.concurrency),
+	}
+	if opts.Size < 0 {
+		w.opts.Size = -1
+	}
+	w.upCtx, w.upCancel = context.WithCancelCause(ctx)
+	switch {
+	case opts.Size > MaxObjectSize:
+		w.err = fmt.Errorf("%w: %q: %d bytes is more than S3's 5 TiB limit", ErrTooLarge, key, opts.Size)
+	case opts.Size > 0:
+		w.partSize = partSizeFor(opts.Size, s.partSize)
+	}
+	return w
+}
+
+// partSizeFor returns the part size for an upload of size bytes: at least
+// min, and large enough (in whole MiB) that MaxParts parts hold size.
+func partSizeFor(size, min int64) int64 {
+	need := (size + MaxParts - 1) / MaxParts
+	need = (need + MiB - 1) / MiB * MiB
+	return max(min, need)
+}
+
+// Write buffers p, uploading full parts as it goes. Writing more bytes than
+// a known Size fails with ErrIncomplete.
+func (w *Writer) Write(p []byte) (int, error) {
+	if err := w.usable(); err != nil {
+		return 0, err
+	}
+	if w.opts.Size >= 0 && int64(len(p)) > w.opts.Size-w.written {
+		return 0, w.fail(fmt.Errorf("%w: %q: more than the declared %d bytes", ErrIncomplete, w.key, w.opts.Size))
+	}
+	n := 0
+	for len(p) > 0 {
+		if err := w.room(); err != nil {
+			return n, err
+		}
+		c := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+c]
+		p = p[c:]
+		n += c
+		w.written += int64(c)
+		if err := w.flushIfFull(); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// ReadFrom reads r until io.EOF straight into part buffers. A read error
+// (other than io.EOF) is remembered, so Commit refuses to complete; it is
+// returned wrapped with ErrIncomplete.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if err := w.usable(); err != nil {
+		return 0, err
+	}
+	var total int64
+	for {
+		firstFull := w.buf != nil && len(w.buf) == cap(w.buf) && w.uploadID == ""
+		if firstFull || (w.opts.Size >= 0 && w.written == w.opts.Size) {
+			// Only one more byte tells whether the body ends here: read it
+			// alone, so a body that fits one part stays a single PutObject.
+			var one [1]byte
+			n, err := io.ReadFull(r, one[:])
+			if n == 1 {
+				wn, werr := w.Write(one[:])
+				total += int64(wn)
+				if werr != nil {
+					return total, werr
+				}
+				continue
+			}
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, w.readFailed(err)
+		}
+		if err := w.room(); err != nil {
+			return total, err
+		}
+		dst := w.buf[len(w.buf):cap(w.buf)]
+		if w.opts.Size >= 0 {
+			dst = dst[:min(int64(len(dst)), w.opts.Size-w.written)]
+		}
+		n, err := r.Read(dst)
+		w.buf = w.buf[:len(w.buf)+n]
+		w.written += int64(n)
+		total += int64(n)
+		if ferr := w.flushIfFull(); ferr != nil {
+			return total, ferr
+		}
+		switch {
+		case err == io.EOF:
+			return total, nil
+		case err != nil:
+			return total, w.readFailed(err)
+		}
+	}
+}
+
+// readFailed remembers a read error of the body and returns it wrapped.
+func (w *Writer) readFailed(err error) error {
+	return w.fail(fmt.Errorf("%w: reading the body of %q: %w", ErrIncomplete, w.key, err))
+}
+
+// Commit completes the upload and returns the stored object's info (real
+// ETag and size; LastModified from the server's Date, or now). It
+// completes only if no write, read or part-upload error happened, the
+// context is still alive and, for a known Size, exactly Size bytes were
+// written. Otherwise it aborts the upload (nothing is stored) and returns
+// an error wrapping ErrIncomplete or the S3 error. A failed If-Match or
+// If-None-Match gives ErrPreconditionFailed. After Commit, every call but
+// Abort fails.
+func (w *Writer) Commit() (ObjectInfo, error) {
+	if w.state != writerOpen {
+		return ObjectInfo{}, w.closedError()
+	}
+	w.state = writerAborted // until proven otherwise
+	if err := w.readyToComplete(); err != nil {
+		return ObjectInfo{}, errors.Join(err, w.cleanup())
+	}
+	var (
+		info ObjectInfo
+		err  error
+	)
+	if w.uploadID == "" {
+		info, err = w.s.putObject(w.ctx, w.key, w.buf, w.opts)
+		w.release(w.buf)
+		w.buf = nil
+		w.upCancel(nil)
+	} else {
+		info, err = w.complete()
+	}
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	w.state = writerCommitted
+	return info, nil
+}
+
+// readyToComplete returns why the upload must not complete, or nil.
+func (w *Writer) readyToComplete() error {
+	if w.ctx.Err() != nil {
+		return fmt.Errorf("%w: %q: %w", ErrIncomplete, w.key, context.Cause(w.ctx))
+	}
+	if err := w.failure(); err != nil {
+		return err
+	}
+	if w.opts.Size >= 0 && w.written != w.opts.Size {
+		return fmt.Errorf("%w: %q: got %d of the declared %d bytes", ErrIncomplete, w.key, w.written, w.opts.Size)
+	}
+	return nil
+}
+
+// complete uploads the last part, waits for all parts and completes the
+// multipart upload, aborting it on any failure.
+func (w *Writer) complete() (ObjectInfo, error) {
+	if len(w.buf) > 0 {
+		if err := w.flush(); err != nil {
+			return ObjectInfo{}, errors.Join(err, w.cleanup())
+		}
+	} else {
+		w.release(w.buf) // taken for a read that found io.EOF
+		w.buf = nil
+	}
+	w.wg.Wait()
+	if err := w.readyToComplete(); err != nil {
+		return ObjectInfo{}, errors.Join(err, w.cleanup())
+	}
+	if !w.stopAutoAbort() {
+		// The context ended and the upload is being aborted.
+		return ObjectInfo{}, errors.Join(fmt.Errorf("%w: %q: %w", ErrIncomplete, w.key, context.Cause(w.ctx)), w.cleanup())
+	}
+	parts := slices.Clone(w.parts)
+	slices.SortFunc(parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
+	if len(parts) != int(w.nextPart-1) {
+		err := fmt.Errorf("%w: %q: %d of %d parts uploaded", ErrIncomplete, w.key, len(parts), w.nextPart-1)
+		return ObjectInfo{}, errors.Join(err, w.cleanup())
+	}
+	out, err := w.s.client.CompleteMultipartUpload(w.ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &w.s.bucket,
+		Key:             &w.key,
+		UploadId:        &w.uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+		IfMatch:         optString(w.opts.IfMatch),
+		IfNoneMatch:     optString(w.opts.IfNoneMatch),
+	})
+	if err != nil {
+		return ObjectInfo{}, errors.Join(opError("complete upload of", w.key, err), w.cleanup())
+	}
+	w.upCancel(nil)
+	return ObjectInfo{
+		Key:          w.key,
+		Size:         w.written,
+		ETag:         quoteETag(aws.ToString(out.ETag)),
+		LastModified: serverTime(out.ResultMetadata),
+		ContentType:  w.opts.ContentType,
+		Metadata:     w.opts.Metadata,
+	}, nil
+}
+
+// Abort discards the upload: nothing is stored and a started multipart
+// upload is aborted (under a detached context with a 30 s timeout). It is
+// idempotent, and a no-op after a successful Commit.
+func (w *Writer) Abort() error {
+	if w.state != writerOpen {
+		return nil
+	}
+	w.state = writerAborted
+	return w.cleanup()
+}
+
+// cleanup stops part uploads, frees the buffers and aborts a started
+// multipart upload.
+func (w *Writer) cleanup() error {
+	w.upCancel(errAborted)
+	w.wg.Wait()
+	w.release(w.buf)
+	w.buf = nil
+	if w.uploadID == "" {
+		return nil
+	}
+	w.stopAutoAbort()
+	w.mu.Lock()
+	interrupted := w.interrupted
+	w.mu.Unlock()
+	return w.abortUpload(interrupted)
+}
+
+// errAborted is the cause given to part uploads cancelled by Abort.
+var errAborted = errors.New("s3vfs: upload aborted")
+
+// abortUpload aborts the multipart upload under a detached context with a
+// timeout. NoSuchUpload (already aborted) is not an error.
+//
+// With verify, it then checks with ListParts that the upload stayed gone,
+// aborting again if not: a part whose request was cut off may still land on
+// the server after the abort (AWS documents this; versitygw recreates the
+// upload when such a part lands), so an interrupted upload is re-checked a
+// few times over about a second.
+func (w *Writer) abortUpload(verify bool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), cleanupTimeout)
+	defer cancel()
+	delay := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := w.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+			Bucket: &w.s.bucket, Key: &w.key, UploadId: &w.uploadID,
+		})
+		if err != nil && !errors.Is(Classify(err), ErrNotFound) {
+			return opError("abort upload of", w.key, err)
+		}
+		if !verify || attempt == 4 {
+			return nil
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return opError("abort upload of", w.key, ctx.Err())
+		}
+		delay *= 2
+		_, err = w.s.client.ListParts(ctx, &s3.ListPartsInput{
+			Bucket: &w.s.bucket, Key: &w.key, UploadId: &w.uploadID, MaxParts: aws.Int32(1),
+		})
+		switch {
+		case errors.Is(Classify(err), ErrNotFound):
+			return nil
+		case err != nil:
+			return opError("check abort of", w.key, err)
+		}
+	}
+}
+
+// usable returns why Write or ReadFrom cannot proceed, or nil.
+func (w *Writer) usable() error {
+	if w.state != writerOpen {
+		return w.closedError()
+	}
+	if w.ctx.Err() != nil {
+		return w.fail(fmt.Errorf("%w: %q: %w", ErrIncomplete, w.key, context.Cause(w.ctx)))
+	}
+	return w.failure()
+}
+
+func (w *Writer) closedError() error {
+	return fmt.Errorf("s3vfs: writer for %q already committed or aborted: %w", w.key, fs.ErrClosed)
+}
+
+// fail remembers the first error, stops part uploads and returns the
+// remembered error.
+func (w *Writer) fail(err error) error {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	err = w.err
+	w.mu.Unlock()
+	w.upCancel(err)
+	return err
+}
+
+// failure returns the first error, or nil.
+func (w *Writer) failure() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// room makes sure w.buf has free space, uploading a full first part and
+// taking a new buffer as needed.
+func (w *Writer) room() error {
+	if w.buf != nil && len(w.buf) < cap(w.buf) {
+		return nil
+	}
+	if w.buf != nil {
+		if err := w.flush(); err != nil {
+			return err
+		}
+	}
+	if w.nextPart > MaxParts {
+		err := fmt.Errorf("%w: %q needs more than %d parts of %d bytes", ErrTooLarge, w.key, MaxParts, w.partSize)
+		return w.fail(err)
+	}
+	select {
+	case <-w.upCtx.Done():
+		return w.stopped()
+	default:
+	}
+	select {
+	case w.tokens <- struct{}{}:
+	case <-w.upCtx.Done():
+		return w.stopped()
+	}
+	if w.nextPart == 1 && w.opts.Size >= 0 && w.opts.Size < w.partSize {
+		w.buf = make([]byte, 0, w.opts.Size) // small known body: no full part buffer
+	} else {
+		w.buf = w.s.buffers.get(w.partSize)
+	}
+	return nil
+}
+
+// stopped returns the error that cancelled the part uploads.
+func (w *Writer) stopped() error {
+	if err := w.failure(); err != nil {
+		return err
+	}
+	return w.fail(fmt.Errorf("%w: %q: %w", ErrIncomplete, w.key, context.Cause(w.upCtx)))
+}
+
+// flushIfFull uploads w.buf once full, except the first part, which is
+// kept until more bytes arrive (a body of exactly one part is one PutObject).
+func (w *Writer) flushIfFull() error {
+	if len(w.buf) < cap(w.buf) || w.uploadID == "" {
+		return nil
+	}
+	return w.flush()
+}
+
+// flush starts the upload of w.buf as the next part, creating the
+// multipart upload first if needed.
+func (w *Writer) flush() error {
+	if w.nextPart > MaxParts {
+		return w.fail(fmt.Errorf("%w: %q needs more than %d parts of %d bytes", ErrTooLarge, w.key, MaxParts, w.partSize))
+	}
+	if w.uploadID == "" {
+		if err := w.create(); err != nil {
+			return w.fail(err)
+		}
+	}
+	buf, num := w.buf, w.nextPart
+	w.buf = nil
+	w.nextPart++
+	w.wg.Add(1)
+	go w.uploadPart(num, buf)
+	return nil
+}
+
+// create starts the multipart upload and arranges for it to be aborted as
+// soon as the writer's context ends.
+func (w *Writer) create() error {
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:      &w.s.bucket,
+		Key:         &w.key,
+		ContentType: optString(w.opts.ContentType),
+		Metadata:    w.opts.Metadata,
+	}
+	if w.s.sendChecksums {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+	}
+	out, err := w.s.client.CreateMultipartUpload(w.ctx, in)
+	if err != nil {
+		return opError("create upload of", w.key, err)
+	}
+	w.uploadID = aws.ToString(out.UploadId)
+	w.stopAutoAbort = context.AfterFunc(w.ctx, func() { _ = w.abortUpload(true) })
+	return nil
+}
+
+// uploadPart sends one part, then returns its buffer and token.
+func (w *Writer) uploadPart(num int32, buf []byte) {
+	defer w.wg.Done()
+	defer w.release(buf)
+	in := &s3.UploadPartInput{
+		Bucket:        &w.s.bucket,
+		Key:           &w.key,
+		UploadId:      &w.uploadID,
+		PartNumber:    aws.Int32(num),
+		Body:          bytes.NewReader(buf),
+		ContentLength: aws.Int64(int64(len(buf))),
+	}
+	if w.s.sendChecksums {
+		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
+	}
+	out, err := w.s.client.UploadPart(w.upCtx, in)
+	if err != nil {
+		w.mu.Lock()
+		w.interrupted = true
+		w.mu.Unlock()
+		w.fail(opError(fmt.Sprintf("upload part %d of", num), w.key, err))
+		return
+	}
+	w.mu.Lock()
+	w.parts = append(w.parts, types.CompletedPart{
+		PartNumber:    aws.Int32(num),
+		ETag:          out.ETag,
+		ChecksumCRC32: out.ChecksumCRC32,
+	})
+	w.mu.Unlock()
+}
+
+// release returns a part buffer to the pool (full-size ones only) and
+// frees its token. buf == nil is a no-op.
+func (w *Writer) release(buf []byte) {
+	if buf == nil {
+		return
+	}
+	if int64(cap(buf)) == w.partSize {
+		w.s.buffers.put(buf)
+	}
+	<-w.tokens
+}
+
+// serverTime returns the response's Date (the object's Last-Modified to
+// the second), or now.
+func serverTime(md middleware.Metadata) time.Time {
+	if t, ok := awsmiddleware.GetServerTime(md); ok && !t.IsZero() {
+		return t.UTC()
+	}
+	return time.Now().UTC()
+}
