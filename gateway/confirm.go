@@ -131,7 +131,7 @@ func (rq *request) nameFromURL(raw string) (name string, ok bool) {
 	if err != nil {
 		return "", false
 	}
-	if u.Host != "" && u.Host != rq.r.Host {
+	if !rq.g.sameServer(u.Host, rq.r) {
 		return "", false
 	}
 	return rq.g.davName(u.Path)

@@ -28,7 +28,7 @@ func (rq *request) copyMove() {
 		rq.w.fail(http.StatusBadRequest, errors.New("bad Destination"))
 		return
 	}
-	if u.Host != "" && u.Host != r.Host {
+	if !rq.g.sameServer(u.Host, r) {
 		rq.w.fail(http.StatusBadGateway, errors.New("Destination on another server"))
 		return
 	}

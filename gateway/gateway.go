@@ -15,6 +15,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 
@@ -28,6 +29,7 @@ import (
 type Gateway struct {
 	opts    Options
 	davBase string // DAVPrefix without its trailing slash, e.g. "/dav"
+	pubHost string // host of PublicURL, "" if none
 	locks   *LockManager
 	log     *slog.Logger
 }
@@ -52,6 +54,15 @@ func New(opts Options) (*Gateway, error) {
 	if !strings.HasPrefix(opts.DAVPrefix, "/") {
 		errs = append(errs, errors.New("gateway: DAVPrefix must start with /"))
 	}
+	var pubHost string
+	if opts.PublicURL != "" {
+		u, err := url.Parse(opts.PublicURL)
+		if err != nil || u.Host == "" {
+			errs = append(errs, errors.New("gateway: PublicURL must be an absolute URL"))
+		} else {
+			pubHost = u.Host
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -68,6 +79,7 @@ func New(opts Options) (*Gateway, error) {
 	return &Gateway{
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
+		pubHost: pubHost,
 		locks:   NewLockManager(),
 		log:     logger,
 	}, nil
@@ -97,6 +109,13 @@ func (g *Gateway) davName(p string) (name string, ok bool) {
 		}
 	}
 	return davfs.Clean(rest), true
+}
+
+// sameServer reports whether a URL host (from Destination or an If tag)
+// names this gateway: empty (an absolute path), the request's Host, or the
+// public URL's host.
+func (g *Gateway) sameServer(host string, r *http.Request) bool {
+	return host == "" || host == r.Host || (g.pubHost != "" && host == g.pubHost)
 }
 
 // request is the state of one authenticated WebDAV request.

@@ -22,6 +22,10 @@ type Options struct {
 	Realm string
 	// Logger receives one line per request; nil = slog.Default().
 	Logger *slog.Logger
+	// PublicURL is how clients reach the gateway ([server].public_url).
+	// Destination headers and If resource tags may name its host as well as
+	// the request's Host.
+	PublicURL string
 	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
 	// PROPFIND answers 507.
 	MaxPropfindEntries int
