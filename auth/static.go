@@ -1,0 +1,279 @@
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// DefaultHashCost is the bcrypt cost of HashPassword (about 250 ms on a
+// current core).
+const DefaultHashCost = 12
+
+// Cache bounds of Static: a successful verification is remembered for
+// cacheTTL so that clients that send Basic credentials with every request
+// (Windows' Mini-Redirector) do not pay bcrypt each time.
+const (
+	cacheTTL     = time.Minute
+	cacheMaxSize = 1024
+)
+
+// ErrPasswordTooLong is returned by HashPassword for passwords over 72
+// bytes, bcrypt's limit.
+var ErrPasswordTooLong = errors.New("auth: password longer than 72 bytes")
+
+// HashPassword returns a bcrypt hash of pw with DefaultHashCost, for the
+// password_hash of an [[auth.users]] entry.
+func HashPassword(pw string) (string, error) {
+	return HashPasswordCost(pw, DefaultHashCost)
+}
+
+// HashPasswordCost is HashPassword with an explicit bcrypt cost (tests use
+// bcrypt.MinCost to stay fast).
+func HashPasswordCost(pw string, cost int) (string, error) {
+	if pw == "" {
+		return "", errors.New("auth: empty password")
+	}
+	if len(pw) > 72 {
+		return "", ErrPasswordTooLong
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), cost)
+	if err != nil {
+		return "", fmt.Errorf("auth: hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// StaticUser is one configured user with a bcrypt password hash.
+type StaticUser struct {
+	// Name is the sign-in name; see ValidUsername.
+	Name string
+	// PasswordHash is a bcrypt hash (from HashPassword).
+	PasswordHash string
+	// Root, when set, overrides the root template for this user. It may use
+	// the {username} placeholder.
+	Root string
+}
+
+// Static authenticates HTTP Basic credentials against a fixed list of
+// users. Unknown users cost one bcrypt comparison against a dummy hash of
+// the same cost as the real ones, so timing does not reveal which names
+// exist.
+type Static struct {
+	users map[string]staticEntry
+	dummy []byte // bcrypt hash of a random password, for unknown users
+
+	salt  [32]byte // per-process salt of cache keys
+	now   func() time.Time
+	mu    sync.Mutex
+	cache map[[32]byte]cacheEntry
+}
+
+var _ Authenticator = (*Static)(nil)
+
+type staticEntry struct {
+	hash []byte
+	root string
+}
+
+type cacheEntry struct {
+	p       Principal
+	expires time.Time
+}
+
+// NewStatic builds a Static authenticator. rootTemplate is [auth].root
+// ("users/{username}/" by default); a user's own Root wins over it.
+// {username} and {sub} are replaced by the user name; {email} is not
+// available for static users. Every user name, hash and resulting root is
+// checked; the error names the user.
+func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
+	s := &Static{
+		users: make(map[string]staticEntry, len(users)),
+		now:   time.Now,
+		cache: make(map[[32]byte]cacheEntry),
+	}
+	if _, err := rand.Read(s.salt[:]); err != nil {
+		return nil, err
+	}
+	cost := bcrypt.MinCost
+	for _, u := range users {
+		if err := ValidUsername(u.Name); err != nil {
+			return nil, fmt.Errorf("auth: user %q: %w", u.Name, err)
+		}
+		if _, dup := s.users[u.Name]; dup {
+			return nil, fmt.Errorf("auth: user %q: listed twice", u.Name)
+		}
+		c, err := bcrypt.Cost([]byte(u.PasswordHash))
+		if err != nil {
+			return nil, fmt.Errorf("auth: user %q: password hash is not a bcrypt hash", u.Name)
+		}
+		cost = max(cost, c)
+		tmpl := rootTemplate
+		if u.Root != "" {
+			tmpl = u.Root
+		}
+		root, err := ExpandRoot(tmpl, u.Name)
+		if err != nil {
+			return nil, fmt.Errorf("auth: user %q: root: %w", u.Name, err)
+		}
+		s.users[u.Name] = staticEntry{hash: []byte(u.PasswordHash), root: root}
+	}
+	var pw [18]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return nil, err
+	}
+	dummy, err := bcrypt.GenerateFromPassword(pw[:], cost)
+	if err != nil {
+		return nil, err
+	}
+	s.dummy = dummy
+	return s, nil
+}
+
+// Authenticate checks the request's Basic credentials. Missing or wrong
+// credentials and unknown users give ok == false with a nil error.
+func (s *Static) Authenticate(r *http.Request) (Principal, bool, error) {
+	name, pw, ok := r.BasicAuth()
+	if !ok {
+		return Principal{}, false, nil
+	}
+	p, ok := s.Verify(name, pw)
+	return p, ok, nil
+}
+
+// Verify checks a user name and password.
+func (s *Static) Verify(name, pw string) (Principal, bool) {
+	key := s.cacheKey(name, pw)
+	now := s.now()
+	s.mu.Lock()
+	if e, hit := s.cache[key]; hit {
+		if now.Before(e.expires) {
+			s.mu.Unlock()
+			return e.p, true
+		}
+		delete(s.cache, key)
+	}
+	s.mu.Unlock()
+
+	u, known := s.users[name]
+	hash := s.dummy
+	if known {
+		hash = u.hash
+	}
+	// The comparison runs for unknown users too, against the dummy hash of
+	// the same cost, so the answer takes the same time either way.
+	err := bcrypt.CompareHashAndPassword(hash, []byte(pw))
+	if err != nil || !known {
+		return Principal{}, false
+	}
+	p := Principal{Username: name, Root: u.root}
+	s.remember(key, p, now)
+	return p, true
+}
+
+// cacheKey is SHA-256(salt, len(name), name, password): the cache never
+// holds a password or an unsalted hash of one.
+func (s *Static) cacheKey(name, pw string) [32]byte {
+	h := sha256.New()
+	h.Write(s.salt[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(name)))
+	h.Write(n[:])
+	h.Write([]byte(name))
+	h.Write([]byte(pw))
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+func (s *Static) remember(key [32]byte, p Principal, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= cacheMaxSize {
+		for k, e := range s.cache {
+			if !now.Before(e.expires) {
+				delete(s.cache, k)
+			}
+		}
+		// Still full: drop arbitrary entries (map order is random).
+		for k := range s.cache {
+			if len(s.cache) < cacheMaxSize {
+				break
+			}
+			delete(s.cache, k)
+		}
+	}
+	s.cache[key] = cacheEntry{p: p, expires: now.Add(cacheTTL)}
+}
+
+// ValidUsername checks a user name: 1 to 64 characters from
+// [A-Za-z0-9._@-], not starting with ".". Such a name is safe as a key
+// prefix segment.
+func ValidUsername(name string) error {
+	if name == "" || len(name) > 64 {
+		return errors.New("user name must be 1 to 64 characters")
+	}
+	if name[0] == '.' {
+		return errors.New(`user name must not start with "."`)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '@', c == '-':
+		default:
+			return errors.New("user name may only contain letters, digits, '.', '_', '@' and '-'")
+		}
+	}
+	return nil
+}
+
+// ExpandRoot fills {username} (and {sub}, which is the user name for static
+// users) into a root template and cleans the result with CleanRoot. The
+// name must pass ValidUsername. {email} is refused.
+func ExpandRoot(template, username string) (string, error) {
+	if err := ValidUsername(username); err != nil {
+		return "", err
+	}
+	if strings.Contains(template, "{email}") {
+		return "", errors.New("{email} is not available for static users")
+	}
+	r := strings.NewReplacer("{username}", username, "{sub}", username).Replace(template)
+	if strings.ContainsAny(r, "{}") {
+		return "", errors.New("unknown placeholder: use {username}, {sub} or {email}")
+	}
+	return CleanRoot(r)
+}
+
+// CleanRoot checks a user root (a key prefix below [s3].prefix) and
+// returns it in canonical form: "" (the whole prefix) or segments ending in
+// "/". A single leading "/" is dropped and a missing trailing "/" added;
+// empty, "." and ".." segments, backslashes and control characters are
+// refused.
+func CleanRoot(root string) (string, error) {
+	r := strings.TrimPrefix(root, "/")
+	if r == "" {
+		return "", nil
+	}
+	if !strings.HasSuffix(r, "/") {
+		r += "/"
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(r, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", errors.New(`root must not have empty, "." or ".." segments`)
+		}
+	}
+	for _, c := range r {
+		if c == '\\' || c < 0x20 || c == 0x7f {
+			return "", errors.New("root must not contain backslashes or control characters")
+		}
+	}
+	return r, nil
+}

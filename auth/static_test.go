@@ -1,0 +1,206 @@
+package auth
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func mustHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := HashPasswordCost(pw, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func TestStaticAuthenticate(t *testing.T) {
+	s, err := NewStatic([]StaticUser{
+		{Name: "alice", PasswordHash: mustHash(t, "wonderland")},
+		{Name: "bob@example.com", PasswordHash: mustHash(t, "builder"), Root: "shared/bob/"},
+		{Name: "carol", PasswordHash: mustHash(t, "c"), Root: "/teams/{username}"},
+	}, "users/{username}/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		user, pw string
+		noAuth   bool
+		wantOK   bool
+		wantRoot string
+	}{
+		{name: "a known user with the right password gets the template root", user: "alice", pw: "wonderland", wantOK: true, wantRoot: "users/alice/"},
+		{name: "a user's own root wins over the template", user: "bob@example.com", pw: "builder", wantOK: true, wantRoot: "shared/bob/"},
+		{name: "an override root is cleaned and expanded", user: "carol", pw: "c", wantOK: true, wantRoot: "teams/carol/"},
+		{name: "a wrong password is refused", user: "alice", pw: "Wonderland"},
+		{name: "an unknown user is refused", user: "mallory", pw: "wonderland"},
+		{name: "an invalid user name is refused", user: "../alice", pw: "wonderland"},
+		{name: "an empty password is refused", user: "alice", pw: ""},
+		{name: "a request without credentials is refused", noAuth: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("PROPFIND", "/dav/", nil)
+			if !tt.noAuth {
+				r.SetBasicAuth(tt.user, tt.pw)
+			}
+			p, ok, err := s.Authenticate(r)
+			if err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if ok != tt.wantOK {
+				t.Fatalf("ok = %v, want %v", ok, tt.wantOK)
+			}
+			if ok && (p.Root != tt.wantRoot || p.Username != tt.user || p.ReadOnly) {
+				t.Fatalf("principal = %+v, want root %q", p, tt.wantRoot)
+			}
+		})
+	}
+}
+
+func TestNewStaticRefusesBadUsers(t *testing.T) {
+	good := mustHash(t, "pw")
+	tests := []struct {
+		name  string
+		users []StaticUser
+		tmpl  string
+	}{
+		{name: "a name with a slash is refused", users: []StaticUser{{Name: "a/b", PasswordHash: good}}, tmpl: "users/{username}/"},
+		{name: "a name starting with a dot is refused", users: []StaticUser{{Name: ".hidden", PasswordHash: good}}, tmpl: "users/{username}/"},
+		{name: "a name with a space is refused", users: []StaticUser{{Name: "a b", PasswordHash: good}}, tmpl: "users/{username}/"},
+		{name: "an empty name is refused", users: []StaticUser{{Name: "", PasswordHash: good}}, tmpl: "users/{username}/"},
+		{name: "a duplicate name is refused", users: []StaticUser{{Name: "a", PasswordHash: good}, {Name: "a", PasswordHash: good}}, tmpl: "users/{username}/"},
+		{name: "a hash that is not bcrypt is refused", users: []StaticUser{{Name: "a", PasswordHash: "plain"}}, tmpl: "users/{username}/"},
+		{name: "a root with .. is refused", users: []StaticUser{{Name: "a", PasswordHash: good, Root: "users/../admin/"}}, tmpl: "users/{username}/"},
+		{name: "a root with an empty segment is refused", users: []StaticUser{{Name: "a", PasswordHash: good}}, tmpl: "users//{username}/"},
+		{name: "a root with a backslash is refused", users: []StaticUser{{Name: "a", PasswordHash: good}}, tmpl: `users\{username}/`},
+		{name: "a root with a control character is refused", users: []StaticUser{{Name: "a", PasswordHash: good}}, tmpl: "users/\x01{username}/"},
+		{name: "the email placeholder is refused for static users", users: []StaticUser{{Name: "a", PasswordHash: good}}, tmpl: "users/{email}/"},
+		{name: "an unknown placeholder is refused", users: []StaticUser{{Name: "a", PasswordHash: good}}, tmpl: "users/{name}/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewStatic(tt.users, tt.tmpl); err == nil {
+				t.Fatal("NewStatic succeeded, want an error")
+			}
+		})
+	}
+}
+
+func TestStaticCache(t *testing.T) {
+	t.Run("a verified password is served from the cache until the TTL passes", func(t *testing.T) {
+		s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "users/{username}/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Unix(1000, 0)
+		s.now = func() time.Time { return now }
+		if _, ok := s.Verify("alice", "pw"); !ok {
+			t.Fatal("first verification failed")
+		}
+		// Swap the hash: a cache hit does not look at it.
+		s.users["alice"] = staticEntry{hash: []byte(mustHash(t, "other")), root: "users/alice/"}
+		if _, ok := s.Verify("alice", "pw"); !ok {
+			t.Fatal("cached verification failed")
+		}
+		now = now.Add(cacheTTL + time.Second)
+		if _, ok := s.Verify("alice", "pw"); ok {
+			t.Fatal("verification after the TTL used the stale cache entry")
+		}
+	})
+	t.Run("a wrong password is never cached", func(t *testing.T) {
+		s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Verify("alice", "nope")
+		if len(s.cache) != 0 {
+			t.Fatalf("cache has %d entries after a failure", len(s.cache))
+		}
+	})
+	t.Run("the cache stays bounded", func(t *testing.T) {
+		s, err := NewStatic(nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range cacheMaxSize + 10 {
+			s.remember(s.cacheKey("u", strings.Repeat("x", i)), Principal{}, time.Now())
+		}
+		if len(s.cache) > cacheMaxSize {
+			t.Fatalf("cache has %d entries, max %d", len(s.cache), cacheMaxSize)
+		}
+	})
+	t.Run("cache keys differ between user and password splits", func(t *testing.T) {
+		s, err := NewStatic(nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.cacheKey("ab", "c") == s.cacheKey("a", "bc") {
+			t.Fatal("cache keys collide")
+		}
+	})
+}
+
+func TestStaticUnknownUsersUseADummyOfTheSameCost(t *testing.T) {
+	s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bcrypt.Cost(s.dummy)
+	if err != nil || c != bcrypt.MinCost {
+		t.Fatalf("dummy cost = %d, %v; want %d", c, err, bcrypt.MinCost)
+	}
+}
+
+func TestHashPassword(t *testing.T) {
+	tests := []struct {
+		name    string
+		pw      string
+		wantErr bool
+	}{
+		{name: "a normal password hashes", pw: "correct horse battery staple"},
+		{name: "an empty password is refused", pw: "", wantErr: true},
+		{name: "a password over 72 bytes is refused", pw: strings.Repeat("a", 73), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := HashPasswordCost(tt.pw, bcrypt.MinCost)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && bcrypt.CompareHashAndPassword([]byte(h), []byte(tt.pw)) != nil {
+				t.Fatal("hash does not verify")
+			}
+		})
+	}
+}
+
+func TestCleanRoot(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+		wantErr        bool
+	}{
+		{name: "an empty root is the whole prefix", in: "", want: ""},
+		{name: "a slash alone is the whole prefix", in: "/", want: ""},
+		{name: "a missing trailing slash is added", in: "a/b", want: "a/b/"},
+		{name: "a leading slash is dropped", in: "/a/", want: "a/"},
+		{name: "dot dot is refused", in: "a/../b/", wantErr: true},
+		{name: "a single dot is refused", in: "./a/", wantErr: true},
+		{name: "a double slash is refused", in: "a//b/", wantErr: true},
+		{name: "a backslash is refused", in: `a\b/`, wantErr: true},
+		{name: "a newline is refused", in: "a\nb/", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := CleanRoot(tt.in)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("CleanRoot(%q) = %q, %v", tt.in, got, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/davgw/davgw/config"
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// probeTimeout bounds each S3 probe of `davgw check`.
+const probeTimeout = 30 * time.Second
+
+// checker prints one line per probe and remembers whether all passed.
+type checker struct {
+	w      io.Writer
+	failed bool
+}
+
+func (c *checker) pass(format string, args ...any) {
+	fmt.Fprintf(c.w, "✓ %s\n", fmt.Sprintf(format, args...))
+}
+
+func (c *checker) skip(format string, args ...any) {
+	fmt.Fprintf(c.w, "- %s\n", fmt.Sprintf(format, args...))
+}
+
+func (c *checker) fail(what string, err error, fix string) {
+	c.failed = true
+	fmt.Fprintf(c.w, "✗ %s: %v\n", what, err)
+	if fix != "" {
+		fmt.Fprintf(c.w, "    fix: %s\n", fix)
+	}
+}
+
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	flagConfig := fs.String("config", "", "config file (default $DAVGW_CONFIG, else ./config.toml)")
+	if code, ok := parseFlags(fs, args, stderr); !ok {
+		return code
+	}
+	path, _, err := findConfig(*flagConfig, os.Getenv, fileExists)
+	if err != nil {
+		fmt.Fprintf(stderr, "davgw check: %v\n", err)
+		return exitUsage
+	}
+	if path == "" {
+		fmt.Fprintf(stderr, "davgw check: no config file (-config, $%s or ./%s); `davgw serve` would start the embedded default, which needs no checking\n", envConfig, defaultConfigFile)
+		return exitUsage
+	}
+	cfg, ok := loadConfig(path, stderr)
+	if !ok {
+		return exitUsage
+	}
+	c := &checker{w: stdout}
+	c.pass("config %s is valid", path)
+	probeS3(ctx, c, cfg)
+	if cfg.Auth.OIDC.Issuer == "" {
+		c.skip("OIDC: not configured")
+	}
+	if c.failed {
+		return exitRuntime
+	}
+	return exitOK
+}
+
+// probeS3 runs every S3 probe against the configured bucket, on a scratch
+// key it removes afterwards.
+func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
+	s := cfg.S3Settings()
+	bucketARN := "arn:aws:s3:::" + s.Bucket
+	objectARN := bucketARN + "/" + s.Prefix + "*"
+
+	switch {
+	case cfg.S3.Credentials == "default" || s.AccessKeyID == "":
+		c.pass("credentials: the AWS SDK default chain (environment, shared files, web identity, ECS, EC2 IMDS)")
+	default:
+		c.pass("credentials: static keys, access key ID %s", s.AccessKeyID)
+	}
+	store, err := s3vfs.New(ctx, cfg.S3Config())
+	if err != nil {
+		c.fail("S3 client", err, "check the [s3] section")
+		return
+	}
+	c.pass("S3 client for %s", cfg.Describe())
+
+	probe := func(what string, fn func(context.Context) error, fix string) bool {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		if err := fn(pctx); err != nil {
+			c.fail(what, err, hint(err, fix))
+			return false
+		}
+		c.pass("%s", what)
+		return true
+	}
+
+	if cfg.CheckBucket() {
+		if !probe("bucket "+s.Bucket+" reachable (HeadBucket)", store.CheckBucket,
+			"check the keys, [s3].endpoint, region, bucket and path_style; the credentials need s3:ListBucket on "+bucketARN) {
+			return
+		}
+	} else {
+		c.skip("bucket check skipped ([s3].check_bucket = false)")
+	}
+
+	probe("list "+displayPrefix(s.Prefix)+" (ListObjectsV2)", func(ctx context.Context) error {
+		for _, err := range store.List(ctx, s3vfs.ListOptions{Prefix: s.Prefix, Delimiter: "/", MaxKeys: 1, Limit: 1}) {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}, "grant s3:ListBucket on "+bucketARN)
+
+	key := s.Prefix + ".davgw-check-" + randomHex(8)
+	copyKey := key + "-copy"
+	mpKey := key + "-multipart"
+	defer func() {
+		// Remove the scratch keys whatever happened, even after Ctrl-C.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+		defer cancel()
+		_ = store.Delete(dctx, []string{key, copyKey, mpKey})
+	}()
+	body := []byte("davgw check " + time.Now().UTC().Format(time.RFC3339) + "\n")
+	var put s3vfs.ObjectInfo
+	if !probe("put "+key+" (PutObject)", func(ctx context.Context) error {
+		var err error
+		put, err = store.PutObject(ctx, key, body, s3vfs.WriteOptions{Size: int64(len(body)), ContentType: "text/plain"})
+		return err
+	}, "grant s3:PutObject on "+objectARN) {
+		return
+	}
+	var head s3vfs.ObjectInfo
+	probe("head (HeadObject)", func(ctx context.Context) error {
+		var err error
+		head, err = store.Head(ctx, key)
+		if err == nil && head.Size != int64(len(body)) {
+			return fmt.Errorf("size %d, want %d", head.Size, len(body))
+		}
+		if err == nil && put.ETag != "" && head.ETag != put.ETag {
+			return fmt.Errorf("ETag %s differs from the PutObject ETag %s", head.ETag, put.ETag)
+		}
+		return err
+	}, "grant s3:GetObject on "+objectARN)
+	probe("get (GetObject)", func(ctx context.Context) error {
+		r := store.NewReader(ctx, key, s3vfs.ObjectInfo{Key: key, Size: int64(len(body)), ETag: head.ETag})
+		defer r.Close()
+		got, err := io.ReadAll(r)
+		if err == nil && !bytes.Equal(got, body) {
+			return errors.New("the body read back differs from the body written")
+		}
+		return err
+	}, "grant s3:GetObject on "+objectARN)
+	probe("copy (CopyObject)", func(ctx context.Context) error {
+		_, err := store.Copy(ctx, key, head, copyKey, s3vfs.CopyOptions{})
+		return err
+	}, "grant s3:GetObject and s3:PutObject on "+objectARN)
+	probe("multipart upload: create, upload part, abort", func(ctx context.Context) error {
+		w := store.NewWriter(ctx, mpKey, s3vfs.WriteOptions{Size: -1})
+		chunk := make([]byte, 1<<20)
+		for n := int64(0); n <= store.PartSize(); n += int64(len(chunk)) {
+			if _, err := w.Write(chunk); err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		return w.Abort()
+	}, "grant s3:PutObject and s3:AbortMultipartUpload on "+objectARN+" (and s3:ListBucketMultipartUploads on "+bucketARN+")")
+	probe("delete (DeleteObject, DeleteObjects)", func(ctx context.Context) error {
+		if err := store.Delete(ctx, []string{key, copyKey}); err != nil {
+			return err
+		}
+		if _, err := store.Head(ctx, key); !errors.Is(err, s3vfs.ErrNotFound) {
+			if err == nil {
+				return errors.New("the object is still there after DeleteObjects")
+			}
+			return err
+		}
+		return nil
+	}, "grant s3:DeleteObject on "+objectARN)
+}
+
+// hint picks a fix for an S3 error: the probe's own for access problems,
+// else one by error class.
+func hint(err error, fix string) string {
+	switch {
+	case errors.Is(err, s3vfs.ErrAccessDenied):
+		return fix
+	case errors.Is(err, s3vfs.ErrNotFound):
+		return "the bucket does not exist at this endpoint/region: check [s3].bucket, endpoint, region and path_style"
+	case errors.Is(err, s3vfs.ErrUnavailable):
+		return "S3 did not answer: check [s3].endpoint, the network, [s3].proxy / HTTPS_PROXY, and that the store is running"
+	case errors.Is(err, s3vfs.ErrInvalid):
+		return "S3 refused the request: check [s3].region, path_style and checksums (\"when_required\" for non-AWS stores)"
+	default:
+		return fix
+	}
+}
+
+func displayPrefix(p string) string {
+	if p == "" {
+		return "the bucket root"
+	}
+	return p
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

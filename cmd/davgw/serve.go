@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/config"
+	"github.com/davgw/davgw/embedded"
+	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// Server timeouts. There is deliberately no ReadTimeout or WriteTimeout:
+// they would cut long uploads and downloads.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	shutdownTimeout   = 30 * time.Second
+	checkBucketTime   = 30 * time.Second
+)
+
+// serveFlags are the flags of `davgw serve`.
+type serveFlags struct {
+	config    string
+	listen    string
+	logFormat string
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveFlags, int, bool) {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&f.config, "config", "", "config file (default $DAVGW_CONFIG, else ./config.toml, else the embedded default)")
+	fs.StringVar(&f.listen, "listen", "", "listen address host:port, overrides [server].listen (default 127.0.0.1:8080)")
+	fs.StringVar(&f.logFormat, "log-format", "text", `log format on stderr: "text" or "json"`)
+	code, ok := parseFlags(fs, args, stderr)
+	if !ok {
+		return f, code, false
+	}
+	if f.logFormat != "text" && f.logFormat != "json" {
+		fmt.Fprintf(stderr, "davgw serve: -log-format must be \"text\" or \"json\"\n")
+		return f, exitUsage, false
+	}
+	if f.listen != "" {
+		if _, _, err := net.SplitHostPort(f.listen); err != nil {
+			fmt.Fprintf(stderr, "davgw serve: -listen must be host:port, e.g. 127.0.0.1:8080 or :8080\n")
+			return f, exitUsage, false
+		}
+	}
+	return f, exitOK, true
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// setup is what serve needs once the store and users are known.
+type setup struct {
+	store     *s3vfs.Store
+	prefix    string
+	davPrefix string
+	auth      auth.Authenticator
+	realm     string
+	publicURL string
+	maxProp   int
+	ln        net.Listener
+	tlsCert   string
+	tlsKey    string
+	cleanup   func()
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	f, code, ok := parseServeFlags(args, stderr)
+	if !ok {
+		return code
+	}
+	log := newLogger(f.logFormat, stderr)
+	path, source, err := findConfig(f.config, os.Getenv, fileExists)
+	if err != nil {
+		fmt.Fprintf(stderr, "davgw serve: %v\n", err)
+		return exitUsage
+	}
+
+	var s *setup
+	if path == "" {
+		s, code = setupEmbedded(ctx, f.listen, log, stdout)
+	} else {
+		log.Info("config", "file", path, "from", source)
+		s, code = setupFromConfig(ctx, path, f.listen, log, stderr)
+	}
+	if s == nil {
+		return code
+	}
+	defer s.cleanup()
+
+	gw, err := gateway.New(gateway.Options{
+		Store:              s.store,
+		Prefix:             s.prefix,
+		DAVPrefix:          s.davPrefix,
+		Auth:               s.auth,
+		Realm:              s.realm,
+		PublicURL:          s.publicURL,
+		Logger:             log,
+		MaxPropfindEntries: s.maxProp,
+	})
+	if err != nil {
+		log.Error("gateway", "err", err)
+		return exitRuntime
+	}
+	return listenAndServe(ctx, s, gw, log)
+}
+
+// listenAndServe serves until ctx ends (SIGINT/SIGTERM), then shuts down
+// gracefully.
+func listenAndServe(ctx context.Context, s *setup, h http.Handler, log *slog.Logger) int {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln := s.ln
+	scheme := "http"
+	if s.tlsCert != "" {
+		scheme = "https"
+	}
+	log.Info("listening", "url", scheme+"://"+ln.Addr().String()+s.davPrefix)
+	if scheme == "http" && !isLoopback(ln.Addr()) {
+		log.Warn("serving plain HTTP on a non-loopback address: Basic passwords cross the network in clear; set [server].tls_cert and tls_key or put a TLS proxy in front")
+	}
+
+	errc := make(chan error, 1)
+	go func() {
+		if s.tlsCert != "" {
+			errc <- srv.ServeTLS(ln, s.tlsCert, s.tlsKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-errc:
+		log.Error("serve", "err", err)
+		return exitRuntime
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+		srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("serve", "err", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// setupFromConfig loads and checks the config and builds the store and
+// the users.
+func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger, stderr io.Writer) (*setup, int) {
+	cfg, ok := loadConfig(path, stderr)
+	if !ok {
+		return nil, exitUsage
+	}
+	if listen != "" {
+		cfg.Server.Listen = listen
+	}
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		log.Error("listen", "addr", cfg.Server.Listen, "err", err)
+		return nil, exitRuntime
+	}
+	ok = false
+	defer func() {
+		if !ok {
+			ln.Close()
+		}
+	}()
+	// Relative TLS paths are relative to the config file.
+	tlsCert, tlsKey := cfg.Server.TLSCert, cfg.Server.TLSKey
+	if tlsCert != "" && !filepath.IsAbs(tlsCert) {
+		tlsCert = filepath.Join(filepath.Dir(path), tlsCert)
+	}
+	if tlsKey != "" && !filepath.IsAbs(tlsKey) {
+		tlsKey = filepath.Join(filepath.Dir(path), tlsKey)
+	}
+	store, err := s3vfs.New(ctx, cfg.S3Config())
+	if err != nil {
+		log.Error("s3", "err", err)
+		return nil, exitRuntime
+	}
+	log.Info("s3", "store", cfg.Describe())
+	if cfg.CheckBucket() {
+		cctx, cancel := context.WithTimeout(ctx, checkBucketTime)
+		err := store.CheckBucket(cctx)
+		cancel()
+		if err != nil {
+			log.Error("the bucket is not reachable; run `davgw check` for details", "err", err)
+			return nil, exitRuntime
+		}
+	}
+	a, err := auth.NewStatic(staticUsers(cfg), cfg.Auth.Root)
+	if err != nil {
+		log.Error("auth", "err", err)
+		return nil, exitUsage
+	}
+	if len(cfg.Auth.Users) == 0 {
+		log.Warn("no [[auth.users]] in the config: nobody can sign in")
+	}
+	ok = true
+	return &setup{
+		store:     store,
+		prefix:    cfg.Prefix(),
+		davPrefix: cfg.Server.DAVPrefix,
+		auth:      a,
+		realm:     cfg.Auth.Realm,
+		publicURL: cfg.Server.PublicURL,
+		maxProp:   cfg.WebDAV.MaxPropfindEntries,
+		ln:        ln,
+		tlsCert:   tlsCert,
+		tlsKey:    tlsKey,
+		cleanup:   func() {},
+	}, exitOK
+}
+
+func staticUsers(cfg *config.Config) []auth.StaticUser {
+	users := make([]auth.StaticUser, 0, len(cfg.Auth.Users))
+	for _, u := range cfg.Auth.Users {
+		users = append(users, auth.StaticUser{Name: u.Name, PasswordHash: u.PasswordHash, Root: u.Root})
+	}
+	return users
+}
+
+// setupEmbedded starts the embedded default: the in-process S3 store under
+// ./davgw-data/ and the user "dev".
+func setupEmbedded(ctx context.Context, listen string, log *slog.Logger, stdout io.Writer) (*setup, int) {
+	if listen == "" {
+		listen = config.DefaultListen
+	}
+	// Absolute before embedded.Start, which changes the working directory.
+	dir, err := filepath.Abs(embedded.DefaultDir)
+	if err != nil {
+		log.Error("embedded", "err", err)
+		return nil, exitRuntime
+	}
+	name, password, created, err := embedded.DevUser(dir)
+	if err != nil {
+		log.Error("embedded", "err", err)
+		return nil, exitRuntime
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		log.Error("embedded", "err", err)
+		return nil, exitRuntime
+	}
+	a, err := auth.NewStatic([]auth.StaticUser{{Name: name, PasswordHash: hash}}, config.DefaultRootTemplate)
+	if err != nil {
+		log.Error("embedded", "err", err)
+		return nil, exitRuntime
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		log.Error("listen", "addr", listen, "err", err)
+		return nil, exitRuntime
+	}
+	es, err := embedded.Start(ctx, dir)
+	if err != nil {
+		ln.Close()
+		log.Error("embedded S3 store", "dir", dir, "err", err)
+		return nil, exitRuntime
+	}
+	// Our own client, so that its idle connections can be closed before the
+	// store stops: versitygw waits up to 10 s for open connections.
+	hc := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	store, err := s3vfs.New(ctx, s3vfs.Config{
+		HTTPClient:      hc,
+		Endpoint:        es.Endpoint,
+		Region:          es.Region,
+		Bucket:          es.Bucket,
+		PathStyle:       true,
+		AccessKeyID:     es.AccessKeyID,
+		SecretAccessKey: es.SecretAccessKey,
+	})
+	if err != nil {
+		ln.Close()
+		es.Close()
+		log.Error("embedded S3 store", "err", err)
+		return nil, exitRuntime
+	}
+	log.Info("embedded default: no config file (-config, $DAVGW_CONFIG, ./config.toml), S3 store in process", "dir", dir, "s3", es.Endpoint)
+	url := "http://" + displayHost(ln.Addr().String()) + config.DefaultDAVPrefix
+	if created {
+		fmt.Fprintf(stdout, "\ndavgw embedded default\n  WebDAV:   %s\n  user:     %s\n  password: %s\n  (shown only this once; kept in %s)\n\n",
+			url, name, password, embedded.DevUserFile(dir))
+	} else {
+		fmt.Fprintf(stdout, "\ndavgw embedded default\n  WebDAV:   %s\n  user:     %s\n  password: in %s\n\n",
+			url, name, embedded.DevUserFile(dir))
+	}
+	return &setup{
+		store:     store,
+		davPrefix: config.DefaultDAVPrefix,
+		auth:      a,
+		realm:     config.DefaultRealm,
+		maxProp:   config.DefaultMaxPropfindEntries,
+		ln:        ln,
+		cleanup: func() {
+			hc.CloseIdleConnections()
+			if err := es.Close(); err != nil {
+				log.Warn("embedded S3 store: stop", "err", err)
+			}
+		},
+	}, exitOK
+}
+
+// displayHost turns a listen address into one a user can open: an empty or
+// unspecified host becomes 127.0.0.1.
+func displayHost(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,140 @@
+package config
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// S3Config returns the s3vfs configuration: the fields of [s3] merged over
+// [s3].url (a field set one by one wins). Call it on a validated Config.
+func (c *Config) S3Config() s3vfs.Config {
+	s := c.S3Settings()
+	cfg := s3vfs.Config{
+		Endpoint:          s.Endpoint,
+		Region:            s.Region,
+		Bucket:            s.Bucket,
+		PathStyle:         s.PathStyle,
+		AccessKeyID:       s.AccessKeyID,
+		SecretAccessKey:   s.SecretAccessKey,
+		SessionToken:      c.S3.SessionToken,
+		Checksums:         c.S3.Checksums,
+		UploadConcurrency: c.S3.UploadConcurrency,
+	}
+	if n, err := c.S3.PartSize.Bytes(); err == nil {
+		cfg.PartSize = n
+	}
+	if c.S3.Credentials == "default" {
+		// The AWS SDK default chain: no static keys.
+		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = "", "", ""
+	}
+	if c.S3.Proxy != "" {
+		if pu, err := url.Parse(c.S3.Proxy); err == nil {
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.Proxy = http.ProxyURL(pu)
+			cfg.HTTPClient = &http.Client{Transport: t}
+		}
+	}
+	return cfg
+}
+
+// S3Settings are the effective connection settings after merging the
+// [s3] fields over [s3].url.
+type S3Settings struct {
+	// Endpoint is the S3 endpoint URL, "" = AWS.
+	Endpoint string
+	// Region is the signing region.
+	Region string
+	// Bucket is the bucket name.
+	Bucket string
+	// Prefix is the key prefix, "" or ending in "/".
+	Prefix string
+	// PathStyle is the effective path-style setting.
+	PathStyle bool
+	// AccessKeyID is the static key ID, "" for the default chain.
+	AccessKeyID string
+	// SecretAccessKey is the static secret (never print it).
+	SecretAccessKey string
+}
+
+// S3Settings merges the [s3] fields over [s3].url: a field set one by one
+// wins. Region from an AWS host name in the URL is used only when region
+// is left at its default.
+func (c *Config) S3Settings() S3Settings {
+	s := c.S3
+	out := S3Settings{
+		Endpoint:        s.Endpoint,
+		Region:          s.Region,
+		Bucket:          s.Bucket,
+		Prefix:          s.Prefix,
+		AccessKeyID:     s.AccessKeyID,
+		SecretAccessKey: s.SecretAccessKey,
+	}
+	if s.URL != "" {
+		if u, err := ParseS3URL(s.URL); err == nil {
+			if out.Endpoint == "" {
+				out.Endpoint = u.Endpoint
+				out.PathStyle = u.PathStyle
+			}
+			if (out.Region == "" || out.Region == DefaultRegion) && u.Region != "" {
+				out.Region = u.Region
+			}
+			if out.Bucket == "" {
+				out.Bucket = u.Bucket
+			}
+			if out.Prefix == "" {
+				out.Prefix = u.Prefix
+			}
+			if out.AccessKeyID == "" {
+				out.AccessKeyID = u.AccessKeyID
+			}
+			if out.SecretAccessKey == "" {
+				out.SecretAccessKey = u.SecretAccessKey
+			}
+		}
+	}
+	if s.PathStyle != nil {
+		out.PathStyle = *s.PathStyle
+	}
+	return out
+}
+
+// Prefix returns the effective [s3].prefix ("" or ending in "/").
+func (c *Config) Prefix() string { return c.S3Settings().Prefix }
+
+// CheckBucket reports whether the bucket is checked at start-up
+// ([s3].check_bucket, default true).
+func (c *Config) CheckBucket() bool { return c.S3.CheckBucket == nil || *c.S3.CheckBucket }
+
+// TLS reports whether the listener serves HTTPS.
+func (c *Config) TLS() bool { return c.Server.TLSCert != "" && c.Server.TLSKey != "" }
+
+// RoleDuration returns [s3].role_duration, or 1h when it does not parse.
+func (c *Config) RoleDuration() time.Duration {
+	d, err := c.S3.RoleDuration.Value()
+	if err != nil {
+		return time.Hour
+	}
+	return d
+}
+
+// Describe returns a one-line, secret-free summary of where the gateway
+// stores data, for start-up logs: endpoint, bucket, prefix and the key ID
+// (never the secret).
+func (c *Config) Describe() string {
+	s := c.S3Settings()
+	ep := s.Endpoint
+	if ep == "" {
+		ep = "AWS S3 (" + s.Region + ")"
+	}
+	out := ep + " bucket=" + s.Bucket
+	if s.Prefix != "" {
+		out += " prefix=" + s.Prefix
+	}
+	if s.AccessKeyID != "" {
+		out += " access_key_id=" + s.AccessKeyID
+	}
+	return out
+}

@@ -1,0 +1,396 @@
+// Package config reads davgw's TOML configuration (SPEC section 2).
+//
+// Loading happens in three steps: a strict decode (an unknown key is an
+// error naming the key and its line), ${ENV_VAR} expansion of string values
+// (an unset variable is an error naming the key), then a pure Validate that
+// reports every problem at once, each naming its key.
+//
+// Security notes: secrets (the S3 secret key, the secret inside [s3].url,
+// session tokens, the OIDC client secret) never appear in an error or in
+// anything this package prints; S3URL.String shows the URL with "***" in
+// place of the secret.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Defaults of SPEC section 2.
+const (
+	DefaultListen             = "127.0.0.1:8080"
+	DefaultDAVPrefix          = "/dav/"
+	DefaultRegion             = "us-east-1"
+	DefaultRoleSessionName    = "davgw"
+	DefaultRoleDuration       = "1h"
+	DefaultChecksums          = "when_required"
+	DefaultPartSize           = "16MiB"
+	DefaultUploadConcurrency  = 4
+	DefaultRealm              = "davgw"
+	DefaultRootTemplate       = "users/{username}/"
+	DefaultUsernameClaim      = "preferred_username"
+	DefaultGroupsClaim        = "groups"
+	DefaultAppleFiles         = "allow"
+	DefaultMaxPropfindEntries = 100000
+	DefaultLockStore          = "memory"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Server is [server].
+	Server Server `toml:"server"`
+	// S3 is [s3].
+	S3 S3 `toml:"s3"`
+	// Auth is [auth] with [auth.oidc], [[auth.users]] and [[auth.rules]].
+	Auth Auth `toml:"auth"`
+	// WebDAV is [webdav].
+	WebDAV WebDAV `toml:"webdav"`
+	// Locks is [locks].
+	Locks Locks `toml:"locks"`
+}
+
+// Server is the [server] table: where and how the gateway listens.
+type Server struct {
+	// Listen is the host:port of the WebDAV listener.
+	Listen string `toml:"listen"`
+	// PublicURL is how clients reach the gateway (scheme://host[:port]).
+	PublicURL string `toml:"public_url"`
+	// DAVPrefix is the URL path of the WebDAV namespace ("/dav/").
+	DAVPrefix string `toml:"dav_prefix"`
+	// TLSCert and TLSKey, both set, make the listener serve HTTPS.
+	TLSCert string `toml:"tls_cert"`
+	// TLSKey is the PEM private key matching TLSCert.
+	TLSKey string `toml:"tls_key"`
+	// AdminListen is the host:port of the /metrics listener (planned).
+	AdminListen string `toml:"admin_listen"`
+}
+
+// S3 is the [s3] table: the bucket the gateway serves and how to reach it.
+type S3 struct {
+	// URL is the CrushFTP-style s3://KEY:SECRET@host[:port]/bucket/[prefix/];
+	// fields set one by one below win over it.
+	URL string `toml:"url"`
+	// Endpoint is the S3 endpoint URL; "" = AWS.
+	Endpoint string `toml:"endpoint"`
+	// Region is the signing region.
+	Region string `toml:"region"`
+	// Bucket is the bucket name.
+	Bucket string `toml:"bucket"`
+	// Prefix is the key prefix everything stays under ("" or ending in "/").
+	Prefix string `toml:"prefix"`
+	// PathStyle forces path-style addressing. Unset: true when the endpoint
+	// comes from a custom host in URL, else false.
+	PathStyle *bool `toml:"path_style"`
+	// AccessKeyID is the static access key.
+	AccessKeyID string `toml:"access_key_id"`
+	// SecretAccessKey is the static secret key (secret).
+	SecretAccessKey string `toml:"secret_access_key"`
+	// SessionToken is the static session token (secret).
+	SessionToken string `toml:"session_token"`
+	// Credentials selects the credential source: "" (static if keys are
+	// given, else the AWS SDK default chain), "static", "default" or
+	// "iam_lookup" (planned).
+	Credentials string `toml:"credentials"`
+	// IMDSv1Fallback allows IMDSv1 after IMDSv2 failed (planned).
+	IMDSv1Fallback bool `toml:"imds_v1_fallback"`
+	// IMDSEndpoint overrides the metadata service address (planned).
+	IMDSEndpoint string `toml:"imds_endpoint"`
+	// RoleARN is assumed with STS on top of the credentials (planned).
+	RoleARN string `toml:"role_arn"`
+	// ExternalID goes with RoleARN.
+	ExternalID string `toml:"external_id"`
+	// RoleSessionName goes with RoleARN.
+	RoleSessionName string `toml:"role_session_name"`
+	// RoleDuration goes with RoleARN.
+	RoleDuration Duration `toml:"role_duration"`
+	// STSEndpoint overrides the STS endpoint.
+	STSEndpoint string `toml:"sts_endpoint"`
+	// CheckBucket = false skips the bucket check at start-up.
+	CheckBucket *bool `toml:"check_bucket"`
+	// Checksums is "when_required" or "when_supported".
+	Checksums string `toml:"checksums"`
+	// PartSize is the multipart part size ("16MiB").
+	PartSize ByteSize `toml:"part_size"`
+	// UploadConcurrency is the number of parts uploaded at once per PUT.
+	UploadConcurrency int `toml:"upload_concurrency"`
+	// Proxy is an HTTP(S) proxy URL for S3 and STS.
+	Proxy string `toml:"proxy"`
+}
+
+// Auth is the [auth] table with its sub-tables.
+type Auth struct {
+	// Realm is the Basic auth realm.
+	Realm string `toml:"realm"`
+	// Root is the per-user root template under [s3].prefix.
+	Root string `toml:"root"`
+	// OIDC is [auth.oidc] (planned).
+	OIDC OIDC `toml:"oidc"`
+	// Users are the static users of [[auth.users]].
+	Users []User `toml:"users"`
+	// Rules are the group rules of [[auth.rules]] (planned).
+	Rules []Rule `toml:"rules"`
+}
+
+// OIDC is the [auth.oidc] table (planned: parsed and checked for form only).
+type OIDC struct {
+	// Issuer is the OpenID Connect issuer URL; "" = OIDC off.
+	Issuer string `toml:"issuer"`
+	// ClientID is the gateway's OAuth client.
+	ClientID string `toml:"client_id"`
+	// ClientSecret is the OAuth client secret (secret).
+	ClientSecret string `toml:"client_secret"`
+	// Audiences are the accepted `aud` values; empty = [ClientID].
+	Audiences []string `toml:"audiences"`
+	// UsernameClaim names the claim that gives the user name.
+	UsernameClaim string `toml:"username_claim"`
+	// GroupsClaim names the claim that lists the groups.
+	GroupsClaim string `toml:"groups_claim"`
+	// PasswordGrant checks Basic passwords with the IdP's password grant.
+	PasswordGrant bool `toml:"password_grant"`
+	// AppPasswords enables per-device app passwords (default true).
+	AppPasswords *bool `toml:"app_passwords"`
+}
+
+// User is one [[auth.users]] entry.
+type User struct {
+	// Name is the sign-in name ([A-Za-z0-9._@-], not starting with ".").
+	Name string `toml:"name"`
+	// PasswordHash is a bcrypt hash from `davgw hash-password`.
+	PasswordHash string `toml:"password_hash"`
+	// Root overrides [auth].root for this user.
+	Root string `toml:"root"`
+}
+
+// Rule is one [[auth.rules]] entry (planned).
+type Rule struct {
+	// Group is the group the rule matches.
+	Group string `toml:"group"`
+	// Root overrides the root of matching users.
+	Root string `toml:"root"`
+	// ReadOnly makes matching users read-only.
+	ReadOnly bool `toml:"read_only"`
+}
+
+// WebDAV is the [webdav] table.
+type WebDAV struct {
+	// AppleFiles is "allow", "hide" or "reject" (only "allow" is built).
+	AppleFiles string `toml:"apple_files"`
+	// MaxPropfindEntries caps a Depth 1 listing.
+	MaxPropfindEntries int `toml:"max_propfind_entries"`
+	// QuotaBytes is the per-user quota reported by RFC 4331 (planned).
+	QuotaBytes ByteSize `toml:"quota_bytes"`
+}
+
+// Locks is the [locks] table.
+type Locks struct {
+	// Store is "memory" or a redis:// URL (planned).
+	Store string `toml:"store"`
+}
+
+// Default returns a Config with every default of SPEC section 2 filled in.
+func Default() *Config {
+	return &Config{
+		Server: Server{Listen: DefaultListen, DAVPrefix: DefaultDAVPrefix},
+		S3: S3{
+			Region:            DefaultRegion,
+			RoleSessionName:   DefaultRoleSessionName,
+			RoleDuration:      DefaultRoleDuration,
+			Checksums:         DefaultChecksums,
+			PartSize:          DefaultPartSize,
+			UploadConcurrency: DefaultUploadConcurrency,
+		},
+		Auth: Auth{
+			Realm: DefaultRealm,
+			Root:  DefaultRootTemplate,
+			OIDC:  OIDC{UsernameClaim: DefaultUsernameClaim, GroupsClaim: DefaultGroupsClaim},
+		},
+		WebDAV: WebDAV{AppleFiles: DefaultAppleFiles, MaxPropfindEntries: DefaultMaxPropfindEntries, QuotaBytes: "0"},
+		Locks:  Locks{Store: DefaultLockStore},
+	}
+}
+
+// LoadFile reads and checks the config file at path. See Parse.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, os.LookupEnv)
+}
+
+// Parse decodes a TOML document over the defaults, expands ${ENV_VAR}
+// references with lookupEnv, and validates the result. The error, if any,
+// lists every problem found (unknown keys, unset variables, invalid values),
+// joined with errors.Join; each is a *Problem naming its key. The returned
+// Config is nil when the document is not valid TOML or has any problem.
+func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	c := Default()
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	var problems []error
+	undecoded := md.Undecoded()
+	sort.Slice(undecoded, func(i, j int) bool { return undecoded[i].String() < undecoded[j].String() })
+	for _, k := range undecoded {
+		// A table or array of tables that is itself unknown is reported
+		// once, not for each key inside it.
+		if parentUndecoded(k, undecoded) {
+			continue
+		}
+		p := &Problem{Key: k.String(), Msg: "unknown key"}
+		if line := findKeyLine(data, k); line > 0 {
+			p.Line = line
+		}
+		problems = append(problems, p)
+	}
+	problems = append(problems, expandEnv(c, lookupEnv)...)
+	if err := c.Validate(); err != nil {
+		problems = append(problems, unjoin(err)...)
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// Problem is one thing wrong with the config, naming its key.
+type Problem struct {
+	// Key is the dotted key, e.g. "s3.part_size" or "auth.users[1].name".
+	Key string
+	// Line is the line of the key in the file, 0 when unknown.
+	Line int
+	// Msg says what is wrong; it never contains a secret value.
+	Msg string
+}
+
+// Error formats the problem as `KEY: MSG` or, for unknown keys,
+// `unknown key "KEY" (line N)`.
+func (p *Problem) Error() string {
+	if p.Msg == "unknown key" {
+		if p.Line > 0 {
+			return fmt.Sprintf("unknown key %q (line %d)", p.Key, p.Line)
+		}
+		return fmt.Sprintf("unknown key %q", p.Key)
+	}
+	if p.Line > 0 {
+		return fmt.Sprintf("%s (line %d): %s", p.Key, p.Line, p.Msg)
+	}
+	return p.Key + ": " + p.Msg
+}
+
+func problemf(key, format string, args ...any) *Problem {
+	return &Problem{Key: key, Msg: fmt.Sprintf(format, args...)}
+}
+
+// unjoin splits an errors.Join result back into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// decodeError rewrites a TOML syntax or type error without quoting the
+// offending value (which could be a secret): only the position and the kind
+// of problem remain.
+func decodeError(err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		msg := redactQuoted(pe.Message)
+		if pe.LastKey != "" {
+			return &Problem{Key: pe.LastKey, Line: pe.Position.Line, Msg: msg}
+		}
+		if pe.Position.Line > 0 {
+			return fmt.Errorf("config: TOML syntax error on line %d: %s", pe.Position.Line, msg)
+		}
+		return fmt.Errorf("config: TOML syntax error: %s", msg)
+	}
+	// Type errors: `toml: line N (last key "KEY"): MESSAGE`. Key names are
+	// not secret; the rest is redacted.
+	if m := typeErrorRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Problem{Key: m[2], Line: line, Msg: redactQuoted(m[3])}
+	}
+	return fmt.Errorf("config: %s", redactQuoted(err.Error()))
+}
+
+var typeErrorRE = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// redactQuoted removes quoted strings from a library error message; key
+// names in such messages are quoted too, but values can be secrets.
+func redactQuoted(msg string) string {
+	var b strings.Builder
+	in := false
+	for _, r := range msg {
+		switch {
+		case r == '"' && !in:
+			in = true
+			b.WriteString(`"…`)
+		case r == '"' && in:
+			in = false
+			b.WriteRune('"')
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func parentUndecoded(k toml.Key, all []toml.Key) bool {
+	for _, o := range all {
+		if len(o) < len(k) && strings.HasPrefix(k.String()+".", o.String()+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// findKeyLine finds the line that defines key k by following table headers;
+// 0 when it cannot tell.
+func findKeyLine(data []byte, k toml.Key) int {
+	want := k.String()
+	table := ""
+	for i, line := range strings.Split(string(data), "\n") {
+		s := strings.TrimSpace(line)
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		if strings.HasPrefix(s, "[") {
+			h := strings.Trim(strings.SplitN(s, "#", 2)[0], " \t")
+			h = strings.TrimSpace(strings.Trim(h, "[]"))
+			table = normalizeKey(h)
+			if table == want {
+				return i + 1
+			}
+			continue
+		}
+		eq := strings.IndexByte(s, '=')
+		if eq < 0 {
+			continue
+		}
+		full := normalizeKey(s[:eq])
+		if table != "" {
+			full = table + "." + full
+		}
+		if full == want || strings.HasPrefix(full, want+".") {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+func normalizeKey(s string) string {
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
+	}
+	return strings.Join(parts, ".")
+}

@@ -1,0 +1,325 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/davgw/davgw/auth"
+)
+
+// Limits checked by Validate.
+const (
+	minPartSize          = 5 << 20
+	maxPartSize          = 5 << 30
+	maxUploadConcurrency = 64
+)
+
+// Validate checks every key and returns all problems at once (errors.Join
+// of *Problem, each naming its key), or nil. It does not touch the network
+// or the file system and never quotes a secret.
+func (c *Config) Validate() error {
+	var ps []error
+	add := func(key, format string, args ...any) { ps = append(ps, problemf(key, format, args...)) }
+	notYet := func(key string) { add(key, "not supported yet: leave it unset") }
+
+	// [server]
+	if err := checkHostPort(c.Server.Listen); err != nil {
+		add("server.listen", "%v", err)
+	}
+	if c.Server.PublicURL != "" {
+		if u, err := url.Parse(c.Server.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			add("server.public_url", `must be an absolute http:// or https:// URL such as "https://dav.example.com"`)
+		}
+	}
+	if err := checkDAVPrefix(c.Server.DAVPrefix); err != nil {
+		add("server.dav_prefix", "%v", err)
+	}
+	if (c.Server.TLSCert == "") != (c.Server.TLSKey == "") {
+		add("server.tls_cert", "tls_cert and tls_key must be set together")
+	}
+	if c.Server.AdminListen != "" {
+		if err := checkHostPort(c.Server.AdminListen); err != nil {
+			add("server.admin_listen", "%v", err)
+		} else {
+			notYet("server.admin_listen")
+		}
+	}
+
+	c.validateS3(add, notYet)
+	c.validateAuth(add, notYet)
+
+	// [webdav]
+	switch c.WebDAV.AppleFiles {
+	case "allow":
+	case "hide", "reject":
+		notYet("webdav.apple_files")
+	default:
+		add("webdav.apple_files", `must be "allow", "hide" or "reject"`)
+	}
+	if c.WebDAV.MaxPropfindEntries < 1 {
+		add("webdav.max_propfind_entries", "must be at least 1")
+	}
+	if n, err := c.WebDAV.QuotaBytes.Bytes(); err != nil {
+		add("webdav.quota_bytes", "%v", err)
+	} else if n != 0 {
+		notYet("webdav.quota_bytes")
+	}
+
+	// [locks]
+	switch {
+	case c.Locks.Store == "memory":
+	case strings.HasPrefix(c.Locks.Store, "redis://") || strings.HasPrefix(c.Locks.Store, "rediss://"):
+		if u, err := url.Parse(c.Locks.Store); err != nil || u.Host == "" {
+			add("locks.store", `must be "memory" or a URL such as "redis://127.0.0.1:6379/0"`)
+		} else {
+			notYet("locks.store")
+		}
+	default:
+		add("locks.store", `must be "memory" or a URL such as "redis://127.0.0.1:6379/0"`)
+	}
+	return errors.Join(ps...)
+}
+
+func (c *Config) validateS3(add func(string, string, ...any), notYet func(string)) {
+	s := &c.S3
+	var fromURL *S3URL
+	if s.URL != "" {
+		u, err := ParseS3URL(s.URL)
+		if err != nil {
+			add("s3.url", "%v", err)
+		}
+		fromURL = u
+	}
+	if s.Endpoint != "" {
+		if u, err := url.Parse(s.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			add("s3.endpoint", `must be an http:// or https:// URL without credentials, e.g. "https://s3.example.com:9000"`)
+		}
+	}
+	if s.Region == "" {
+		add("s3.region", `must not be empty (use "us-east-1" when the store does not care)`)
+	}
+	bucket := s.Bucket
+	if bucket == "" && fromURL != nil {
+		bucket = fromURL.Bucket
+	}
+	if s.URL == "" || fromURL != nil {
+		if bucket == "" {
+			add("s3.bucket", "is required (or give it in s3.url)")
+		} else if strings.ContainsAny(bucket, `/\ `) || hasControl(bucket) || len(bucket) > 255 {
+			add("s3.bucket", "is not a valid bucket name")
+		}
+	}
+	if err := checkPrefix(s.Prefix); err != nil {
+		add("s3.prefix", "%v", err)
+	}
+	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") && s.AccessKeyID != "iam_lookup" {
+		// A key given here pairs with a secret given here or in the URL.
+		if fromURL == nil || fromURL.AccessKeyID == "" {
+			add("s3.access_key_id", "access_key_id and secret_access_key must be set together")
+		}
+	}
+	if s.SessionToken != "" && s.AccessKeyID == "" && (fromURL == nil || fromURL.AccessKeyID == "") {
+		add("s3.session_token", "needs access_key_id and secret_access_key")
+	}
+	switch s.Credentials {
+	case "", "static", "default":
+	case "iam_lookup":
+		notYet("s3.credentials")
+	default:
+		add("s3.credentials", `must be "", "static", "default" or "iam_lookup"`)
+	}
+	if s.Credentials == "static" && s.AccessKeyID == "" && (fromURL == nil || fromURL.AccessKeyID == "") {
+		add("s3.credentials", `"static" needs access_key_id and secret_access_key`)
+	}
+	if s.AccessKeyID == "iam_lookup" {
+		notYet("s3.access_key_id")
+	}
+	if s.IMDSv1Fallback {
+		notYet("s3.imds_v1_fallback")
+	}
+	if s.IMDSEndpoint != "" {
+		notYet("s3.imds_endpoint")
+	}
+	if s.RoleARN != "" {
+		if !strings.HasPrefix(s.RoleARN, "arn:") {
+			add("s3.role_arn", `must be an ARN such as "arn:aws:iam::123456789012:role/NAME"`)
+		} else {
+			notYet("s3.role_arn")
+		}
+	}
+	if n := len(s.RoleSessionName); n < 2 || n > 64 {
+		add("s3.role_session_name", "must be 2 to 64 characters")
+	}
+	if d, err := s.RoleDuration.Value(); err != nil {
+		add("s3.role_duration", "%v", err)
+	} else if d.Minutes() < 15 || d.Hours() > 12 {
+		add("s3.role_duration", "must be between 15m and 12h")
+	}
+	if s.STSEndpoint != "" {
+		if u, err := url.Parse(s.STSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("s3.sts_endpoint", "must be an http:// or https:// URL")
+		}
+	}
+	switch s.Checksums {
+	case "when_required", "when_supported":
+	default:
+		add("s3.checksums", `must be "when_required" or "when_supported"`)
+	}
+	if n, err := s.PartSize.Bytes(); err != nil {
+		add("s3.part_size", "%v", err)
+	} else if n < minPartSize || n > maxPartSize {
+		add("s3.part_size", "must be between 5MiB and 5GiB (S3's part limits)")
+	}
+	if s.UploadConcurrency < 1 || s.UploadConcurrency > maxUploadConcurrency {
+		add("s3.upload_concurrency", "must be between 1 and %d", maxUploadConcurrency)
+	}
+	if s.Proxy != "" {
+		if u, err := url.Parse(s.Proxy); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
+			add("s3.proxy", `must be a URL such as "http://proxy.example.com:3128"`)
+		}
+	}
+}
+
+func (c *Config) validateAuth(add func(string, string, ...any), notYet func(string)) {
+	a := &c.Auth
+	if a.Realm == "" || strings.ContainsAny(a.Realm, `"\`) || hasControl(a.Realm) {
+		add("auth.realm", `must be non-empty, without quotes, backslashes or control characters`)
+	}
+	if err := checkRootTemplate(a.Root); err != nil {
+		add("auth.root", "%v", err)
+	} else if strings.Contains(a.Root, "{email}") && len(a.Users) > 0 {
+		add("auth.root", "{email} is not available for static users ([[auth.users]]): give them a root of their own")
+	}
+
+	o := &a.OIDC
+	if o.Issuer != "" {
+		if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("auth.oidc.issuer", "must be an http:// or https:// URL")
+		} else {
+			notYet("auth.oidc.issuer")
+		}
+		if o.ClientID == "" {
+			add("auth.oidc.client_id", "is required with auth.oidc.issuer")
+		}
+	}
+	if o.UsernameClaim == "" {
+		add("auth.oidc.username_claim", "must not be empty")
+	}
+	if o.GroupsClaim == "" {
+		add("auth.oidc.groups_claim", "must not be empty")
+	}
+	for i, aud := range o.Audiences {
+		if aud == "" {
+			add(fmt.Sprintf("auth.oidc.audiences[%d]", i), "must not be empty")
+		}
+	}
+	if o.PasswordGrant && o.Issuer == "" {
+		add("auth.oidc.password_grant", "needs auth.oidc.issuer")
+	}
+
+	seen := map[string]int{}
+	for i, u := range a.Users {
+		key := fmt.Sprintf("auth.users[%d]", i)
+		if err := auth.ValidUsername(u.Name); err != nil {
+			add(key+".name", "%v", err)
+		} else if j, dup := seen[u.Name]; dup {
+			add(key+".name", "duplicate user name (also auth.users[%d])", j)
+		} else {
+			seen[u.Name] = i
+		}
+		if u.PasswordHash == "" {
+			add(key+".password_hash", "is required: create one with `davgw hash-password`")
+		} else if _, err := bcrypt.Cost([]byte(u.PasswordHash)); err != nil {
+			add(key+".password_hash", "is not a bcrypt hash: create one with `davgw hash-password`")
+		}
+		if u.Root != "" {
+			if err := checkRootTemplate(u.Root); err != nil {
+				add(key+".root", "%v", err)
+			} else if strings.Contains(u.Root, "{email}") {
+				add(key+".root", "{email} is not available for static users")
+			}
+		}
+	}
+	for i, r := range a.Rules {
+		key := fmt.Sprintf("auth.rules[%d]", i)
+		if r.Group == "" {
+			add(key+".group", "is required")
+		}
+		if r.Root != "" {
+			if err := checkRootTemplate(r.Root); err != nil {
+				add(key+".root", "%v", err)
+			}
+		}
+	}
+	if len(a.Rules) > 0 {
+		notYet("auth.rules")
+	}
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf(`must be host:port, e.g. "127.0.0.1:8080" or ":8080"`)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port must be a number from 0 to 65535")
+	}
+	if strings.ContainsAny(host, "/ ") {
+		return fmt.Errorf("invalid host")
+	}
+	return nil
+}
+
+func checkDAVPrefix(p string) error {
+	if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") || p == "/" {
+		return fmt.Errorf(`must start and end with "/" and not be "/" alone, e.g. "/dav/"`)
+	}
+	for _, seg := range strings.Split(strings.Trim(p, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, `\?#%`) || hasControl(seg) {
+			return fmt.Errorf(`must be a clean path such as "/dav/" (no empty, "." or ".." segments, no "\", "?", "#" or "%%")`)
+		}
+	}
+	if p == "/healthz/" {
+		return fmt.Errorf(`"/healthz/" is reserved`)
+	}
+	return nil
+}
+
+// checkPrefix checks a key prefix: "" or clean segments ending in "/",
+// without a leading "/".
+func checkPrefix(p string) error {
+	if p == "" {
+		return nil
+	}
+	if !strings.HasSuffix(p, "/") || strings.HasPrefix(p, "/") {
+		return fmt.Errorf(`must be "" or end in "/" without a leading "/", e.g. "gateway/"`)
+	}
+	for _, seg := range strings.Split(strings.TrimSuffix(p, "/"), "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.Contains(seg, `\`) || hasControl(seg) {
+			return fmt.Errorf(`must not have empty, "." or ".." segments, backslashes or control characters`)
+		}
+	}
+	return nil
+}
+
+// checkRootTemplate checks a root template: known placeholders only, and a
+// clean prefix once they are filled in.
+func checkRootTemplate(t string) error {
+	s := t
+	for _, ph := range []string{"{username}", "{sub}", "{email}"} {
+		s = strings.ReplaceAll(s, ph, "x")
+	}
+	if strings.ContainsAny(s, "{}") {
+		return fmt.Errorf("unknown placeholder: use {username}, {sub} or {email}")
+	}
+	if _, err := auth.CleanRoot(s); err != nil {
+		return err
+	}
+	return nil
+}
