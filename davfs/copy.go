@@ -2,10 +2,13 @@ package davfs
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"path"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -31,7 +34,9 @@ func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive boo
 	if err != nil {
 		return false, err
 	}
-	if src == dst || dst == "/" || (srcFi.dir && strings.HasPrefix(dst, src+"/")) {
+	// A copy onto its own ancestor would delete its source while replacing
+	// the destination; a folder copied into itself would never end.
+	if src == dst || dst == "/" || Within(src, dst) || Within(dst, src) {
 		return false, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
 	}
 	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
@@ -65,19 +70,41 @@ func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstF
 		return pathError("copy", dst, f.note(copyOnce()))
 	}
 	// A file replaces a folder. Stores like AWS allow "dst" next to "dst/":
-	// copy first, then delete the folder. Stricter stores refuse that with a
-	// conflict; only then is the folder deleted before the copy.
+	// copy first, then delete the folder.
 	err := copyOnce()
-	if errors.Is(err, s3vfs.ErrConflict) {
-		if err := f.store.DeletePrefix(ctx, f.dirPrefix(dst)); err != nil {
-			return pathError("copy", dst, f.note(err))
-		}
-		return pathError("copy", dst, f.note(copyOnce()))
+	if err == nil {
+		return pathError("copy", dst, f.note(f.store.DeletePrefix(ctx, f.dirPrefix(dst))))
 	}
-	if err != nil {
+	if !errors.Is(err, s3vfs.ErrConflict) {
 		return pathError("copy", dst, f.note(err))
 	}
-	return pathError("copy", dst, f.note(f.store.DeletePrefix(ctx, f.dirPrefix(dst))))
+	// Stricter stores (versitygw) cannot hold both names. Stage the copy
+	// under a hidden name first, so that a copy that cannot succeed fails
+	// before the folder is touched; then replace the folder.
+	return pathError("copy", dst, f.note(f.replaceDirWithFile(ctx, srcFi, dst)))
+}
+
+// stagingPrefix starts the hidden names of staged copies; listings skip them.
+const stagingPrefix = ".davgw-staging-"
+
+func (f *FS) replaceDirWithFile(ctx context.Context, srcFi *FileInfo, dst string) error {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	staged := f.key(path.Join(path.Dir(dst), stagingPrefix+hex.EncodeToString(rnd[:])))
+	obj, err := f.store.Copy(ctx, srcFi.key, srcFi.Object(), staged, s3vfs.CopyOptions{SourceETag: srcFi.etag})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_ = f.store.Delete(cctx, []string{staged})
+	}()
+	if err := f.store.DeletePrefix(ctx, f.dirPrefix(dst)); err != nil {
+		return err
+	}
+	_, err = f.store.Copy(ctx, staged, obj, f.key(dst), s3vfs.CopyOptions{})
+	return err
 }
 
 // copyDirOnto copies a folder (and with recursive everything below it) onto
@@ -85,18 +112,11 @@ func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstF
 func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, recursive bool) error {
 	srcPrefix, dstPrefix := f.dirPrefix(src), f.dirPrefix(dst)
 	err := f.ensureMarker(ctx, srcPrefix, dstPrefix)
-	if dstFi != nil && !dstFi.dir {
-		// A folder replaces a file. Where the store cannot hold both names
-		// the marker copy conflicted: remove the file, then try again.
-		// Elsewhere the file goes once the marker is in place.
-		if errors.Is(err, s3vfs.ErrConflict) {
-			if err := f.store.Delete(ctx, []string{dstFi.key}); err != nil {
-				return pathError("copy", dst, f.note(err))
-			}
-			err = f.ensureMarker(ctx, srcPrefix, dstPrefix)
-		} else if err == nil {
-			err = f.store.Delete(ctx, []string{dstFi.key})
-		}
+	if err == nil && dstFi != nil && !dstFi.dir {
+		// A folder replaces a file: the file goes once the marker is in
+		// place. Where the store cannot hold both names the marker write
+		// conflicted, and nothing was changed.
+		err = f.store.Delete(ctx, []string{dstFi.key})
 	}
 	if err != nil {
 		return pathError("copy", dst, f.note(err))
@@ -107,7 +127,9 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 		g.SetLimit(f.opts.CopyConcurrency)
 		for e, err := range f.store.List(gctx, s3vfs.ListOptions{Prefix: srcPrefix}) {
 			if err != nil {
-				_ = g.Wait()
+				if werr := g.Wait(); werr != nil {
+					err = werr // the copy that failed, not the cancelled listing
+				}
 				return pathError("copy", dst, f.note(err))
 			}
 			if e.Object == nil || e.Object.Key == srcPrefix {
@@ -162,6 +184,11 @@ func (f *FS) ensureMarker(ctx context.Context, srcPrefix, dstPrefix string) erro
 	}
 	_, err = f.store.PutObject(ctx, dstPrefix, nil, s3vfs.WriteOptions{Size: 0, ContentType: "application/x-directory", Metadata: meta})
 	return err
+}
+
+// Within reports whether the clean name lies strictly below the folder dir.
+func Within(name, dir string) bool {
+	return name != dir && (dir == "/" || strings.HasPrefix(name, dir+"/"))
 }
 
 // Move renames a file: server-side copy to dst, then delete src. If the copy

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"time"
 
 	"golang.org/x/net/webdav"
@@ -20,7 +19,6 @@ var (
 	_ webdav.ContentTyper    = (*FileInfo)(nil)
 	_ webdav.File            = (*File)(nil)
 	_ webdav.DeadPropsHolder = (*File)(nil)
-	_ io.ReaderFrom          = (*File)(nil)
 )
 
 // FileInfo describes a file (an object) or a folder (a prefix). It carries
@@ -114,17 +112,11 @@ type File struct {
 	info *FileInfo
 
 	reader *s3vfs.Reader
-	writer *Writer
 	dirPos int
 }
 
-// Close releases a read handle, or commits a write handle. A write handle
-// whose body failed (see ReadFrom) is aborted and Close reports it.
+// Close releases the handle.
 func (fl *File) Close() error {
-	if fl.writer != nil {
-		_, err := fl.writer.Commit()
-		return err
-	}
 	if fl.reader != nil {
 		return fl.reader.Close()
 	}
@@ -133,9 +125,6 @@ func (fl *File) Close() error {
 
 // Read reads from the object (lazily opened with a ranged GET).
 func (fl *File) Read(p []byte) (int, error) {
-	if fl.writer != nil {
-		return 0, &fs.PathError{Op: "read", Path: fl.path, Err: fs.ErrInvalid}
-	}
 	if fl.info.dir {
 		return 0, &fs.PathError{Op: "read", Path: fl.path, Err: ErrIsDir}
 	}
@@ -151,7 +140,7 @@ func (fl *File) Read(p []byte) (int, error) {
 
 // Seek moves the read position; Seek(0, io.SeekEnd) costs no request.
 func (fl *File) Seek(offset int64, whence int) (int64, error) {
-	if fl.writer != nil || fl.info.dir {
+	if fl.info.dir {
 		return 0, &fs.PathError{Op: "seek", Path: fl.path, Err: fs.ErrInvalid}
 	}
 	if fl.reader == nil {
@@ -193,32 +182,12 @@ func (fl *File) Readdir(count int) ([]os.FileInfo, error) {
 	return out, nil
 }
 
-// Stat returns the handle's FileInfo (for a write handle: what was committed,
-// or the name with the bytes written so far).
+// Stat returns the handle's FileInfo.
 func (fl *File) Stat() (os.FileInfo, error) {
-	if fl.writer != nil {
-		return fl.writer.Info(), nil
-	}
 	return fl.info, nil
 }
 
-// Write appends to a write handle.
-func (fl *File) Write(p []byte) (int, error) {
-	if fl.writer == nil {
-		return 0, &fs.PathError{Op: "write", Path: fl.path, Err: fs.ErrPermission}
-	}
-	return fl.writer.Write(p)
+// Write is refused: uploads go through FS.Create.
+func (fl *File) Write([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "write", Path: fl.path, Err: fs.ErrPermission}
 }
-
-// ReadFrom streams r into a write handle. io.Copy uses it, so a failed
-// request body is seen here and the upload is aborted rather than committed
-// short by the Close that x/net/webdav calls anyway.
-func (fl *File) ReadFrom(r io.Reader) (int64, error) {
-	if fl.writer == nil {
-		return 0, &fs.PathError{Op: "write", Path: fl.path, Err: fs.ErrPermission}
-	}
-	return fl.writer.ReadFrom(r)
-}
-
-// name of the parent folder of a clean path.
-func parentOf(name string) string { return path.Dir(name) }

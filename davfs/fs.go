@@ -348,9 +348,10 @@ func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
 }
 
 // validName reports whether a listed key segment can be served as a WebDAV
-// name: non-empty, not a dot segment, valid UTF-8 and no NUL.
+// name: non-empty, not a dot segment, valid UTF-8, no NUL, and not a staged
+// copy in progress.
 func validName(s string) bool {
-	if s == "" || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
+	if s == "" || strings.HasPrefix(s, stagingPrefix) || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
 		return false
 	}
 	return strings.ToValidUTF8(s, "\uFFFD") == s
@@ -376,27 +377,63 @@ func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	return pathError("mkdir", name, f.note(err))
 }
 
-// OpenFile opens name. Read-only opens cost nothing beyond the Stat; write
-// opens return a handle that streams into S3 and commits on Close.
+// OpenFile opens name. Read-only opens cost nothing beyond the Stat.
+//
+// Opens for writing exist for x/net/webdav's LOCK of a missing name (RFC
+// 4918 7.3): they create an empty file at once, conditionally
+// (If-None-Match: *), and never truncate an existing one, so a LOCK racing
+// a PUT cannot wipe the upload, and a failed create is reported here rather
+// than lost in a Close whose error x/net ignores. Uploads go through Create.
 func (f *FS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode) (webdav.File, error) {
 	name = Clean(name)
 	// x/net/webdav opens with O_RDWR alone to PROPPATCH: that is a read
-	// handle whose Patch rewrites metadata, not a new upload.
-	if flag&(os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND) == 0 {
-		fi, err := f.stat(ctx, name)
-		if err != nil {
+	// handle whose Patch rewrites metadata.
+	if flag&(os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND) != 0 {
+		if flag&os.O_CREATE == 0 {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+		}
+		if err := f.createEmpty(ctx, name, flag&os.O_EXCL != 0); err != nil {
 			return nil, err
 		}
-		return &File{fs: f, ctx: ctx, path: name, info: fi}, nil
 	}
-	if flag&os.O_APPEND != 0 {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
-	}
-	w, err := f.Create(ctx, name, PutOptions{Size: -1, Exclusive: flag&os.O_EXCL != 0})
+	fi, err := f.stat(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return &File{fs: f, ctx: ctx, path: name, writer: w}, nil
+	return &File{fs: f, ctx: ctx, path: name, info: fi}, nil
+}
+
+// createEmpty creates an empty file unless name exists.
+func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
+	if name == "/" {
+		return &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
+	}
+	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
+		return err
+	}
+	fi, err := f.stat(ctx, name)
+	switch {
+	case err == nil && fi.dir:
+		return &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
+	case err == nil && excl:
+		return &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	obj, err := f.store.PutObject(ctx, f.key(name), nil, s3vfs.WriteOptions{Size: 0, ContentType: contentTypeFor(name), IfNoneMatch: "*"})
+	f.forget(name)
+	switch {
+	case errors.Is(err, s3vfs.ErrPreconditionFailed):
+		return nil // it appeared meanwhile: keep it
+	case err != nil:
+		return pathError("create", name, f.note(err))
+	}
+	fi = fileInfoFromObject(path.Base(name), obj)
+	fi.direct, fi.hasMeta = true, true
+	f.remember(name, fi)
+	return nil
 }
 
 // RemoveAll deletes a file, or a folder with everything below it. The root

@@ -152,7 +152,7 @@ func (fl *File) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 		}
 		return []webdav.Propstat{ps}
 	}
-	if fl.info == nil || fl.writer != nil {
+	if fl.info == nil {
 		return nil, &fs.PathError{Op: "proppatch", Path: fl.path, Err: fs.ErrInvalid}
 	}
 	if fl.info.dir && fl.info.key == "" {

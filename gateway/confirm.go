@@ -12,9 +12,12 @@ import (
 // confirmLocks evaluates the If header (RFC 4918 section 10.4) for a request
 // that modifies src (and dst, for COPY/MOVE; either may be ""), including
 // the ETag conditions that x/net/webdav ignores, and makes sure no lock held
-// by someone else covers src or dst. It returns a release function to call
-// when the request is done, or the status to answer.
-func (rq *request) confirmLocks(src, dst string) (release func(), status int) {
+// by someone else covers src or dst. Untagged If lists apply to the
+// request URI. deep: the request may change everything below src or dst (a
+// folder DELETE, an overwriting COPY or MOVE), so a lock on any member
+// blocks it too. It returns a release function to call when the request is
+// done, or the status to answer.
+func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), status int) {
 	r, ls := rq.r, rq.locks
 	now := time.Now()
 	hdr := r.Header.Get("If")
@@ -26,10 +29,7 @@ func (rq *request) confirmLocks(src, dst string) (release func(), status int) {
 		}
 		matched := false
 		for _, l := range ih.lists {
-			res := src
-			if res == "" {
-				res = dst
-			}
+			res := rq.name
 			if l.resourceTag != "" {
 				name, ok := rq.nameFromURL(l.resourceTag)
 				if !ok {
@@ -76,7 +76,7 @@ func (rq *request) confirmLocks(src, dst string) (release func(), status int) {
 		// Not covered by a submitted token: it must not be locked at all.
 		// A temporary zero-depth lock both tests that and keeps others from
 		// locking it while this request runs.
-		tok, err := ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
+		tok, err := ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: !deep})
 		if err != nil {
 			releaseAll()
 			if err == webdav.ErrLocked {
@@ -135,4 +135,32 @@ func (rq *request) nameFromURL(raw string) (name string, ok bool) {
 		return "", false
 	}
 	return rq.g.davName(u.Path)
+}
+
+// preconfirmed is the LockSystem handed to x/net/webdav for PROPPATCH after
+// confirmLocks has evaluated the If header (with ETags, which x/net
+// ignores) and holds the needed locks: its Confirm succeeds, and the
+// temporary lock x/net takes when there is no If header is a no-op.
+type preconfirmed struct {
+	webdav.LockSystem
+}
+
+const preconfirmedToken = "davgw:preconfirmed"
+
+func (preconfirmed) Confirm(time.Time, string, string, ...webdav.Condition) (func(), error) {
+	return func() {}, nil
+}
+
+func (p preconfirmed) Create(now time.Time, details webdav.LockDetails) (string, error) {
+	if details.Duration < 0 && details.ZeroDepth {
+		return preconfirmedToken, nil
+	}
+	return p.LockSystem.Create(now, details)
+}
+
+func (p preconfirmed) Unlock(now time.Time, token string) error {
+	if token == preconfirmedToken {
+		return nil
+	}
+	return p.LockSystem.Unlock(now, token)
 }

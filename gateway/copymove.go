@@ -29,12 +29,12 @@ func (rq *request) copyMove() {
 		return
 	}
 	if !rq.g.sameServer(u.Host, r) {
-		rq.w.fail(http.StatusBadGateway, errors.New("Destination on another server"))
+		rq.w.fail(http.StatusBadGateway, errors.New("destination on another server"))
 		return
 	}
 	dst, ok := rq.g.davName(u.Path)
 	if !ok {
-		rq.w.fail(http.StatusForbidden, errors.New("Destination outside the WebDAV namespace"))
+		rq.w.fail(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
 		return
 	}
 
@@ -57,7 +57,7 @@ func (rq *request) copyMove() {
 		return
 	}
 
-	src, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
+	src, err := rq.lookup()
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
@@ -66,8 +66,8 @@ func (rq *request) copyMove() {
 		rq.w.fail(http.StatusForbidden, errors.New("folder MOVE is not supported: S3 has no folder rename"))
 		return
 	}
-	if rq.name == dst {
-		rq.w.fail(http.StatusForbidden, errors.New("source and destination are the same"))
+	if rq.name == dst || dst == "/" || davfs.Within(rq.name, dst) || davfs.Within(dst, rq.name) {
+		rq.w.fail(http.StatusForbidden, errors.New("source and destination overlap"))
 		return
 	}
 	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
@@ -82,7 +82,7 @@ func (rq *request) copyMove() {
 			return
 		}
 	}
-	release, status := rq.confirmLocks(lockSrc, dst)
+	release, status := rq.confirmLocks(lockSrc, dst, true)
 	if status != 0 {
 		rq.w.fail(status, errors.New("lock or If header check failed"))
 		return

@@ -204,7 +204,7 @@ func (rq *request) serve() {
 	case "LOCK":
 		rq.lock()
 	case "UNLOCK":
-		rq.delegate()
+		rq.delegate(rq.locks, rq.w)
 	default:
 		rq.w.Header().Set("Allow", allowedMethods)
 		rq.w.fail(http.StatusMethodNotAllowed, nil)
@@ -231,8 +231,9 @@ func isWrite(method string) bool {
 }
 
 // delegate hands the request to x/net/webdav's handler over the user's
-// davfs, with the path made canonical and its error statuses made honest.
-func (rq *request) delegate() {
+// davfs and ls, with the path made canonical and its error statuses made
+// honest, answering on w.
+func (rq *request) delegate(ls webdav.LockSystem, w http.ResponseWriter) {
 	r := rq.r
 	r.URL.Path = path.Join(rq.g.davBase, rq.name)
 	if rq.name == "/" {
@@ -242,12 +243,12 @@ func (rq *request) delegate() {
 	h := &webdav.Handler{
 		Prefix:     rq.g.davBase,
 		FileSystem: rq.fs,
-		LockSystem: rq.locks,
+		LockSystem: ls,
 		Logger: func(_ *http.Request, err error) {
 			if err != nil && rq.w.err == nil {
 				rq.w.err = err
 			}
 		},
 	}
-	h.ServeHTTP(&honestWriter{recorder: rq.w, fs: rq.fs}, r)
+	h.ServeHTTP(&honestWriter{ResponseWriter: w, rec: rq.w, fs: rq.fs}, r)
 }

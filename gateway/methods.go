@@ -18,7 +18,7 @@ import (
 // costs one ranged GetObject and a HEAD no GetObject at all.
 func (rq *request) get() {
 	ctx := rq.r.Context()
-	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
+	fi, err := rq.lookup()
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
@@ -81,6 +81,16 @@ func singleRange(h string, size int64) (start, end int64, ok bool) {
 		}
 		return start, min(end, size-1), true
 	}
+}
+
+// lookup finds the request's resource. A URL ending in "/" names a folder:
+// for a file it is 404, as on a file system.
+func (rq *request) lookup() (*davfs.FileInfo, error) {
+	fi, err := rq.fs.Lookup(rq.r.Context(), rq.name, rq.slash)
+	if err == nil && rq.slash && !fi.IsDir() {
+		return nil, &fs.PathError{Op: "stat", Path: rq.name + "/", Err: fs.ErrNotExist}
+	}
+	return fi, err
 }
 
 // checkPreconditions evaluates If-Match and If-None-Match against the
@@ -149,7 +159,7 @@ func (rq *request) put() {
 			size = n
 		}
 	}
-	release, status := rq.confirmLocks(rq.name, "")
+	release, status := rq.confirmLocks(rq.name, "", false)
 	if status != 0 {
 		rq.w.fail(status, errors.New("lock or If header check failed"))
 		return
@@ -172,9 +182,14 @@ func (rq *request) put() {
 	if !rq.checkPreconditions(fi) {
 		return
 	}
+	// The conditions the client asked for are also sent to S3, which closes
+	// the race between the check above and the write.
 	opts := davfs.PutOptions{Size: size, ContentType: r.Header.Get("Content-Type")}
 	if fi == nil && r.Header.Get("If-None-Match") == "*" {
 		opts.IfNoneMatch = "*"
+	}
+	if fi != nil && r.Header.Get("If-Match") != "" {
+		opts.IfMatch, _ = fi.ETag(ctx)
 	}
 	w, err := rq.fs.Create(ctx, rq.name, opts)
 	if err != nil {
@@ -209,13 +224,13 @@ func (rq *request) delete() {
 		rq.w.fail(http.StatusForbidden, errors.New("DELETE of the root"))
 		return
 	}
-	release, status := rq.confirmLocks(rq.name, "")
+	release, status := rq.confirmLocks(rq.name, "", true)
 	if status != 0 {
 		rq.w.fail(status, errors.New("lock or If header check failed"))
 		return
 	}
 	defer release()
-	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
+	fi, err := rq.lookup()
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
@@ -241,7 +256,7 @@ func (rq *request) mkcol() {
 			return
 		}
 	}
-	release, status := rq.confirmLocks(rq.name, "")
+	release, status := rq.confirmLocks(rq.name, "", false)
 	if status != 0 {
 		rq.w.fail(status, errors.New("lock or If header check failed"))
 		return

@@ -7,7 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/davgw/davgw/davfs"
 )
@@ -124,6 +129,9 @@ func (rq *request) propfind() {
 	// A Depth 1 PROPFIND lists a folder: look for the folder first, so the
 	// folder itself costs at most two requests (LIST, HEAD of its marker).
 	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash || rq.r.Header.Get("Depth") == "1")
+	if err == nil && rq.slash && !fi.IsDir() {
+		err = &fs.PathError{Op: "stat", Path: rq.name + "/", Err: fs.ErrNotExist}
+	}
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
@@ -150,21 +158,33 @@ func (rq *request) propfind() {
 			return
 		}
 	}
-	rq.delegate()
+	rq.delegate(rq.locks, rq.w)
 }
 
-// proppatch checks the body and the target, then lets x/net/webdav apply the
-// patch through davfs's DeadPropsHolder.
+// proppatch checks the body, the target and the If header (ETag conditions
+// included), then lets x/net/webdav apply the patch through davfs's
+// DeadPropsHolder.
 func (rq *request) proppatch() {
 	if _, ok := rq.readXMLBody(); !ok {
 		return
 	}
-	if _, err := rq.fs.Lookup(rq.r.Context(), rq.name, rq.slash); err != nil {
+	if _, err := rq.lookup(); err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
-	rq.delegate()
+	release, status := rq.confirmLocks(rq.name, "", false)
+	if status != 0 {
+		rq.w.fail(status, errors.New("lock or If header check failed"))
+		return
+	}
+	defer release()
+	rq.delegate(preconfirmed{rq.locks}, rq.w)
 }
+
+// maxLockTimeout caps lock lifetimes. Windows asks for "Infinite": a client
+// that crashes holding such a lock would keep the file locked for everyone
+// until a restart. Clients refresh locks they keep (Finder every ~300 s).
+const maxLockTimeout = time.Hour
 
 // lock lets x/net/webdav create or refresh the lock; a LOCK on a missing
 // name creates an empty file (RFC 4918 7.3), which needs its parent.
@@ -175,20 +195,96 @@ func (rq *request) lock() {
 		return
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
-		if _, err := rq.fs.Lookup(ctx, rq.name, rq.slash); err != nil {
-			if !errors.Is(err, fs.ErrNotExist) {
-				rq.w.failErr(err, http.StatusNotFound)
-				return
-			}
-			if rq.name == "/" {
-				rq.w.fail(http.StatusConflict, err)
-				return
-			}
+		fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
+		switch {
+		case err == nil && rq.slash && !fi.IsDir():
+			rq.w.fail(http.StatusNotFound, nil)
+			return
+		case err == nil:
+		case !errors.Is(err, fs.ErrNotExist):
+			rq.w.failErr(err, http.StatusNotFound)
+			return
+		case rq.name == "/" || rq.slash:
+			rq.w.fail(http.StatusConflict, errors.New("LOCK of a missing folder"))
+			return
+		default:
 			if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
 				rq.w.failErr(err, http.StatusConflict)
 				return
 			}
 		}
 	}
-	rq.delegate()
+	rq.r.Header.Set("Timeout", capTimeout(rq.r.Header.Get("Timeout")))
+
+	// x/net writes the lock root without the WebDAV prefix (and without URL
+	// escaping): buffer its small answer and mend the href.
+	buf := &bufferedWriter{header: make(http.Header)}
+	rq.delegate(rq.locks, buf)
+	for k, v := range buf.header {
+		rq.w.Header()[k] = v
+	}
+	out := buf.body.Bytes()
+	if buf.status < 300 {
+		out = fixLockRoot(out, rq.g.davBase)
+	}
+	rq.w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	if buf.status != 0 {
+		rq.w.WriteHeader(buf.status)
+	}
+	_, _ = rq.w.Write(out)
+}
+
+// capTimeout turns a LOCK Timeout header into "Second-N" with N at most
+// maxLockTimeout ("Infinite" and a missing header get the cap).
+func capTimeout(h string) string {
+	maxSec := int64(maxLockTimeout / time.Second)
+	first, _, _ := strings.Cut(h, ",")
+	first = strings.TrimSpace(first)
+	if n, ok := strings.CutPrefix(first, "Second-"); ok {
+		if v, err := strconv.ParseInt(n, 10, 64); err == nil && v >= 0 && v < maxSec {
+			return "Second-" + strconv.FormatInt(v, 10)
+		}
+	}
+	return "Second-" + strconv.FormatInt(maxSec, 10)
+}
+
+var lockRootRE = regexp.MustCompile(`<D:lockroot><D:href>([^<]*)</D:href></D:lockroot>`)
+
+// fixLockRoot rewrites x/net's lockroot href (a bare, XML-escaped name) into
+// the escaped URL path under the WebDAV prefix.
+func fixLockRoot(body []byte, davBase string) []byte {
+	return lockRootRE.ReplaceAllFunc(body, func(m []byte) []byte {
+		sub := lockRootRE.FindSubmatch(m)
+		var name string
+		if err := xml.Unmarshal([]byte("<x>"+string(sub[1])+"</x>"), &struct {
+			XMLName xml.Name `xml:"x"`
+			Text    *string  `xml:",chardata"`
+		}{Text: &name}); err != nil {
+			return m
+		}
+		href := (&url.URL{Path: path.Join(davBase, name)}).EscapedPath()
+		var esc bytes.Buffer
+		_ = xml.EscapeText(&esc, []byte(href))
+		return []byte("<D:lockroot><D:href>" + esc.String() + "</D:href></D:lockroot>")
+	})
+}
+
+// bufferedWriter collects a small response.
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+func (b *bufferedWriter) WriteHeader(code int) {
+	if b.status == 0 {
+		b.status = code
+	}
+}
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
 }

@@ -59,10 +59,17 @@ func (w *recorder) fail(status int, err error) {
 	if w.status != 0 {
 		return // too late to change the answer; the log still gets err
 	}
+	writeFailure(w, status, err)
+}
+
+// writeFailure writes an error answer: the status, its standard text, and
+// Retry-After for a 503.
+func writeFailure(w http.ResponseWriter, status int, err error) {
 	h := w.Header()
 	if status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
+	h.Del("Content-Length")
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
@@ -124,29 +131,41 @@ func statusFor(err error, notExist int) int {
 // denial, outage), it answers the honest status instead (503 with
 // Retry-After, 403, ...) and drops x/net's body.
 type honestWriter struct {
-	*recorder
-	fs        *davfs.FS
-	swallowed bool
+	http.ResponseWriter // where the answer goes
+	rec                 *recorder
+	fs                  *davfs.FS
+	wrote               bool
+	swallowed           bool
 }
 
 func (w *honestWriter) WriteHeader(code int) {
-	if code >= 400 && w.recorder.status == 0 {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if code >= 400 {
 		if failure := w.fs.Failure(); failure != nil {
 			if honest := statusFor(failure, code); honest != code || code == http.StatusInternalServerError {
-				w.recorder.fail(honest, failure)
+				if w.rec.err == nil {
+					w.rec.err = failure
+				}
+				writeFailure(w.ResponseWriter, honest, failure)
 				w.swallowed = true
 				return
 			}
 		}
 	}
-	w.recorder.WriteHeader(code)
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *honestWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
 	if w.swallowed {
 		return len(p), nil
 	}
-	return w.recorder.Write(p)
+	return w.ResponseWriter.Write(p)
 }
 
 // begin starts a request: id, S3 call counter, recorder.
