@@ -136,7 +136,9 @@ func (rq *request) propfind() {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
-	switch rq.r.Header.Get("Depth") {
+	depth := strings.ToLower(strings.TrimSpace(rq.r.Header.Get("Depth")))
+	rq.r.Header.Set("Depth", depth)
+	switch depth {
 	case "0", "1":
 	case "", "infinity":
 		if fi.IsDir() {

@@ -1,0 +1,104 @@
+package tests
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+const lockBody = `<?xml version="1.0" encoding="utf-8"?>` +
+	`<D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>` +
+	`<D:locktype><D:write/></D:locktype><D:owner><D:href>mailto:alice@example.com</D:href></D:owner></D:lockinfo>`
+
+// lock LOCKs path as alice and returns the reply and its token (without <>).
+func (e *davEnv) lock(t *testing.T, path string, want ...int) (reply, string) {
+	t.Helper()
+	r := e.alice(t, "LOCK", path, map[string]string{"Timeout": "Second-600", "Depth": "0"}, []byte(lockBody))
+	expect(t, "LOCK "+path, r, want...)
+	tok := strings.TrimSuffix(strings.TrimPrefix(r.Header.Get("Lock-Token"), "<"), ">")
+	if tok == "" {
+		t.Fatalf("LOCK %s answered no Lock-Token header: %s", path, r)
+	}
+	return r, tok
+}
+
+// tokenEntropy returns the hex digits of a token, without scheme or dashes.
+func tokenEntropy(tok string) string {
+	if i := strings.LastIndexByte(tok, ':'); i >= 0 {
+		tok = tok[i+1:]
+	}
+	var b strings.Builder
+	for _, c := range strings.ToLower(tok) {
+		if strings.ContainsRune("0123456789abcdef", c) {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
+}
+
+func lockCases() []conformanceCase {
+	return []conformanceCase{
+		{"LOCK of a file answers 200 with a token that a PUT must present", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"locked.txt", []byte("v1"), "")
+			r, tok := e.lock(t, dir+"locked.txt", http.StatusOK)
+			if !strings.Contains(string(r.Body), "lockdiscovery") || !strings.Contains(string(r.Body), tok) {
+				t.Errorf("LOCK body lacks lockdiscovery with the token: %s", r)
+			}
+			p := e.alice(t, http.MethodPut, dir+"locked.txt", nil, []byte("v2 without token"))
+			expect(t, "PUT without the lock token", p, http.StatusLocked)
+			if got, _ := e.getS3(t, keyPrefix+"locked.txt"); string(got) != "v1" {
+				t.Fatalf("a PUT without the token changed the object to %q", got)
+			}
+			d := e.alice(t, http.MethodDelete, dir+"locked.txt", nil, nil)
+			expect(t, "DELETE without the lock token", d, http.StatusLocked)
+			ok := e.alice(t, http.MethodPut, dir+"locked.txt", map[string]string{"If": "(<" + tok + ">)"}, []byte("v2 with token"))
+			expect(t, "PUT with the lock token", ok, http.StatusNoContent, http.StatusCreated, http.StatusOK)
+			if got, _ := e.getS3(t, keyPrefix+"locked.txt"); string(got) != "v2 with token" {
+				t.Errorf("S3 holds %q after the PUT with the token", got)
+			}
+			u := e.alice(t, "UNLOCK", dir+"locked.txt", map[string]string{"Lock-Token": "<" + tok + ">"}, nil)
+			expect(t, "UNLOCK", u, http.StatusNoContent)
+			after := e.alice(t, http.MethodPut, dir+"locked.txt", nil, []byte("v3 unlocked"))
+			expect(t, "PUT after UNLOCK", after, http.StatusNoContent)
+		}},
+		{"LOCK of a missing path creates an empty file with 201", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			_, tok := e.lock(t, dir+"finder.txt", http.StatusCreated)
+			if _, size, _, ok := e.headS3(t, keyPrefix+"finder.txt"); !ok || size != 0 {
+				t.Errorf("after LOCK of a missing path S3 has exists=%v size=%d, want an empty object", ok, size)
+			}
+			g := e.alice(t, http.MethodGet, dir+"finder.txt", nil, nil)
+			expect(t, "GET of the locked empty file", g, http.StatusOK)
+			p := e.alice(t, http.MethodPut, dir+"finder.txt", map[string]string{"If": "(<" + tok + ">)"}, []byte("written"))
+			expect(t, "PUT with the token", p, http.StatusNoContent, http.StatusCreated, http.StatusOK)
+			u := e.alice(t, "UNLOCK", dir+"finder.txt", map[string]string{"Lock-Token": "<" + tok + ">"}, nil)
+			expect(t, "UNLOCK", u, http.StatusNoContent)
+		}},
+		{"lock tokens are random, not a counter", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"one.txt", []byte("1"), "")
+			e.putS3(t, keyPrefix+"two.txt", []byte("2"), "")
+			_, t1 := e.lock(t, dir+"one.txt", http.StatusOK)
+			_, t2 := e.lock(t, dir+"two.txt", http.StatusOK)
+			t.Logf("two lock tokens: %s and %s", t1, t2)
+			h1, h2 := tokenEntropy(t1), tokenEntropy(t2)
+			if len(h1) < 32 || len(h2) < 32 {
+				t.Errorf("tokens %q and %q carry fewer than 128 bits of hex", t1, t2)
+			}
+			differ := 0
+			for i := 0; i < len(h1) && i < len(h2); i++ {
+				if h1[i] != h2[i] {
+					differ++
+				}
+			}
+			if differ < 16 {
+				t.Errorf("tokens %q and %q differ in only %d hex digits: guessable", t1, t2, differ)
+			}
+			for _, p := range []struct{ path, tok string }{{"one.txt", t1}, {"two.txt", t2}} {
+				u := e.alice(t, "UNLOCK", dir+p.path, map[string]string{"Lock-Token": "<" + p.tok + ">"}, nil)
+				expect(t, "UNLOCK "+p.path, u, http.StatusNoContent)
+			}
+		}},
+	}
+}

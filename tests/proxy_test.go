@@ -1,0 +1,249 @@
+package tests
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// s3Call is one S3 request the gateway made, as the counting proxy saw it.
+type s3Call struct {
+	Method     string
+	Key        string // object key (path without the bucket), unescaped
+	Query      url.Values
+	CopySource string // x-amz-copy-source, for CopyObject / UploadPartCopy
+	Range      string // Range header of a GET
+	Status     int    // 0 while the call is in flight
+}
+
+// Op names the S3 API operation of the call.
+func (c s3Call) Op() string {
+	q := c.Query
+	switch c.Method {
+	case http.MethodGet:
+		switch {
+		case q.Get("list-type") == "2":
+			return "ListObjectsV2"
+		case q.Has("uploads"):
+			return "ListMultipartUploads"
+		case q.Has("uploadId"):
+			return "ListParts"
+		case c.Key == "" && (q.Has("prefix") || q.Has("delimiter") || len(q) == 0):
+			return "ListObjects"
+		case c.Key == "":
+			return "GetBucket?" + encodeKeys(q)
+		}
+		return "GetObject"
+	case http.MethodHead:
+		if c.Key == "" {
+			return "HeadBucket"
+		}
+		return "HeadObject"
+	case http.MethodPut:
+		switch {
+		case q.Has("partNumber") && c.CopySource != "":
+			return "UploadPartCopy"
+		case q.Has("partNumber"):
+			return "UploadPart"
+		case c.CopySource != "":
+			return "CopyObject"
+		case c.Key == "":
+			return "PutBucket?" + encodeKeys(q)
+		}
+		return "PutObject"
+	case http.MethodPost:
+		switch {
+		case q.Has("delete"):
+			return "DeleteObjects"
+		case q.Has("uploads"):
+			return "CreateMultipartUpload"
+		case q.Has("uploadId"):
+			return "CompleteMultipartUpload"
+		}
+		return "POST?" + encodeKeys(q)
+	case http.MethodDelete:
+		if q.Has("uploadId") {
+			return "AbortMultipartUpload"
+		}
+		return "DeleteObject"
+	}
+	return c.Method
+}
+
+func encodeKeys(q url.Values) string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
+}
+
+// String is a one-line description for logs.
+func (c s3Call) String() string {
+	s := c.Op() + " " + c.Key
+	if len(c.Query) > 0 {
+		s += "?" + c.Query.Encode()
+	}
+	if c.CopySource != "" {
+		s += " copy-source=" + c.CopySource
+	}
+	if c.Range != "" {
+		s += " range=" + c.Range
+	}
+	return fmt.Sprintf("%s -> %d", s, c.Status)
+}
+
+// countingProxy is a reverse proxy in front of an S3 server that records
+// every request. The Host header is kept, so SigV4 signatures stay valid.
+type countingProxy struct {
+	URL       string // what the gateway uses as its S3 endpoint
+	srv       *http.Server
+	ln        net.Listener
+	transport *http.Transport
+
+	mu    sync.Mutex
+	calls []s3Call
+}
+
+func newCountingProxy(target string) (*countingProxy, error) {
+	tu, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &countingProxy{URL: "http://" + ln.Addr().String(), ln: ln, transport: &http.Transport{
+		Proxy:               nil, // never an HTTP(S)_PROXY from the environment
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     30 * time.Second,
+	}}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(tu)
+			pr.Out.Host = pr.In.Host // the signature covers Host
+		},
+		Transport:     p.transport,
+		FlushInterval: -1,
+		// A client that goes away mid-request (the abort cases) is expected.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	p.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Record before forwarding: the gateway may act on the answer
+			// before this handler returns.
+			i := p.record(r)
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			rp.ServeHTTP(sw, r)
+			p.mu.Lock()
+			p.calls[i].Status = sw.status
+			p.mu.Unlock()
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { _ = p.srv.Serve(ln) }()
+	return p, nil
+}
+
+// statusWriter remembers the status the proxy answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// record appends the call and returns its index.
+func (p *countingProxy) record(r *http.Request) int {
+	// Path-style: /bucket/key...
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	key := ""
+	if i := strings.IndexByte(path, '/'); i >= 0 {
+		key = path[i+1:]
+	}
+	c := s3Call{
+		Method:     r.Method,
+		Key:        key,
+		Query:      r.URL.Query(),
+		CopySource: r.Header.Get("X-Amz-Copy-Source"),
+		Range:      r.Header.Get("Range"),
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, c)
+	return len(p.calls) - 1
+}
+
+// Mark returns a position; Since(mark) returns the calls made after it.
+func (p *countingProxy) Mark() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.calls)
+}
+
+// Since returns a copy of the calls recorded after mark.
+func (p *countingProxy) Since(mark int) []s3Call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]s3Call(nil), p.calls[mark:]...)
+}
+
+// SinceUnder returns the calls after mark on keys under keyPrefix, plus
+// bucket-level calls (listings, DeleteObjects): late calls of earlier tests
+// on their own keys (an abort being verified) are left out.
+func (p *countingProxy) SinceUnder(mark int, keyPrefix string) []s3Call {
+	var out []s3Call
+	for _, c := range p.Since(mark) {
+		if c.Key == "" || strings.HasPrefix(c.Key, keyPrefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Close stops the proxy.
+func (p *countingProxy) Close() {
+	_ = p.srv.Close()
+	p.transport.CloseIdleConnections()
+}
+
+// countOps tallies calls by operation, e.g. {"ListObjectsV2": 3}.
+func countOps(calls []s3Call) map[string]int {
+	m := map[string]int{}
+	for _, c := range calls {
+		m[c.Op()]++
+	}
+	return m
+}
+
+// describeCalls lists calls one per line for failure messages.
+func describeCalls(calls []s3Call) string {
+	var b strings.Builder
+	for _, c := range calls {
+		b.WriteString("\n\t")
+		b.WriteString(c.String())
+	}
+	return b.String()
+}
