@@ -43,13 +43,38 @@ func (rq *request) get() {
 	ct, _ := fi.ContentType(ctx)
 	h.Set("Content-Type", ct)
 	h.Set("Accept-Ranges", "bytes")
-	if start, end, ok := singleRange(rq.r.Header.Get("Range"), fi.Size()); ok {
-		file.Reader().SetWindow(start, end)
+	rd := file.Reader()
+	rangeHdr := rq.r.Header.Get("Range")
+	start, end, ok := singleRange(rangeHdr, fi.Size())
+	if ok {
+		rd.SetWindow(start, end)
+	}
+	// Open the body before ServeContent writes the status line, so that an
+	// S3 failure (or the object replaced since the HEAD) is answered
+	// honestly instead of as a 200 with a short body. Only where the
+	// outcome is certain to send bytes from a known offset: no conditional
+	// headers, and no Range or one plain range.
+	if rq.r.Method == http.MethodGet && !hasConditionals(rq.r.Header) && (rangeHdr == "" || ok) {
+		if _, err := rd.Seek(start, io.SeekStart); err == nil {
+			if err := rd.Open(); err != nil {
+				rq.w.failErr(err, http.StatusNotFound)
+				return
+			}
+		}
 	}
 	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), file)
 	if err := rq.fs.Failure(); err != nil {
 		rq.w.err = err
 	}
+}
+
+func hasConditionals(h http.Header) bool {
+	for _, k := range []string{"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
+		if h.Get(k) != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // singleRange parses a Range header naming exactly one satisfiable range.

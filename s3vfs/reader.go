@@ -21,9 +21,10 @@ type Reader struct {
 	key  string
 	info ObjectInfo
 
-	pos    int64
-	body   io.ReadCloser
-	closed bool
+	pos     int64
+	body    io.ReadCloser
+	bodyPos int64 // where the open body stands; Read drops it if pos moved
+	closed  bool
 
 	windowStart, windowEnd int64 // inclusive; windowEnd < 0 = no window
 }
@@ -61,6 +62,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if r.body != nil && r.bodyPos != r.pos {
+		r.closeBody()
+	}
 	fresh := false
 	for {
 		if r.body == nil {
@@ -71,6 +75,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		}
 		n, err := r.body.Read(p)
 		r.pos += int64(n)
+		r.bodyPos = r.pos
 		if err == nil {
 			return n, nil
 		}
@@ -92,6 +97,24 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 }
 
+// Open starts the GetObject at the current position now rather than at the
+// first Read, so that a caller can learn of a failure (the object changed,
+// S3 throttling) before it promises anything to its own client. At or past
+// the end it does nothing.
+func (r *Reader) Open() error {
+	if r.closed {
+		return fmt.Errorf("s3vfs: reader for %q: %w", r.key, fs.ErrClosed)
+	}
+	if r.body != nil && r.bodyPos == r.pos {
+		return nil
+	}
+	r.closeBody()
+	if r.pos >= r.info.Size {
+		return nil
+	}
+	return r.open()
+}
+
 // open starts a GetObject at r.pos.
 func (r *Reader) open() error {
 	rng := fmt.Sprintf("bytes=%d-", r.pos)
@@ -108,12 +131,14 @@ func (r *Reader) open() error {
 		return opError("get", r.key, err)
 	}
 	r.body = out.Body
+	r.bodyPos = r.pos
 	return nil
 }
 
-// Seek sets the position for the next Read. It makes no network call and
-// closes the open body only when the position actually changes;
-// io.SeekEnd counts from info.Size.
+// Seek sets the position for the next Read. It makes no network call; an
+// open body is dropped by the next Read only if the position then differs
+// from the body's (so http.ServeContent's Seek(0, SeekEnd) and back keeps
+// it). io.SeekEnd counts from info.Size.
 func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	if r.closed {
 		return 0, fmt.Errorf("s3vfs: reader for %q: %w", r.key, fs.ErrClosed)
@@ -132,10 +157,7 @@ func (r *Reader) Seek(offset int64, whence int) (int64, error) {
 	if pos < 0 {
 		return 0, fmt.Errorf("s3vfs: reader for %q: negative position %d", r.key, pos)
 	}
-	if pos != r.pos {
-		r.closeBody()
-		r.pos = pos
-	}
+	r.pos = pos
 	return pos, nil
 }
 
