@@ -7,7 +7,10 @@
 // climb out of the configured [s3].prefix.
 package auth
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // Principal is an authenticated user and the root of the bucket it lands in.
 type Principal struct {
@@ -27,4 +30,21 @@ type Principal struct {
 // the check itself failed (the caller answers 5xx and logs err).
 type Authenticator interface {
 	Authenticate(r *http.Request) (p Principal, ok bool, err error)
+}
+
+// RateLimitError is returned by an Authenticator that refuses to check
+// credentials because too many attempts failed (per user or per client
+// address). The caller answers 429 with Retry-After.
+type RateLimitError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitError) Error() string {
+	return "auth: too many failed attempts; retry after " + e.RetryAfter.String()
+}
+
+// Challenger is implemented by Authenticators that want more than the Basic
+// challenge on a 401 (for example a Bearer challenge as well).
+type Challenger interface {
+	Challenges(realm string) []string
 }

@@ -17,7 +17,9 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/webdav"
 
@@ -144,6 +146,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = rec.Write([]byte("ok\n"))
 		return
+	case r.URL.Path == "/readyz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		if g.opts.Ready != nil {
+			if err := g.opts.Ready(); err != nil {
+				rec.fail(http.StatusServiceUnavailable, err)
+				return
+			}
+		}
+		rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = rec.Write([]byte("ready\n"))
+		return
 	}
 	name, ok := g.davName(r.URL.Path)
 	if !ok {
@@ -151,17 +163,32 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.fail(http.StatusBadRequest, errors.New("path with dot segments or control characters"))
 			return
 		}
+		if g.opts.Web != nil {
+			g.opts.Web.ServeHTTP(rec, r)
+			return
+		}
 		rec.fail(http.StatusNotFound, nil)
 		return
 	}
 
 	user, ok, err := g.opts.Auth.Authenticate(r)
-	if err != nil {
+	var limited *auth.RateLimitError
+	switch {
+	case errors.As(err, &limited):
+		rec.Header().Set("Retry-After", strconv.Itoa(max(1, int((limited.RetryAfter+time.Second-1)/time.Second))))
+		rec.fail(http.StatusTooManyRequests, err)
+		return
+	case err != nil:
 		rec.fail(http.StatusServiceUnavailable, err)
 		return
-	}
-	if !ok {
-		rec.Header().Set("WWW-Authenticate", `Basic realm="`+g.opts.Realm+`", charset="UTF-8"`)
+	case !ok:
+		challenges := []string{`Basic realm="` + g.opts.Realm + `", charset="UTF-8"`}
+		if c, isC := g.opts.Auth.(auth.Challenger); isC {
+			challenges = c.Challenges(g.opts.Realm)
+		}
+		for _, c := range challenges {
+			rec.Header().Add("WWW-Authenticate", c)
+		}
 		rec.fail(http.StatusUnauthorized, nil)
 		return
 	}

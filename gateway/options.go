@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"log/slog"
+	"net/http"
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/s3vfs"
@@ -26,6 +27,12 @@ type Options struct {
 	// Destination headers and If resource tags may name its host as well as
 	// the request's Host.
 	PublicURL string
+	// Web serves every path outside DAVPrefix except /healthz, /readyz and
+	// OPTIONS (the sign-in and app-password pages). nil = 404.
+	Web http.Handler
+	// Ready reports readiness for /readyz (nil = always ready): for example
+	// the identity provider being unreachable.
+	Ready func() error
 	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
 	// PROPFIND answers 507.
 	MaxPropfindEntries int
