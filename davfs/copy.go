@@ -52,48 +52,72 @@ func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive boo
 	created = dstFi == nil
 	defer f.forget(dst)
 
-	if !srcFi.dir {
-		return created, f.copyFileOnto(ctx, srcFi, dst, dstFi)
+	srcEntry, err := f.entryOf(ctx, srcFi, src)
+	if err != nil {
+		return false, pathError("copy", src, err)
 	}
-	return created, f.copyDirOnto(ctx, src, dst, dstFi, recursive)
+	if !srcFi.dir {
+		obj, err := f.copyFileOnto(ctx, srcFi, dst, dstFi)
+		if err != nil {
+			return created, err
+		}
+		// The copy keeps the source's kept time and dead properties.
+		if !srcEntry.empty() || dstFi != nil {
+			srcEntry.ETag = obj.ETag
+			if err := f.setEntry(ctx, dst, false, srcEntry); err != nil {
+				return created, pathError("copy", dst, err)
+			}
+		}
+		return created, nil
+	}
+	if err := f.copyDirOnto(ctx, src, dst, dstFi, recursive); err != nil {
+		return created, err
+	}
+	if !srcEntry.empty() || dstFi != nil {
+		if err := f.setEntry(ctx, dst, true, srcEntry); err != nil {
+			return created, pathError("copy", dst, err)
+		}
+	}
+	return created, nil
 }
 
 // copyFileOnto copies one object onto dst, which may be absent, a file or a
-// folder.
-func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstFi *FileInfo) error {
+// folder, and returns the new object.
+func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstFi *FileInfo) (s3vfs.ObjectInfo, error) {
 	dstKey := f.key(dst)
-	copyOnce := func() error {
-		_, err := f.store.Copy(ctx, srcFi.key, srcFi.Object(), dstKey, s3vfs.CopyOptions{SourceETag: srcFi.etag})
-		return err
+	copyOnce := func() (s3vfs.ObjectInfo, error) {
+		return f.store.Copy(ctx, srcFi.key, srcFi.Object(), dstKey, s3vfs.CopyOptions{SourceETag: srcFi.etag})
 	}
 	if dstFi == nil || !dstFi.dir {
-		return pathError("copy", dst, f.note(copyOnce()))
+		obj, err := copyOnce()
+		return obj, pathError("copy", dst, f.note(err))
 	}
 	// A file replaces a folder. Stores like AWS allow "dst" next to "dst/":
 	// copy first, then delete the folder.
-	err := copyOnce()
+	obj, err := copyOnce()
 	if err == nil {
-		return pathError("copy", dst, f.note(f.store.DeletePrefix(ctx, f.dirPrefix(dst))))
+		return obj, pathError("copy", dst, f.note(f.store.DeletePrefix(ctx, f.dirPrefix(dst))))
 	}
 	if !errors.Is(err, s3vfs.ErrConflict) {
-		return pathError("copy", dst, f.note(err))
+		return obj, pathError("copy", dst, f.note(err))
 	}
 	// Stricter stores (versitygw) cannot hold both names. Stage the copy
 	// under a hidden name first, so that a copy that cannot succeed fails
 	// before the folder is touched; then replace the folder.
-	return pathError("copy", dst, f.note(f.replaceDirWithFile(ctx, srcFi, dst)))
+	obj, err = f.replaceDirWithFile(ctx, srcFi, dst)
+	return obj, pathError("copy", dst, f.note(err))
 }
 
 // stagingPrefix starts the hidden names of staged copies; listings skip them.
-const stagingPrefix = ".davgw-staging-"
+const stagingPrefix = reservedPrefix + "staging-"
 
-func (f *FS) replaceDirWithFile(ctx context.Context, srcFi *FileInfo, dst string) error {
+func (f *FS) replaceDirWithFile(ctx context.Context, srcFi *FileInfo, dst string) (s3vfs.ObjectInfo, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	staged := f.key(path.Join(path.Dir(dst), stagingPrefix+hex.EncodeToString(rnd[:])))
 	obj, err := f.store.Copy(ctx, srcFi.key, srcFi.Object(), staged, s3vfs.CopyOptions{SourceETag: srcFi.etag})
 	if err != nil {
-		return err
+		return obj, err
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -101,10 +125,9 @@ func (f *FS) replaceDirWithFile(ctx context.Context, srcFi *FileInfo, dst string
 		_ = f.store.Delete(cctx, []string{staged})
 	}()
 	if err := f.store.DeletePrefix(ctx, f.dirPrefix(dst)); err != nil {
-		return err
+		return s3vfs.ObjectInfo{}, err
 	}
-	_, err = f.store.Copy(ctx, staged, obj, f.key(dst), s3vfs.CopyOptions{})
-	return err
+	return f.store.Copy(ctx, staged, obj, f.key(dst), s3vfs.CopyOptions{})
 }
 
 // copyDirOnto copies a folder (and with recursive everything below it) onto
@@ -209,5 +232,8 @@ func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created
 	}
 	err = f.store.Delete(ctx, []string{srcFi.key})
 	f.forget(src)
-	return created, pathError("move", src, f.note(err))
+	if err != nil {
+		return created, pathError("move", src, f.note(err))
+	}
+	return created, pathError("move", src, f.dropEntry(ctx, src, false))
 }

@@ -35,13 +35,19 @@ type FileInfo struct {
 	hasMeta     bool // meta and contentType were read with HEAD
 	hasMarker   bool // a folder with a marker object
 	direct      bool // learned by Stat of this very name, not from a listing
+	metaLoaded  bool // the index entry (kept time, dead properties) was applied
+	props       string
 }
 
 func fileInfoFromObject(name string, o s3vfs.ObjectInfo) *FileInfo {
+	modTime := o.LastModified
+	if t, ok := parseMTime(o.Metadata[metaKey]); ok {
+		modTime = t // kept at upload (X-OC-Mtime, or rclone's S3 backend)
+	}
 	return &FileInfo{
 		name:        name,
 		size:        o.Size,
-		modTime:     modTimeOrNow(o.LastModified),
+		modTime:     modTimeOrNow(modTime),
 		etag:        o.ETag,
 		contentType: o.ContentType,
 		key:         o.Key,

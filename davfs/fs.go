@@ -45,6 +45,7 @@ type Store interface {
 	Copy(ctx context.Context, srcKey string, src s3vfs.ObjectInfo, dstKey string, opts s3vfs.CopyOptions) (s3vfs.ObjectInfo, error)
 	Delete(ctx context.Context, keys []string) error
 	DeletePrefix(ctx context.Context, prefix string) error
+	GetSmall(ctx context.Context, key string, limit int64) ([]byte, s3vfs.ObjectInfo, error)
 }
 
 var _ Store = (*s3vfs.Store)(nil)
@@ -67,9 +68,10 @@ type FS struct {
 	opts  Options
 
 	mu      sync.Mutex
-	stats   map[string]*FileInfo   // by clean name; nil value = known absent
-	listed  map[string][]*FileInfo // folder listings by clean name
-	failure error                  // most recent backend failure, for the HTTP edge
+	stats   map[string]*FileInfo    // by clean name; nil value = known absent
+	listed  map[string][]*FileInfo  // folder listings by clean name
+	indexes map[string]*loadedIndex // folder indexes by clean name
+	failure error                   // most recent backend failure, for the HTTP edge
 }
 
 // New returns an FS over the keys that start with root ("" or ending in "/").
@@ -81,11 +83,12 @@ func New(store Store, root string, opts Options) *FS {
 		opts.CopyConcurrency = 8
 	}
 	return &FS{
-		store:  store,
-		root:   root,
-		opts:   opts,
-		stats:  make(map[string]*FileInfo),
-		listed: make(map[string][]*FileInfo),
+		store:   store,
+		root:    root,
+		opts:    opts,
+		stats:   make(map[string]*FileInfo),
+		listed:  make(map[string][]*FileInfo),
+		indexes: make(map[string]*loadedIndex),
 	}
 }
 
@@ -154,6 +157,11 @@ func (f *FS) forget(name string) {
 			delete(f.listed, n)
 		}
 	}
+	for n := range f.indexes {
+		if n == name || strings.HasPrefix(n, name+"/") {
+			delete(f.indexes, n)
+		}
+	}
 }
 
 // Stat returns the FileInfo of name. A folder is found by a one-key listing
@@ -178,6 +186,8 @@ const (
 	// onlyDir: LIST only; a name that is not a folder is reported missing
 	// and nothing is cached about it.
 	onlyDir
+	// onlyFile: HEAD only (a listing already showed the prefix is empty).
+	onlyFile
 )
 
 func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
@@ -188,6 +198,9 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 	name = Clean(name)
 	if name == "/" {
 		return &FileInfo{name: "/", dir: true, key: f.root, direct: true}, nil
+	}
+	if IsReserved(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	}
 	if fi, ok := f.cached(name); ok {
 		if fi == nil {
@@ -211,7 +224,14 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 			head, headErr = f.store.Head(headCtx, key)
 		}()
 	}
-	isDir, marker, listErr := f.probeDir(ctx, prefix)
+	var (
+		isDir   bool
+		marker  *s3vfs.ObjectInfo
+		listErr error
+	)
+	if mode != onlyFile {
+		isDir, marker, listErr = f.probeDir(ctx, prefix)
+	}
 	if isDir || listErr != nil {
 		cancelHead() // the folder wins; the HEAD's answer no longer matters
 	}
@@ -231,7 +251,7 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 		return fi, nil
 	case mode == onlyDir:
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
-	case mode == expectDir:
+	case mode == expectDir || mode == onlyFile:
 		head, headErr = f.store.Head(ctx, key)
 	}
 	switch {
@@ -288,22 +308,33 @@ func (f *FS) Lookup(ctx context.Context, name string, likelyDir bool) (*FileInfo
 
 // ReadDir lists one folder level, sorted by name, filling the stat cache so
 // that the Stat and OpenFile calls x/net/webdav makes per child cost
-// nothing. It fails with ErrTooManyEntries past Options.MaxEntries.
+// nothing. Kept times and dead properties come from the folder's index
+// (one GET, only if the listing shows one). It fails with ErrTooManyEntries
+// past Options.MaxEntries.
 func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
-	name = Clean(name)
+	l, _, err := f.readDir(ctx, Clean(name))
+	return l, err
+}
+
+// readDir lists a folder; found reports whether the prefix held anything
+// at all (then name is a folder, even if every key in it is hidden).
+func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found bool, err error) {
 	f.mu.Lock()
 	if l, ok := f.listed[name]; ok {
 		f.mu.Unlock()
-		return l, nil
+		return l, true, nil
 	}
 	f.mu.Unlock()
 
 	prefix := f.dirPrefix(name)
 	byName := make(map[string]*FileInfo)
+	var marker *s3vfs.ObjectInfo
+	hasIndex := false
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/"}) {
 		if err != nil {
-			return nil, pathError("readdir", name, f.note(err))
+			return nil, false, pathError("readdir", name, f.note(err))
 		}
+		found = true
 		var fi *FileInfo
 		if e.Object == nil {
 			child := strings.TrimSuffix(strings.TrimPrefix(e.Prefix, prefix), "/")
@@ -312,11 +343,15 @@ func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
 			}
 			fi = &FileInfo{name: child, dir: true, key: e.Prefix}
 		} else {
-			if e.Object.Key == prefix {
-				continue // the folder's own marker
-			}
 			child := strings.TrimPrefix(e.Object.Key, prefix)
-			if !validName(child) {
+			switch {
+			case e.Object.Key == prefix:
+				marker = e.Object // the folder's own marker
+				continue
+			case child == indexName:
+				hasIndex = true
+				continue
+			case !validName(child):
 				continue
 			}
 			if prev, ok := byName[child]; ok && prev.dir {
@@ -326,11 +361,31 @@ func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
 		}
 		byName[fi.name] = fi
 		if len(byName) > f.opts.MaxEntries {
-			return nil, pathError("readdir", name, ErrTooManyEntries)
+			return nil, false, pathError("readdir", name, ErrTooManyEntries)
 		}
 	}
-	list := make([]*FileInfo, 0, len(byName))
+	if !found && name != "/" {
+		return nil, false, nil
+	}
+
+	var entries map[string]metaEntry
+	if hasIndex {
+		li, err := f.loadIndex(ctx, name, false)
+		if err != nil {
+			return nil, false, pathError("readdir", name, err)
+		}
+		entries = li.entries
+	} else {
+		f.noIndex(name)
+	}
+	list = make([]*FileInfo, 0, len(byName))
 	for _, fi := range byName {
+		entry := fi.name
+		if fi.dir {
+			entry += "/"
+		}
+		e, ok := entries[entry]
+		fi.applyMeta(e, ok)
 		list = append(list, fi)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
@@ -343,15 +398,42 @@ func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
 			f.stats[child] = fi
 		}
 	}
+	if name != "/" {
+		if prev, ok := f.stats[name]; !ok || prev == nil {
+			dir := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true}
+			if marker != nil {
+				dir.modTime, dir.etag, dir.hasMarker = marker.LastModified, marker.ETag, true
+			}
+			f.stats[name] = dir
+		}
+	}
 	f.mu.Unlock()
-	return list, nil
+	return list, true, nil
+}
+
+// LookupListing finds name for a Depth 1 PROPFIND: it lists the folder
+// first (the listing proves the folder exists, so no separate probe is
+// needed) and falls back to a Stat when the prefix is empty.
+func (f *FS) LookupListing(ctx context.Context, name string) (*FileInfo, error) {
+	name = Clean(name)
+	if fi, ok := f.cached(name); ok && fi != nil && !fi.dir {
+		return fi, nil
+	}
+	_, found, err := f.readDir(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		return f.stat(ctx, name)
+	}
+	return f.statMode(ctx, name, onlyFile)
 }
 
 // validName reports whether a listed key segment can be served as a WebDAV
-// name: non-empty, not a dot segment, valid UTF-8, no NUL, and not a staged
-// copy in progress.
+// name: non-empty, not a dot segment, valid UTF-8, no NUL, and not one of
+// the gateway's own (an index, a staged copy).
 func validName(s string) bool {
-	if s == "" || strings.HasPrefix(s, stagingPrefix) || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
+	if s == "" || strings.HasPrefix(s, reservedPrefix) || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
 		return false
 	}
 	return strings.ToValidUTF8(s, "\uFFFD") == s
@@ -361,6 +443,9 @@ func validName(s string) bool {
 // (as a file or folder) and with fs.ErrNotExist if its parent is missing.
 func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	name = Clean(name)
+	if IsReserved(name) {
+		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrPermission}
+	}
 	if name == "/" {
 		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
 	}
@@ -388,6 +473,9 @@ func (f *FS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode)
 	name = Clean(name)
 	// x/net/webdav opens with O_RDWR alone to PROPPATCH: that is a read
 	// handle whose Patch rewrites metadata.
+	if IsReserved(name) {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
 	if flag&(os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND) != 0 {
 		if flag&os.O_CREATE == 0 {
 			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
@@ -453,7 +541,12 @@ func (f *FS) RemoveAll(ctx context.Context, name string) error {
 		err = f.store.Delete(ctx, []string{f.key(name)})
 	}
 	f.forget(name)
-	return pathError("remove", name, f.note(err))
+	if err != nil {
+		return pathError("remove", name, f.note(err))
+	}
+	// A stale entry would apply again to a new object with the same ETag
+	// (the same bytes uploaded again without a time).
+	return pathError("remove", name, f.dropEntry(ctx, name, fi.dir))
 }
 
 // Rename moves a file (see Move). Folders cannot be renamed: S3 has no

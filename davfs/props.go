@@ -7,29 +7,34 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"io"
 	"io/fs"
 	"net/http"
 	"sort"
+	"strings"
+	"time"
 
 	"golang.org/x/net/webdav"
-
-	"github.com/davgw/davgw/s3vfs"
 )
 
-// Dead properties are kept with the object they belong to, in one user
-// metadata entry (a folder's live on its marker object). The value is
-// base64url(deflate(JSON)) so that any XML survives S3's ASCII-only metadata.
-//
-// S3 listings do not return metadata: a Depth 1 PROPFIND shows children's
-// dead properties only where they are known without a request. A Depth 0
-// PROPFIND of the resource itself always shows them.
-const (
-	propsMetaKey = "davgw-props"
-	// maxPropsBytes keeps the encoded value well inside S3's 2 KiB limit
-	// on all user metadata of an object.
-	maxPropsBytes = 1800
+// Dead properties are kept in the parent folder's index (see index.go),
+// encoded as base64url(deflate(JSON)). A few properties are not kept as
+// such but set the kept modification time: DAV:lastmodified (ownCloud and
+// rclone), DAV:getlastmodified (x/net/webdav protects it, so the gateway
+// hands it over under mtimeSetter), and Windows' Win32LastModifiedTime,
+// which is also kept as a dead property because Windows reads it back.
+
+// mtimeSetter is the name under which the HTTP edge passes a PROPPATCH of
+// DAV:getlastmodified.
+var mtimeSetter = xml.Name{Space: "urn:davgw:", Local: "getlastmodified"}
+
+// MTimeSetter returns mtimeSetter (for the HTTP edge).
+func MTimeSetter() xml.Name { return mtimeSetter }
+
+var (
+	ownCloudLastModified = xml.Name{Space: "DAV:", Local: "lastmodified"}
+	win32LastModified    = xml.Name{Space: "urn:schemas-microsoft-com:", Local: "Win32LastModifiedTime"}
+	ocChecksums          = xml.Name{Space: "http://owncloud.org/ns", Local: "checksums"}
 )
 
 type storedProp struct {
@@ -96,49 +101,70 @@ func WithLivePropsOnly(ctx context.Context) context.Context {
 	return context.WithValue(ctx, liveOnlyKey{}, true)
 }
 
-// DeadProps returns the resource's dead properties. For entries that came
-// from a listing (Depth 1 children) it returns none rather than spend a
-// request per entry.
+type checksumsKey struct{}
+
+// WithChecksums marks a PROPFIND that names oc:checksums: DeadProps then
+// adds it for files whose ETag is an MD5 (single-part uploads on stores
+// without SSE-KMS), which costs nothing.
+func WithChecksums(ctx context.Context) context.Context {
+	return context.WithValue(ctx, checksumsKey{}, true)
+}
+
+// MD5 returns the object's MD5 in hex when its ETag is one (a plain
+// single-part ETag of 32 hex digits), else "".
+func (fi *FileInfo) MD5() string {
+	e := strings.Trim(fi.etag, `"`)
+	if fi.dir || len(e) != 32 {
+		return ""
+	}
+	for _, c := range e {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return ""
+		}
+	}
+	return e
+}
+
+// DeadProps returns the resource's dead properties from its folder's index
+// (already loaded for listed entries; one GET for a resource found by Stat).
 func (fl *File) DeadProps() (map[xml.Name]webdav.Property, error) {
-	if fl.info == nil || fl.ctx.Value(liveOnlyKey{}) != nil {
+	if fl.info == nil {
 		return nil, nil
 	}
-	meta, ok, err := fl.metadata(false)
-	if err != nil || !ok {
-		return nil, err
+	if fl.ctx.Value(liveOnlyKey{}) != nil {
+		return fl.creationDate(map[xml.Name]webdav.Property{}), nil
 	}
-	props, err := decodeProps(meta[propsMetaKey])
+	if !fl.info.metaLoaded {
+		if !fl.info.direct {
+			return nil, nil
+		}
+		if err := fl.fs.LoadMeta(fl.ctx, fl.info, fl.path); err != nil {
+			return nil, err
+		}
+	}
+	props, err := decodeProps(fl.info.props)
 	if err != nil {
-		return nil, nil // unreadable props are not worth failing a PROPFIND
+		props = map[xml.Name]webdav.Property{} // unreadable props are not worth failing a PROPFIND
+	}
+	fl.creationDate(props)
+	if fl.ctx.Value(checksumsKey{}) != nil {
+		if md5 := fl.info.MD5(); md5 != "" {
+			props[ocChecksums] = webdav.Property{XMLName: ocChecksums,
+				InnerXML: []byte(`<checksum xmlns="http://owncloud.org/ns">MD5:` + md5 + `</checksum>`)}
+		}
 	}
 	return props, nil
 }
 
-// metadata returns the resource's user metadata. fresh forces a HEAD.
-// ok is false when it is unknown and finding out would cost a request per
-// listed entry.
-func (fl *File) metadata(fresh bool) (map[string]string, bool, error) {
-	fi := fl.info
-	switch {
-	case !fresh && fi.hasMeta:
-		return fi.meta, true, nil
-	case !fresh && !fi.direct:
-		return nil, false, nil
-	case fi.dir && !fi.hasMarker && !fresh:
-		return nil, true, nil
+// creationDate adds DAV:creationdate (x/net/webdav has none; Windows and
+// Finder ask for it): S3 keeps no creation time, so it is the modification
+// time, in ISO 8601 as RFC 4918 wants.
+func (fl *File) creationDate(props map[xml.Name]webdav.Property) map[xml.Name]webdav.Property {
+	n := xml.Name{Space: "DAV:", Local: "creationdate"}
+	if _, ok := props[n]; !ok && !fl.info.modTime.IsZero() {
+		props[n] = webdav.Property{XMLName: n, InnerXML: []byte(fl.info.modTime.UTC().Format("2006-01-02T15:04:05Z"))}
 	}
-	obj, err := fl.fs.store.Head(fl.ctx, fi.key)
-	if errors.Is(err, s3vfs.ErrNotFound) && fi.dir {
-		return nil, true, nil
-	}
-	if err != nil {
-		return nil, false, pathError("stat", fl.path, fl.fs.note(err))
-	}
-	fi.meta, fi.hasMeta, fi.contentType = obj.Metadata, true, obj.ContentType
-	if !fi.dir {
-		fi.etag = obj.ETag
-	}
-	return obj.Metadata, true, nil
+	return props
 }
 
 // Patch applies PROPPATCH instructions atomically: all or none.
@@ -155,76 +181,95 @@ func (fl *File) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 	if fl.info == nil {
 		return nil, &fs.PathError{Op: "proppatch", Path: fl.path, Err: fs.ErrInvalid}
 	}
-	if fl.info.dir && fl.info.key == "" {
-		return status(http.StatusForbidden), nil // the bucket root has no marker to hold them
-	}
-	meta, _, err := fl.metadata(true)
-	if err != nil {
-		return nil, err
-	}
-	props, err := decodeProps(meta[propsMetaKey])
-	if err != nil {
-		props = make(map[xml.Name]webdav.Property)
-	}
-	for _, p := range patches {
-		for _, prop := range p.Props {
-			if p.Remove {
-				delete(props, prop.XMLName)
-			} else {
-				props[prop.XMLName] = prop
+	var (
+		mtime    time.Time
+		badValue bool
+	)
+	apply := func(props map[xml.Name]webdav.Property) {
+		for _, p := range patches {
+			for _, prop := range p.Props {
+				switch prop.XMLName {
+				case mtimeSetter, ownCloudLastModified:
+					if !p.Remove {
+						if t, ok := parsePropTime(prop.InnerXML); ok {
+							mtime = t
+						} else {
+							badValue = true
+						}
+					}
+					continue
+				case win32LastModified:
+					if !p.Remove {
+						if t, ok := parsePropTime(prop.InnerXML); ok {
+							mtime = t
+						}
+					}
+				}
+				if p.Remove {
+					delete(props, prop.XMLName)
+				} else {
+					props[prop.XMLName] = prop
+				}
 			}
 		}
 	}
-	enc, err := encodeProps(props)
-	if err != nil {
-		return nil, err
+	// Validate first (nothing is written for a bad request).
+	probe := map[xml.Name]webdav.Property{}
+	apply(probe)
+	if badValue {
+		return status(http.StatusConflict), nil
 	}
-	if len(enc) > maxPropsBytes {
+	fi := fl.info
+	parent, entry := entryName(fl.path, fi.dir)
+	tooLarge := false
+	err := fl.fs.updateIndex(fl.ctx, parent, func(m map[string]metaEntry) bool {
+		e := m[entry]
+		if !fi.dir && e.ETag != fi.etag {
+			e = metaEntry{} // written for an older version of the object
+		}
+		props, err := decodeProps(e.Props)
+		if err != nil {
+			props = map[xml.Name]webdav.Property{}
+		}
+		apply(props)
+		enc, err := encodeProps(props)
+		if err != nil || len(enc) > maxEntryProps {
+			tooLarge = true
+			return false
+		}
+		e.Props = enc
+		if !mtime.IsZero() {
+			e.MTime = mtime.UnixNano()
+		}
+		if !fi.dir {
+			e.ETag = fi.etag
+		}
+		m[entry] = e
+		fi.props, fi.metaLoaded = e.Props, true
+		if e.MTime != 0 {
+			fi.modTime = time.Unix(0, e.MTime).UTC()
+		}
+		return true
+	})
+	if tooLarge {
 		return status(http.StatusInsufficientStorage), nil
 	}
-	newMeta := make(map[string]string, len(meta)+1)
-	for k, v := range meta {
-		newMeta[k] = v
-	}
-	if enc == "" {
-		delete(newMeta, propsMetaKey)
-	} else {
-		newMeta[propsMetaKey] = enc
-	}
-	if err := fl.writeMetadata(newMeta); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, pathError("proppatch", fl.path, err)
 	}
 	return status(http.StatusOK), nil
 }
 
-// writeMetadata replaces the resource's user metadata: a self-copy of a
-// file (its bytes and content type unchanged, conditional on its ETag), or
-// a rewrite of a folder's marker.
-func (fl *File) writeMetadata(meta map[string]string) error {
-	fi := fl.info
-	var (
-		obj s3vfs.ObjectInfo
-		err error
-	)
-	if fi.dir {
-		obj, err = fl.fs.store.PutObject(fl.ctx, fi.key, nil, s3vfs.WriteOptions{
-			Size: 0, ContentType: "application/x-directory", Metadata: meta,
-		})
-		fi.hasMarker = true
-	} else {
-		obj, err = fl.fs.store.Copy(fl.ctx, fi.key, fi.Object(), fi.key, s3vfs.CopyOptions{
-			SourceETag: fi.etag, ReplaceMetadata: true, Metadata: meta, ContentType: fi.contentType,
-		})
+// parsePropTime reads a time property value: an HTTP date (RFC 1123, what
+// Windows and DAV:getlastmodified use), RFC 3339, or Unix seconds (what
+// ownCloud clients send).
+func parsePropTime(v []byte) (time.Time, bool) {
+	s := strings.TrimSpace(string(v))
+	if t, err := http.ParseTime(s); err == nil {
+		return t.UTC(), true
 	}
-	if err != nil {
-		return pathError("proppatch", fl.path, fl.fs.note(err))
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), true
 	}
-	fi.meta = meta
-	if obj.ETag != "" {
-		fi.etag = obj.ETag
-	}
-	if !obj.LastModified.IsZero() {
-		fi.modTime = obj.LastModified
-	}
-	return nil
+	return parseMTime(s)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/webdav"
 )
@@ -68,6 +69,48 @@ func TestCleanNeverLeavesTheRoot(t *testing.T) {
 	} {
 		if got := Clean(in); got != want {
 			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestModificationTimesParseFromEveryClientFormat(t *testing.T) {
+	cases := []struct {
+		in   string
+		want int64 // Unix nanoseconds
+		ok   bool
+	}{
+		{"1700000000", 1700000000e9, true},
+		{"1700000000.5", 1700000000e9 + 5e8, true},
+		{"1700000000.123456789123", 1700000000e9 + 123456789, true},
+		{"Tue, 14 Nov 2023 22:13:20 GMT", 1700000000e9, true},
+		{"2023-11-14T22:13:20Z", 1700000000e9, true},
+		{"-5", 0, false},
+		{"soon", 0, false},
+		{"", 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.in, func(t *testing.T) {
+			got, ok := parsePropTime([]byte(c.in))
+			if ok != c.ok || (ok && got.UnixNano() != c.want) {
+				t.Fatalf("parsePropTime(%q) = %v, %v; want %d, %v", c.in, got, ok, c.want, c.ok)
+			}
+		})
+	}
+	if s := formatMTime(time.Unix(1700000000, 5e8)); s != "1700000000.5" {
+		t.Fatalf("formatMTime = %q", s)
+	}
+}
+
+func TestReservedNamesAreRecognisedInAnySegment(t *testing.T) {
+	for name, want := range map[string]bool{
+		"/.davgw-index.json":    true,
+		"/a/.davgw-staging-1/b": true,
+		"/a/davgw-index.json":   false,
+		"/a/x.davgw-index.json": false,
+		"/":                     false,
+	} {
+		if got := IsReserved(name); got != want {
+			t.Errorf("IsReserved(%q) = %v, want %v", name, got, want)
 		}
 	}
 }

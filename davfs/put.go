@@ -23,6 +23,10 @@ type PutOptions struct {
 	ContentType string
 	// Metadata to store with the object (user metadata).
 	Metadata map[string]string
+	// MTime, when set, is kept as the file's modification time (X-OC-Mtime):
+	// in the object's metadata and in the folder's index, so that listings
+	// show it.
+	MTime time.Time
 	// Exclusive fails with fs.ErrExist if the name exists.
 	Exclusive bool
 	// IfMatch / IfNoneMatch are passed to S3 as conditional-write headers,
@@ -34,9 +38,12 @@ type PutOptions struct {
 // Writer streams a file's body into S3. It commits only when the whole body
 // arrived; anything else aborts and leaves the previous version untouched.
 type Writer struct {
-	fs   *FS
-	name string
-	w    *s3vfs.Writer
+	fs    *FS
+	ctx   context.Context
+	name  string
+	w     *s3vfs.Writer
+	mtime time.Time
+	prev  *FileInfo // the version being replaced, if any
 
 	mu      sync.Mutex
 	n       int64
@@ -53,6 +60,9 @@ func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer,
 	name = Clean(name)
 	if name == "/" {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
+	}
+	if IsReserved(name) {
+		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrPermission}
 	}
 	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
 		return nil, err
@@ -74,14 +84,22 @@ func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer,
 	if size < -1 {
 		size = -1
 	}
+	meta := opts.Metadata
+	if !opts.MTime.IsZero() {
+		meta = make(map[string]string, len(opts.Metadata)+1)
+		for k, v := range opts.Metadata {
+			meta[k] = v
+		}
+		meta[metaKey] = formatMTime(opts.MTime)
+	}
 	w := f.store.NewWriter(ctx, f.key(name), s3vfs.WriteOptions{
 		Size:        size,
 		ContentType: ct,
-		Metadata:    opts.Metadata,
+		Metadata:    meta,
 		IfMatch:     opts.IfMatch,
 		IfNoneMatch: opts.IfNoneMatch,
 	})
-	return &Writer{fs: f, name: name, w: w}, nil
+	return &Writer{fs: f, ctx: ctx, name: name, w: w, mtime: opts.MTime, prev: fi}, nil
 }
 
 // Write appends p to the upload.
@@ -140,6 +158,21 @@ func (w *Writer) Commit() (*FileInfo, error) {
 	fi.direct = true
 	w.info = fi
 	w.fs.remember(w.name, fi)
+	if !w.mtime.IsZero() {
+		// The object is stored; the index entry is what listings show. A
+		// failure here loses only the kept time (the object's metadata
+		// still has it), so it is not the upload's failure.
+		e := metaEntry{ETag: fi.etag, MTime: w.mtime.UnixNano()}
+		ctx := w.ctx
+		if w.prev != nil {
+			if old, err := w.fs.entryOf(ctx, w.prev, w.name); err == nil {
+				e.Props = old.Props // dead properties stay with the resource
+			}
+		}
+		if err := w.fs.setEntry(ctx, w.name, false, e); err == nil {
+			fi.applyMeta(e, true)
+		}
+	}
 	return fi, nil
 }
 

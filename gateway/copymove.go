@@ -33,7 +33,7 @@ func (rq *request) copyMove() {
 		return
 	}
 	dst, ok := rq.g.davName(u.Path)
-	if !ok {
+	if !ok || davfs.IsReserved(dst) {
 		rq.w.fail(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
 		return
 	}

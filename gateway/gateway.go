@@ -198,6 +198,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if davfs.IsReserved(name) {
+		rec.fail(http.StatusNotFound, errors.New("reserved name"))
+		return
+	}
 	root := g.opts.Prefix + user.Root
 	rq := &request{
 		g:     g,
@@ -231,6 +235,10 @@ func (rq *request) serve() {
 	case "LOCK":
 		rq.lock()
 	case "UNLOCK":
+		// Older Windows sends the token without its angle brackets.
+		if t := strings.TrimSpace(rq.r.Header.Get("Lock-Token")); t != "" && !strings.HasPrefix(t, "<") {
+			rq.r.Header.Set("Lock-Token", "<"+t+">")
+		}
 		rq.delegate(rq.locks, rq.w)
 	default:
 		rq.w.Header().Set("Allow", allowedMethods)

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"bytes"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -198,5 +200,42 @@ func TestLivePropsOnlyRequestsAreRecognised(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+func TestGetlastmodifiedIsRenamedForDavfs(t *testing.T) {
+	body := `<?xml version="1.0" encoding="utf-8" ?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop>` +
+		`<D:getlastmodified>Tue, 14 Nov 2023 22:13:20 GMT</D:getlastmodified>` +
+		`<Z:Win32FileAttributes xmlns:Z="urn:schemas-microsoft-com:">00000020</Z:Win32FileAttributes>` +
+		`</D:prop></D:set></D:propertyupdate>`
+	out, changed, err := renameProp([]byte(body), xml.Name{Space: "DAV:", Local: "getlastmodified"}, davfs.MTimeSetter())
+	if err != nil || !changed {
+		t.Fatalf("renameProp: changed=%v err=%v", changed, err)
+	}
+	var doc struct {
+		Set struct {
+			Prop struct {
+				Inner []byte `xml:",innerxml"`
+			} `xml:"DAV: prop"`
+		} `xml:"DAV: set"`
+	}
+	if err := xml.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("rewritten body is not XML: %v\n%s", err, out)
+	}
+	d := xml.NewDecoder(bytes.NewReader(out))
+	var names []xml.Name
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			names = append(names, se.Name)
+		}
+	}
+	want := []xml.Name{{Space: "DAV:", Local: "propertyupdate"}, {Space: "DAV:", Local: "set"}, {Space: "DAV:", Local: "prop"},
+		davfs.MTimeSetter(), {Space: "urn:schemas-microsoft-com:", Local: "Win32FileAttributes"}}
+	if fmt.Sprint(names) != fmt.Sprint(want) {
+		t.Fatalf("elements = %v, want %v", names, want)
 	}
 }

@@ -36,6 +36,11 @@ func (rq *request) get() {
 	file := f.(*davfs.File)
 	defer file.Close()
 
+	// Last-Modified is the kept modification time where there is one.
+	if err := rq.fs.LoadMeta(ctx, fi, rq.name); err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
 	h := rq.w.Header()
 	if etag, err := fi.ETag(ctx); err == nil {
 		h.Set("ETag", etag)
@@ -210,6 +215,12 @@ func (rq *request) put() {
 	// The conditions the client asked for are also sent to S3, which closes
 	// the race between the check above and the write.
 	opts := davfs.PutOptions{Size: size, ContentType: r.Header.Get("Content-Type")}
+	mtimeAccepted := false
+	if v := r.Header.Get("X-OC-Mtime"); v != "" {
+		if t, ok := davfs.ParseMTime(v); ok {
+			opts.MTime, mtimeAccepted = t, true
+		}
+	}
 	if fi == nil && r.Header.Get("If-None-Match") == "*" {
 		opts.IfNoneMatch = "*"
 	}
@@ -235,6 +246,9 @@ func (rq *request) put() {
 		rq.w.Header().Set("ETag", etag)
 	}
 	rq.w.Header().Set("Last-Modified", info.ModTime().UTC().Format(http.TimeFormat))
+	if mtimeAccepted {
+		rq.w.Header().Set("X-OC-Mtime", "accepted")
+	}
 	if fi == nil {
 		rq.w.WriteHeader(http.StatusCreated)
 	} else {

@@ -1,0 +1,289 @@
+package davfs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// Kept modification times and dead properties live in one index object per
+// folder, ".davgw-index.json" inside the folder's prefix, beside the objects
+// it describes. S3 listings return no user metadata, so keeping them only as
+// object metadata would cost a HEAD per entry in every listing (what rclone
+// serve webdav does); the index costs one GET per listed folder that has
+// one, and nothing for folders that do not (the listing shows whether the
+// index exists).
+//
+// A file's entry carries the ETag the object had when the entry was
+// written. An object changed outside the gateway has another ETag, so its
+// entry no longer applies and S3's own LastModified shows through. Entries
+// are updated read-modify-write with S3 conditional writes (If-Match on the
+// index's ETag, If-None-Match: * to create it), retried on conflict, so
+// concurrent gateways do not lose each other's updates on stores that honour
+// conditional writes.
+//
+// Every resource's entry is in its parent folder's index: a file under its
+// name, a folder under its name plus "/", the root under ".".
+
+// reservedPrefix starts the names the gateway keeps for itself (indexes,
+// staged copies): listings hide them and WebDAV paths cannot name them.
+const reservedPrefix = ".davgw-"
+
+// indexName is the per-folder index object's name.
+const indexName = reservedPrefix + "index.json"
+
+// maxIndexBytes bounds an index read into memory.
+const maxIndexBytes = 64 << 20
+
+// maxEntryProps bounds one resource's encoded dead properties.
+const maxEntryProps = 64 << 10
+
+// metaKey is the user metadata key of a kept modification time on the
+// object itself (seconds since the epoch with a fraction, as rclone's S3
+// backend writes it), set when the time is known at upload.
+const metaKey = "mtime"
+
+// IsReserved reports whether a clean path names something of the gateway's
+// own (a segment starting with ".davgw-"): such paths are not WebDAV
+// resources.
+func IsReserved(name string) bool {
+	for _, seg := range strings.Split(name, "/") {
+		if strings.HasPrefix(seg, reservedPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+type metaEntry struct {
+	ETag  string `json:"e,omitempty"` // files: the object's ETag when written
+	MTime int64  `json:"m,omitempty"` // kept modification time, Unix nanoseconds; 0 = none
+	Props string `json:"p,omitempty"` // encoded dead properties
+}
+
+func (e metaEntry) empty() bool { return e.MTime == 0 && e.Props == "" }
+
+type folderIndex struct {
+	Version int                  `json:"v"`
+	Entries map[string]metaEntry `json:"entries"`
+}
+
+type loadedIndex struct {
+	entries map[string]metaEntry
+	etag    string // of the index object; "" = it does not exist
+}
+
+// entryName is the name of fi's entry in its parent's index.
+func entryName(name string, dir bool) (parent, entry string) {
+	if name == "/" {
+		return "/", "."
+	}
+	entry = path.Base(name)
+	if dir {
+		entry += "/"
+	}
+	return path.Dir(name), entry
+}
+
+// loadIndex returns a folder's index, from this request's cache or with one
+// GET.
+func (f *FS) loadIndex(ctx context.Context, folder string, fresh bool) (*loadedIndex, error) {
+	folder = Clean(folder)
+	if !fresh {
+		f.mu.Lock()
+		li, ok := f.indexes[folder]
+		f.mu.Unlock()
+		if ok {
+			return li, nil
+		}
+	}
+	body, info, err := f.store.GetSmall(ctx, f.dirPrefix(folder)+indexName, maxIndexBytes)
+	li := &loadedIndex{entries: map[string]metaEntry{}}
+	switch {
+	case errors.Is(err, s3vfs.ErrNotFound):
+	case err != nil:
+		return nil, f.note(err)
+	default:
+		var idx folderIndex
+		if json.Unmarshal(body, &idx) == nil && idx.Entries != nil {
+			li.entries = idx.Entries
+		}
+		li.etag = info.ETag
+	}
+	f.mu.Lock()
+	f.indexes[folder] = li
+	f.mu.Unlock()
+	return li, nil
+}
+
+// noIndex records that a folder has no index (its listing showed none).
+func (f *FS) noIndex(folder string) {
+	f.mu.Lock()
+	if _, ok := f.indexes[folder]; !ok {
+		f.indexes[folder] = &loadedIndex{entries: map[string]metaEntry{}}
+	}
+	f.mu.Unlock()
+}
+
+// updateIndex applies mutate to a folder's index entries and writes the
+// index back conditionally, retrying with a fresh copy when another writer
+// got there first. mutate reports whether it changed anything.
+func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries map[string]metaEntry) bool) error {
+	folder = Clean(folder)
+	var err error
+	for attempt := 0; attempt < 8; attempt++ {
+		var li *loadedIndex
+		if li, err = f.loadIndex(ctx, folder, attempt > 0); err != nil {
+			return err
+		}
+		entries := make(map[string]metaEntry, len(li.entries)+1)
+		for k, v := range li.entries {
+			entries[k] = v
+		}
+		if !mutate(entries) {
+			return nil
+		}
+		for k, v := range entries {
+			if v.empty() {
+				delete(entries, k)
+			}
+		}
+		body, _ := json.Marshal(folderIndex{Version: 1, Entries: entries})
+		opts := s3vfs.WriteOptions{Size: int64(len(body)), ContentType: "application/json"}
+		if li.etag == "" {
+			opts.IfNoneMatch = "*"
+		} else {
+			opts.IfMatch = li.etag
+		}
+		var info s3vfs.ObjectInfo
+		info, err = f.store.PutObject(ctx, f.dirPrefix(folder)+indexName, body, opts)
+		if errors.Is(err, s3vfs.ErrPreconditionFailed) || errors.Is(err, s3vfs.ErrConflict) {
+			time.Sleep(time.Duration(attempt*attempt) * 10 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return f.note(err)
+		}
+		f.mu.Lock()
+		f.indexes[folder] = &loadedIndex{entries: entries, etag: info.ETag}
+		f.mu.Unlock()
+		return nil
+	}
+	return f.note(err)
+}
+
+// applyMeta sets what the index (or the object's metadata) keeps for fi.
+func (fi *FileInfo) applyMeta(e metaEntry, ok bool) {
+	fi.metaLoaded = true
+	if !ok || (!fi.dir && e.ETag != fi.etag) {
+		return // no entry, or the object changed outside the gateway
+	}
+	if e.MTime != 0 {
+		fi.modTime = time.Unix(0, e.MTime).UTC()
+	}
+	fi.props = e.Props
+}
+
+// LoadMeta makes sure a resource's kept modification time and dead
+// properties are known: for entries of a listing they already are; for a
+// resource found by Stat it costs one GET of its parent's index (once per
+// request and folder).
+func (f *FS) LoadMeta(ctx context.Context, fi *FileInfo, name string) error {
+	if fi == nil || fi.metaLoaded {
+		return nil
+	}
+	parent, entry := entryName(Clean(name), fi.dir)
+	li, err := f.loadIndex(ctx, parent, false)
+	if err != nil {
+		return pathError("stat", name, err)
+	}
+	e, ok := li.entries[entry]
+	fi.applyMeta(e, ok)
+	return nil
+}
+
+// entryOf returns the valid index entry of a resource (zero if none).
+func (f *FS) entryOf(ctx context.Context, fi *FileInfo, name string) (metaEntry, error) {
+	parent, entry := entryName(Clean(name), fi.dir)
+	li, err := f.loadIndex(ctx, parent, false)
+	if err != nil {
+		return metaEntry{}, err
+	}
+	e, ok := li.entries[entry]
+	if !ok || (!fi.dir && e.ETag != fi.etag) {
+		return metaEntry{}, nil
+	}
+	return e, nil
+}
+
+// setEntry writes a resource's entry into its parent's index.
+func (f *FS) setEntry(ctx context.Context, name string, dir bool, e metaEntry) error {
+	parent, entry := entryName(Clean(name), dir)
+	return f.updateIndex(ctx, parent, func(m map[string]metaEntry) bool {
+		old, ok := m[entry]
+		switch {
+		case e.empty() && !ok:
+			return false
+		case e.empty():
+			delete(m, entry)
+			return true
+		case ok && old == e:
+			return false
+		}
+		m[entry] = e
+		return true
+	})
+}
+
+// dropEntry removes a resource's entry from its parent's index. A folder
+// without an index costs one GET.
+func (f *FS) dropEntry(ctx context.Context, name string, dir bool) error {
+	parent, entry := entryName(Clean(name), dir)
+	return f.updateIndex(ctx, parent, func(m map[string]metaEntry) bool {
+		if _, ok := m[entry]; !ok {
+			return false
+		}
+		delete(m, entry)
+		return true
+	})
+}
+
+// formatMTime writes a time as rclone's S3 backend does in "mtime" metadata.
+func formatMTime(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', -1, 64)
+}
+
+// parseMTime reads Unix seconds with an optional fraction ("1700000000",
+// "1700000000.5"), as X-OC-Mtime and rclone's "mtime" metadata carry them.
+func parseMTime(s string) (time.Time, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, false
+	}
+	sec, frac, _ := strings.Cut(s, ".")
+	n, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || n < 0 || n > 1<<40 {
+		return time.Time{}, false
+	}
+	var ns int64
+	if frac != "" {
+		if len(frac) > 9 {
+			frac = frac[:9]
+		}
+		f, err := strconv.ParseInt(frac+strings.Repeat("0", 9-len(frac)), 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		ns = f
+	}
+	return time.Unix(n, ns).UTC(), true
+}
+
+// ParseMTime reads the value of an X-OC-Mtime header.
+func ParseMTime(s string) (time.Time, bool) { return parseMTime(s) }
