@@ -59,6 +59,9 @@ type Options struct {
 	// CopyConcurrency bounds parallel server-side copies and deletes of a
 	// folder tree. 0 = 8.
 	CopyConcurrency int
+	// Hide, if set, leaves names for which it returns true out of listings
+	// (they stay reachable by name).
+	Hide func(base string) bool
 }
 
 // FS is a webdav.FileSystem over the keys below one root prefix.
@@ -338,7 +341,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 		var fi *FileInfo
 		if e.Object == nil {
 			child := strings.TrimSuffix(strings.TrimPrefix(e.Prefix, prefix), "/")
-			if !validName(child) {
+			if !validName(child) || (f.opts.Hide != nil && f.opts.Hide(child)) {
 				continue
 			}
 			fi = &FileInfo{name: child, dir: true, key: e.Prefix}
@@ -351,7 +354,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 			case child == indexName:
 				hasIndex = true
 				continue
-			case !validName(child):
+			case !validName(child), f.opts.Hide != nil && f.opts.Hide(child):
 				continue
 			}
 			if prev, ok := byName[child]; ok && prev.dir {

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,6 +102,16 @@ func WithLivePropsOnly(ctx context.Context) context.Context {
 	return context.WithValue(ctx, liveOnlyKey{}, true)
 }
 
+type quotaKey struct{}
+
+type quotaInfo struct{ used, available int64 }
+
+// WithQuota makes DeadProps report RFC 4331's quota-used-bytes and
+// quota-available-bytes on folders.
+func WithQuota(ctx context.Context, used, available int64) context.Context {
+	return context.WithValue(ctx, quotaKey{}, quotaInfo{used, available})
+}
+
 type checksumsKey struct{}
 
 // WithChecksums marks a PROPFIND that names oc:checksums: DeadProps then
@@ -147,6 +158,12 @@ func (fl *File) DeadProps() (map[xml.Name]webdav.Property, error) {
 		props = map[xml.Name]webdav.Property{} // unreadable props are not worth failing a PROPFIND
 	}
 	fl.creationDate(props)
+	if q, ok := fl.ctx.Value(quotaKey{}).(quotaInfo); ok && fl.info.dir {
+		for local, v := range map[string]int64{"quota-used-bytes": q.used, "quota-available-bytes": q.available} {
+			n := xml.Name{Space: "DAV:", Local: local}
+			props[n] = webdav.Property{XMLName: n, InnerXML: []byte(strconv.FormatInt(v, 10))}
+		}
+	}
 	if fl.ctx.Value(checksumsKey{}) != nil {
 		if md5 := fl.info.MD5(); md5 != "" {
 			props[ocChecksums] = webdav.Property{XMLName: ocChecksums,

@@ -38,6 +38,11 @@ func (rq *request) copyMove() {
 		return
 	}
 
+	if rq.g.opts.AppleFiles == AppleReject && IsAppleFile(path.Base(dst)) {
+		rq.w.fail(http.StatusForbidden, errors.New("apple_files = reject"))
+		return
+	}
+
 	overwrite := true
 	switch r.Header.Get("Overwrite") {
 	case "", "T", "t":

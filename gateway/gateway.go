@@ -33,6 +33,7 @@ type Gateway struct {
 	davBase string // DAVPrefix without its trailing slash, e.g. "/dav"
 	pubHost string // host of PublicURL, "" if none
 	locks   *LockManager
+	quota   *quotaTracker // nil without a quota
 	log     *slog.Logger
 }
 
@@ -71,6 +72,13 @@ func New(opts Options) (*Gateway, error) {
 	if opts.Realm == "" {
 		opts.Realm = "davgw"
 	}
+	switch opts.AppleFiles {
+	case "":
+		opts.AppleFiles = AppleAllow
+	case AppleAllow, AppleHide, AppleReject:
+	default:
+		return nil, errors.New(`gateway: AppleFiles must be "allow", "hide" or "reject"`)
+	}
 	if opts.MaxPropfindEntries <= 0 {
 		opts.MaxPropfindEntries = 100000
 	}
@@ -78,7 +86,12 @@ func New(opts Options) (*Gateway, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	var quota *quotaTracker
+	if opts.QuotaBytes > 0 {
+		quota = newQuotaTracker(opts.QuotaBytes, opts.Store, logger)
+	}
 	return &Gateway{
+		quota:   quota,
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
 		pubHost: pubHost,
@@ -128,6 +141,7 @@ type request struct {
 	user  auth.Principal
 	fs    *davfs.FS
 	locks webdav.LockSystem
+	root  string // the user's key prefix
 	name  string
 	slash bool // the URL path ended in "/": the client expects a folder
 }
@@ -204,19 +218,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	root := g.opts.Prefix + user.Root
 	rq := &request{
-		g:     g,
-		r:     r,
-		w:     rec,
-		user:  user,
-		fs:    davfs.New(g.opts.Store, root, davfs.Options{MaxEntries: g.opts.MaxPropfindEntries}),
+		g:    g,
+		r:    r,
+		w:    rec,
+		user: user,
+		fs: davfs.New(g.opts.Store, root, davfs.Options{
+			MaxEntries: g.opts.MaxPropfindEntries,
+			Hide:       g.hidden,
+		}),
 		locks: g.locks.ForRoot(root),
+		root:  root,
 		name:  name,
 		slash: strings.HasSuffix(r.URL.Path, "/"),
 	}
 	rq.serve()
 }
 
+// hidden reports names that listings leave out (apple_files = hide).
+func (g *Gateway) hidden(base string) bool {
+	return g.opts.AppleFiles == AppleHide && IsAppleFile(base)
+}
+
 func (rq *request) serve() {
+	if rq.appleRefused() {
+		return
+	}
 	switch rq.r.Method {
 	case http.MethodGet, http.MethodHead:
 		rq.get()

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/webdav"
+
 	"github.com/davgw/davgw/davfs"
 )
 
@@ -227,12 +229,26 @@ func (rq *request) put() {
 	if fi != nil && r.Header.Get("If-Match") != "" {
 		opts.IfMatch, _ = fi.ETag(ctx)
 	}
+	var body io.Reader = r.Body
+	if q := rq.g.quota; q != nil {
+		if used, known := q.used(rq.root); known {
+			left := q.limit - used
+			if fi != nil {
+				left += fi.Size()
+			}
+			if size > left {
+				rq.w.fail(webdav.StatusInsufficientStorage, errQuotaExceeded)
+				return
+			}
+			body = &quotaReader{r: r.Body, left: left}
+		}
+	}
 	w, err := rq.fs.Create(ctx, rq.name, opts)
 	if err != nil {
 		rq.w.failErr(err, http.StatusConflict)
 		return
 	}
-	if _, err := w.ReadFrom(r.Body); err != nil {
+	if _, err := w.ReadFrom(body); err != nil {
 		_ = w.Abort()
 		rq.w.fail(statusFor(err, http.StatusBadRequest), err)
 		return
@@ -241,6 +257,13 @@ func (rq *request) put() {
 	if err != nil {
 		rq.w.failErr(err, http.StatusConflict)
 		return
+	}
+	if q := rq.g.quota; q != nil {
+		delta := info.Size()
+		if fi != nil {
+			delta -= fi.Size()
+		}
+		q.add(rq.root, delta)
 	}
 	if etag, err := info.ETag(ctx); err == nil {
 		rq.w.Header().Set("ETag", etag)
@@ -280,6 +303,9 @@ func (rq *request) delete() {
 	if err := rq.fs.RemoveAll(ctx, rq.name); err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
+	}
+	if q := rq.g.quota; q != nil && !fi.IsDir() {
+		q.add(rq.root, -fi.Size())
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
 }

@@ -33,6 +33,12 @@ type Options struct {
 	// Ready reports readiness for /readyz (nil = always ready): for example
 	// the identity provider being unreachable.
 	Ready func() error
+	// AppleFiles is the [webdav].apple_files policy for ._* and .DS_Store:
+	// AppleAllow (default), AppleHide or AppleReject.
+	AppleFiles string
+	// QuotaBytes is each user's quota ([webdav].quota_bytes); 0 = none. It
+	// is reported with RFC 4331's properties, and uploads past it get 507.
+	QuotaBytes int64
 	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
 	// PROPFIND answers 507.
 	MaxPropfindEntries int

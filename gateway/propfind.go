@@ -129,6 +129,11 @@ func (rq *request) propfind() {
 	if bytes.Contains(body, []byte("http://owncloud.org/ns")) && bytes.Contains(body, []byte("checksums")) {
 		ctx = davfs.WithChecksums(ctx)
 	}
+	if q := rq.g.quota; q != nil && bytes.Contains(body, []byte("quota")) {
+		if used, known := q.used(rq.root); known {
+			ctx = davfs.WithQuota(ctx, used, max(0, q.limit-used))
+		}
+	}
 	rq.r = rq.r.WithContext(ctx)
 	// A Depth 1 PROPFIND lists a folder: the listing itself shows that the
 	// folder exists, so the folder costs no request of its own beyond its

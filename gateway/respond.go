@@ -102,7 +102,7 @@ func statusFor(err error, notExist int) int {
 		return http.StatusOK
 	case errors.Is(err, s3vfs.ErrUnavailable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, davfs.ErrTooManyEntries):
+	case errors.Is(err, davfs.ErrTooManyEntries), errors.Is(err, errQuotaExceeded):
 		return webdav.StatusInsufficientStorage
 	case errors.Is(err, s3vfs.ErrAccessDenied), errors.Is(err, fs.ErrPermission):
 		return http.StatusForbidden
