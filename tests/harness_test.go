@@ -30,6 +30,7 @@ var testUsers = map[string]string{
 	"alice":  "alice-pw-1",
 	"bob":    "bob-pw-2",
 	"litmus": "litmus-pw-3",
+	"quota":  "quota-pw-4",
 }
 
 // gatewayPartSize makes a 12 MiB body go multipart, so that the abort
@@ -99,7 +100,7 @@ func getEnv(tb testing.TB, name string) *davEnv {
 
 // newDavEnv builds a gateway over b reached at endpoint (the proxy or the
 // server itself).
-func newDavEnv(a auth.Authenticator, b *backend, endpoint string, partSize int64, concurrency int) (*davEnv, error) {
+func newDavEnv(a auth.Authenticator, b *backend, endpoint string, partSize int64, concurrency int, tune ...func(*gateway.Options)) (*davEnv, error) {
 	store, err := s3vfs.New(context.Background(), s3vfs.Config{
 		Endpoint:          endpoint,
 		Region:            "us-east-1",
@@ -119,14 +120,18 @@ func newDavEnv(a auth.Authenticator, b *backend, endpoint string, partSize int64
 	if os.Getenv("DAVGW_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	gw, err := gateway.New(gateway.Options{
+	opts := gateway.Options{
 		Store:     store,
 		Prefix:    "",
 		DAVPrefix: "/dav/",
 		Auth:      a,
 		Realm:     "davgw-test",
 		Logger:    logger,
-	})
+	}
+	for _, f := range tune {
+		f(&opts)
+	}
+	gw, err := gateway.New(opts)
 	if err != nil {
 		return nil, err
 	}
