@@ -74,6 +74,7 @@ type FS struct {
 	stats   map[string]*FileInfo    // by clean name; nil value = known absent
 	listed  map[string][]*FileInfo  // folder listings by clean name
 	indexes map[string]*loadedIndex // folder indexes by clean name
+	now     time.Time               // the time of folders S3 keeps none for
 	failure error                   // most recent backend failure, for the HTTP edge
 }
 
@@ -92,6 +93,9 @@ func New(store Store, root string, opts Options) *FS {
 		stats:   make(map[string]*FileInfo),
 		listed:  make(map[string][]*FileInfo),
 		indexes: make(map[string]*loadedIndex),
+		// A folder without a marker (a bare prefix) has no time in S3; it
+		// shows the request's time, the same for every entry of an answer.
+		now: time.Now().UTC().Truncate(time.Second),
 	}
 }
 
@@ -200,7 +204,7 @@ func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
 func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInfo, error) {
 	name = Clean(name)
 	if name == "/" {
-		return &FileInfo{name: "/", dir: true, key: f.root, direct: true}, nil
+		return &FileInfo{name: "/", dir: true, key: f.root, direct: true, modTime: f.now}, nil
 	}
 	if IsReserved(name) {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
@@ -244,7 +248,7 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 	case listErr != nil:
 		return nil, pathError("stat", name, f.note(listErr))
 	case isDir:
-		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true}
+		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
 		if marker != nil {
 			fi.modTime = marker.LastModified
 			fi.etag = marker.ETag
@@ -344,7 +348,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 			if !validName(child) || (f.opts.Hide != nil && f.opts.Hide(child)) {
 				continue
 			}
-			fi = &FileInfo{name: child, dir: true, key: e.Prefix}
+			fi = &FileInfo{name: child, dir: true, key: e.Prefix, modTime: f.now}
 		} else {
 			child := strings.TrimPrefix(e.Object.Key, prefix)
 			switch {
@@ -403,7 +407,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	}
 	if name != "/" {
 		if prev, ok := f.stats[name]; !ok || prev == nil {
-			dir := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true}
+			dir := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
 			if marker != nil {
 				dir.modTime, dir.etag, dir.hasMarker = marker.LastModified, marker.ETag, true
 			}

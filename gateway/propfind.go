@@ -181,7 +181,52 @@ func (rq *request) propfind() {
 			return
 		}
 	}
-	rq.delegate(rq.locks, rq.w)
+	if !isAllprop(body) {
+		rq.delegate(rq.locks, rq.w)
+		return
+	}
+	// Windows gives up on PROPFIND answers over 1 MB: keep allprop answers
+	// compact by leaving out DAV:supportedlock (always the same exclusive
+	// write lock; clients that want it name it, and then get it).
+	sw := &stripWriter{ResponseWriter: rq.w, pat: []byte(supportedLockXML)}
+	rq.delegate(rq.locks, sw)
+	sw.flush()
+}
+
+// supportedLockXML is x/net/webdav's DAV:supportedlock value, byte for byte.
+const supportedLockXML = `<D:supportedlock><D:lockentry xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry></D:supportedlock>`
+
+// isAllprop reports an allprop PROPFIND (an empty body is one).
+func isAllprop(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	return len(b) == 0 || bytes.Contains(b, []byte("allprop"))
+}
+
+// stripWriter removes every occurrence of pat from a streamed answer,
+// holding back only the bytes that could start one.
+type stripWriter struct {
+	http.ResponseWriter
+	pat []byte
+	buf []byte
+}
+
+func (s *stripWriter) Write(p []byte) (int, error) {
+	s.buf = bytes.ReplaceAll(append(s.buf, p...), s.pat, nil)
+	if keep := len(s.pat) - 1; len(s.buf) > keep {
+		out := s.buf[:len(s.buf)-keep]
+		if _, err := s.ResponseWriter.Write(out); err != nil {
+			return 0, err
+		}
+		s.buf = append([]byte(nil), s.buf[len(s.buf)-keep:]...)
+	}
+	return len(p), nil
+}
+
+func (s *stripWriter) flush() {
+	if len(s.buf) > 0 {
+		_, _ = s.ResponseWriter.Write(s.buf)
+		s.buf = nil
+	}
 }
 
 // proppatch checks the body, the target and the If header (ETag conditions
