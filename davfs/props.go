@@ -112,6 +112,22 @@ func WithQuota(ctx context.Context, used, available int64) context.Context {
 	return context.WithValue(ctx, quotaKey{}, quotaInfo{used, available})
 }
 
+type lockDiscoveryKey struct{}
+
+// WithLockDiscovery makes DeadProps report DAV:lockdiscovery (x/net/webdav
+// cannot list locks): discover returns its inner XML for a clean name.
+func WithLockDiscovery(ctx context.Context, discover func(name string) []byte) context.Context {
+	return context.WithValue(ctx, lockDiscoveryKey{}, discover)
+}
+
+func (fl *File) lockDiscovery(props map[xml.Name]webdav.Property) map[xml.Name]webdav.Property {
+	if discover, ok := fl.ctx.Value(lockDiscoveryKey{}).(func(string) []byte); ok {
+		n := xml.Name{Space: "DAV:", Local: "lockdiscovery"}
+		props[n] = webdav.Property{XMLName: n, InnerXML: discover(fl.path)}
+	}
+	return props
+}
+
 type checksumsKey struct{}
 
 // WithChecksums marks a PROPFIND that names oc:checksums: DeadProps then
@@ -143,7 +159,7 @@ func (fl *File) DeadProps() (map[xml.Name]webdav.Property, error) {
 		return nil, nil
 	}
 	if fl.ctx.Value(liveOnlyKey{}) != nil {
-		return fl.creationDate(map[xml.Name]webdav.Property{}), nil
+		return fl.lockDiscovery(fl.creationDate(map[xml.Name]webdav.Property{})), nil
 	}
 	if !fl.info.metaLoaded {
 		if !fl.info.direct {
@@ -157,7 +173,7 @@ func (fl *File) DeadProps() (map[xml.Name]webdav.Property, error) {
 	if err != nil {
 		props = map[xml.Name]webdav.Property{} // unreadable props are not worth failing a PROPFIND
 	}
-	fl.creationDate(props)
+	fl.lockDiscovery(fl.creationDate(props))
 	if q, ok := fl.ctx.Value(quotaKey{}).(quotaInfo); ok && fl.info.dir {
 		for local, v := range map[string]int64{"quota-used-bytes": q.used, "quota-available-bytes": q.available} {
 			n := xml.Name{Space: "DAV:", Local: local}

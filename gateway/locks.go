@@ -32,6 +32,11 @@ type lockRef struct {
 	inner  string
 	root   string
 	expiry time.Time // zero = infinite
+	// What lockdiscovery reports (x/net/webdav keeps it but cannot list it).
+	name      string // in the user's namespace
+	zeroDepth bool
+	owner     string
+	temporary bool // a request's own short lock (If header checks)
 }
 
 // NewLockManager returns an empty in-memory lock table.
@@ -116,7 +121,8 @@ func (l *rootLocks) Create(now time.Time, details webdav.LockDetails) (string, e
 		_ = l.m.inner.Unlock(now, tok)
 		return "", err
 	}
-	ref := lockRef{inner: tok, root: l.root}
+	ref := lockRef{inner: tok, root: l.root, name: l.unscope(details.Root),
+		zeroDepth: details.ZeroDepth, owner: details.OwnerXML, temporary: details.Duration < 0}
 	if details.Duration >= 0 {
 		ref.expiry = now.Add(details.Duration)
 	}
@@ -182,4 +188,31 @@ func newLockToken() (string, error) {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("opaquelocktoken:%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:]), nil
+}
+
+// activeLock is one lock as lockdiscovery reports it.
+type activeLock struct {
+	token     string
+	name      string
+	zeroDepth bool
+	owner     string
+	left      time.Duration
+}
+
+// discover lists the clients' locks that cover name (a lock on name, or a
+// depth-infinity lock on a folder above it), in the user's namespace.
+func (l *rootLocks) discover(now time.Time, name string) []activeLock {
+	l.m.mu.Lock()
+	defer l.m.mu.Unlock()
+	var out []activeLock
+	for tok, ref := range l.m.tokens {
+		if ref.root != l.root || ref.temporary || (!ref.expiry.IsZero() && now.After(ref.expiry)) {
+			continue
+		}
+		covers := ref.name == name || (!ref.zeroDepth && (ref.name == "/" || strings.HasPrefix(name, ref.name+"/")))
+		if covers {
+			out = append(out, activeLock{token: tok, name: ref.name, zeroDepth: ref.zeroDepth, owner: ref.owner, left: ref.expiry.Sub(now)})
+		}
+	}
+	return out
 }

@@ -134,6 +134,11 @@ func (rq *request) propfind() {
 			ctx = davfs.WithQuota(ctx, used, max(0, q.limit-used))
 		}
 	}
+	if rl, ok := rq.locks.(*rootLocks); ok && bytes.Contains(body, []byte("lockdiscovery")) {
+		ctx = davfs.WithLockDiscovery(ctx, func(name string) []byte {
+			return lockDiscoveryXML(rl.discover(time.Now(), name), rq.g.davBase)
+		})
+	}
 	rq.r = rq.r.WithContext(ctx)
 	// A Depth 1 PROPFIND lists a folder: the listing itself shows that the
 	// folder exists, so the folder costs no request of its own beyond its
@@ -407,6 +412,29 @@ func fixLockRoot(body []byte, davBase string) []byte {
 		_ = xml.EscapeText(&esc, []byte(href))
 		return []byte("<D:lockroot><D:href>" + esc.String() + "</D:href></D:lockroot>")
 	})
+}
+
+// lockDiscoveryXML renders active locks as DAV:lockdiscovery's content.
+func lockDiscoveryXML(locks []activeLock, davBase string) []byte {
+	var b bytes.Buffer
+	for _, l := range locks {
+		depth := "infinity"
+		if l.zeroDepth {
+			depth = "0"
+		}
+		b.WriteString(`<D:activelock xmlns:D="DAV:"><D:locktype><D:write/></D:locktype><D:lockscope><D:exclusive/></D:lockscope><D:depth>`)
+		b.WriteString(depth)
+		b.WriteString(`</D:depth>`)
+		if l.owner != "" {
+			b.WriteString(`<D:owner>` + l.owner + `</D:owner>`)
+		}
+		b.WriteString(`<D:timeout>Second-` + strconv.FormatInt(int64(max(l.left, 0)/time.Second), 10) + `</D:timeout><D:locktoken><D:href>`)
+		_ = xml.EscapeText(&b, []byte(l.token))
+		b.WriteString(`</D:href></D:locktoken><D:lockroot><D:href>`)
+		_ = xml.EscapeText(&b, []byte((&url.URL{Path: path.Join(davBase, l.name)}).EscapedPath()))
+		b.WriteString(`</D:href></D:lockroot></D:activelock>`)
+	}
+	return b.Bytes()
 }
 
 // bufferedWriter collects a small response.
