@@ -93,21 +93,43 @@ func ParseS3URL(raw string) (*S3URL, error) {
 		host = h
 	}
 	host = strings.ToLower(host)
+	virtualBucket := ""
 	switch {
-	case host == "s3.amazonaws.com":
-	case strings.HasPrefix(host, "s3.") && strings.HasSuffix(host, ".amazonaws.com") && u.scheme == "s3":
-		u.Region = strings.TrimSuffix(strings.TrimPrefix(host, "s3."), ".amazonaws.com")
-		if strings.Contains(u.Region, ".") {
-			// s3.dualstack.REGION... or other AWS forms: keep the endpoint.
-			u.Region = ""
-			u.Endpoint, u.PathStyle = "https://"+authority, false
-		}
-	default:
+	case u.scheme != "s3" || !strings.HasSuffix(host, ".amazonaws.com"):
 		scheme := "https://"
 		if u.scheme == "s3+http" {
 			scheme = "http://"
 		}
 		u.Endpoint, u.PathStyle = scheme+authority, true
+	default:
+		bucket, region, ok := splitAWSHost(host)
+		switch {
+		case !ok:
+			// s3.dualstack.REGION..., FIPS and other AWS forms: keep the
+			// endpoint, virtual-host addressing.
+			u.Endpoint = "https://" + authority
+		default:
+			u.Region, virtualBucket = region, bucket
+		}
+	}
+	if virtualBucket != "" {
+		// BUCKET.s3[.-]REGION.amazonaws.com/[prefix/]: the path is the prefix.
+		if hasControl(virtualBucket) || len(virtualBucket) < 3 {
+			return nil, errS3URLBucket
+		}
+		u.Bucket = virtualBucket
+		prefix, err := unescape(strings.TrimPrefix(path, "/"))
+		if err != nil {
+			return nil, err
+		}
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		if err := checkPrefix(prefix); err != nil {
+			return nil, errS3URLPath
+		}
+		u.Prefix = prefix
+		return u, nil
 	}
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	bucket, err := unescape(segs[0])
@@ -133,6 +155,36 @@ func ParseS3URL(raw string) (*S3URL, error) {
 		u.Prefix = prefix
 	}
 	return u, nil
+}
+
+// splitAWSHost splits an Amazon S3 host name into the bucket of a
+// virtual-host style name ("" for path style) and the region ("" for the
+// global endpoint): s3.amazonaws.com, s3.REGION.amazonaws.com,
+// s3-REGION.amazonaws.com, each optionally preceded by "BUCKET.".
+// ok is false for other *.amazonaws.com names.
+func splitAWSHost(host string) (bucket, region string, ok bool) {
+	for i := 0; i < len(host); i++ {
+		if (i > 0 && host[i-1] != '.') || !strings.HasPrefix(host[i:], "s3") {
+			continue
+		}
+		rest := strings.TrimSuffix(host[i+2:], ".amazonaws.com")
+		switch {
+		case rest == "":
+			region = ""
+		case rest[0] == '.' || rest[0] == '-':
+			region = rest[1:]
+			if region == "" || strings.Contains(region, ".") {
+				continue
+			}
+		default:
+			continue
+		}
+		if i > 0 {
+			bucket = host[:i-1]
+		}
+		return bucket, region, true
+	}
+	return "", "", false
 }
 
 func unescape(s string) (string, error) {

@@ -50,6 +50,37 @@ func TestParseS3URL(t *testing.T) {
 			want: S3URL{Region: "eu-west-1", Bucket: "bucket", AccessKeyID: "K", SecretAccessKey: "S"},
 		},
 		{
+			name: "the legacy dashed regional AWS host gives the region",
+			raw:  "s3://K:S@s3-eu-west-1.amazonaws.com/bucket/",
+			want: S3URL{Region: "eu-west-1", Bucket: "bucket", AccessKeyID: "K", SecretAccessKey: "S"},
+		},
+		{
+			name: "a virtual-host style AWS host gives the bucket, the region and the path as prefix",
+			raw:  "s3://K:S@my.bucket.s3.eu-central-1.amazonaws.com/team/docs/",
+			want: S3URL{Region: "eu-central-1", Bucket: "my.bucket", Prefix: "team/docs/", AccessKeyID: "K", SecretAccessKey: "S"},
+		},
+		{
+			name: "a virtual-host style global AWS host with an empty path has no prefix",
+			raw:  "s3://K:S@bucket.s3.amazonaws.com/",
+			want: S3URL{Bucket: "bucket", AccessKeyID: "K", SecretAccessKey: "S"},
+		},
+		{
+			name: "a dual-stack AWS host is kept as the endpoint with virtual-host addressing",
+			raw:  "s3://K:S@s3.dualstack.us-west-2.amazonaws.com/bucket/",
+			want: S3URL{Endpoint: "https://s3.dualstack.us-west-2.amazonaws.com", Bucket: "bucket", AccessKeyID: "K", SecretAccessKey: "S"},
+		},
+		{
+			name: "an AWS host over s3+http is a custom plain-HTTP endpoint",
+			raw:  "s3+http://K:S@s3.amazonaws.com/bucket/",
+			want: S3URL{Endpoint: "http://s3.amazonaws.com", PathStyle: true, Bucket: "bucket", AccessKeyID: "K", SecretAccessKey: "S"},
+		},
+		{
+			name: "the instance-role magic keys are kept as written",
+			raw:  "s3://iam_lookup:lookup@s3.us-east-2.amazonaws.com/bucket/gw/",
+			want: S3URL{Region: "us-east-2", Bucket: "bucket", Prefix: "gw/", AccessKeyID: "iam_lookup", SecretAccessKey: "lookup"},
+		},
+		{name: "a dot dot prefix on a virtual-host style host is refused", raw: "s3://K:S@bucket.s3.amazonaws.com/../x/", err: true},
+		{
 			name: "a URL without credentials is allowed",
 			raw:  "s3://host/bucket/",
 			want: S3URL{Endpoint: "https://host", PathStyle: true, Bucket: "bucket"},
@@ -104,6 +135,8 @@ func FuzzParseS3URL(f *testing.F) {
 		{"AK", "a/b+c@d:e", "127.0.0.1:9000/b/prefix/"},
 		{"K", "%%%", "s3.eu-west-1.amazonaws.com/bucket/x"},
 		{"", "", "host/"},
+		{"K", "S", "bucket.s3.eu-west-1.amazonaws.com/pre/"},
+		{"iam_lookup", "lookup", "s3-us-west-2.amazonaws.com/b/"},
 	} {
 		f.Add(seed.key, seed.secret, seed.rest, true)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Sizes that S3 imposes or that this package uses by default.
@@ -50,7 +51,8 @@ type Config struct {
 	// Endpoint is the S3 base URL, e.g. "http://127.0.0.1:7070"; "" = AWS.
 	// It must not carry user information.
 	Endpoint string
-	// Region is the signing region; "" = "us-east-1".
+	// Region is the signing region; "" = the instance's region (from the
+	// metadata service) with CredentialsIMDS, else "us-east-1".
 	Region string
 	// Bucket is the bucket name (required).
 	Bucket string
@@ -63,6 +65,36 @@ type Config struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
+	// Credentials selects the credential source: "" (static when keys are
+	// given, else the default chain), CredentialsStatic,
+	// CredentialsDefault or CredentialsIMDS (the EC2 instance role).
+	Credentials string
+	// IMDSEndpoint overrides the instance metadata service address
+	// ("" = http://169.254.169.254, or $AWS_EC2_METADATA_SERVICE_ENDPOINT).
+	IMDSEndpoint string
+	// IMDSv1Fallback allows IMDSv1 (no session token) when IMDSv2 fails.
+	// Off by default: IMDSv1 is open to SSRF.
+	IMDSv1Fallback bool
+	// RoleARN, when set, is assumed with STS on top of the credentials
+	// above; the session is refreshed before it expires.
+	RoleARN string
+	// ExternalID is passed with AssumeRole when set.
+	ExternalID string
+	// RoleSessionName names the session; "" = "davgw".
+	RoleSessionName string
+	// RoleDuration is the session length; 0 = 1h, else 15m to 12h.
+	RoleDuration time.Duration
+	// STSEndpoint overrides the STS endpoint (e.g. a regional or
+	// S3-compatible one); "" = the SDK's regional STS endpoint.
+	STSEndpoint string
+	// Provider is a preset for a store's quirks: "" or one of
+	// ProviderNames ("aws", "gcs", "b2", "ceph", "minio", "other").
+	Provider string
+	// Proxy is an HTTP(S) proxy URL for S3 and STS traffic (not for the
+	// metadata service); hosts in NO_PROXY bypass it. "" = HTTPS_PROXY,
+	// HTTP_PROXY and NO_PROXY from the environment. Ignored when
+	// HTTPClient is set.
+	Proxy string
 	// Checksums is ChecksumsWhenRequired ("when_required", the default) or
 	// ChecksumsWhenSupported ("when_supported"). It sets both the request
 	// checksum calculation and the response checksum validation of the SDK,
@@ -117,6 +149,42 @@ func (c Config) Validate() error {
 	case c.SessionToken != "" && c.AccessKeyID == "":
 		bad("session token given without an access key id and secret access key")
 	}
+	switch c.Credentials {
+	case "", CredentialsDefault, CredentialsIMDS:
+	case CredentialsStatic:
+		if c.AccessKeyID == "" {
+			bad("static credentials need an access key id and secret access key")
+		}
+	default:
+		bad("credentials %q: want %q, %q or %q", c.Credentials, CredentialsStatic, CredentialsDefault, CredentialsIMDS)
+	}
+	if c.IMDSEndpoint != "" {
+		if u, err := url.Parse(c.IMDSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("IMDS endpoint must be an http:// URL such as http://169.254.169.254")
+		}
+	}
+	if c.RoleARN != "" && !strings.HasPrefix(c.RoleARN, "arn:") {
+		bad("role ARN must look like arn:aws:iam::123456789012:role/NAME")
+	}
+	if n := len(c.RoleSessionName); n != 0 && (n < 2 || n > 64) {
+		bad("role session name must be 2 to 64 characters")
+	}
+	if c.RoleDuration != 0 && (c.RoleDuration < MinRoleDuration || c.RoleDuration > MaxRoleDuration) {
+		bad("role duration %v: want between %v and %v", c.RoleDuration, MinRoleDuration, MaxRoleDuration)
+	}
+	if c.STSEndpoint != "" {
+		if u, err := url.Parse(c.STSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("STS endpoint must be an http:// or https:// URL")
+		}
+	}
+	if !validProvider(c.Provider) {
+		bad("provider %q: want one of %s", c.Provider, strings.Join(ProviderNames(), ", "))
+	}
+	if c.Proxy != "" {
+		if _, err := proxyFunc(c.Proxy, func(string) string { return "" }); err != nil {
+			bad("proxy must be a URL such as http://proxy.example.com:3128")
+		}
+	}
 	switch c.Checksums {
 	case "", ChecksumsWhenRequired, ChecksumsWhenSupported:
 	default:
@@ -135,9 +203,6 @@ func (c Config) Validate() error {
 
 // withDefaults returns c with every zero optional field set to its default.
 func (c Config) withDefaults() Config {
-	if c.Region == "" {
-		c.Region = DefaultRegion
-	}
 	if c.Checksums == "" {
 		c.Checksums = ChecksumsWhenRequired
 	}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -30,6 +30,7 @@ type s3API interface {
 	CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error)
 	ListParts(ctx context.Context, in *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
+	ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
 var _ s3API = (*s3.Client)(nil)
@@ -50,27 +51,54 @@ type Store struct {
 	copyThreshold   int64 // CopyObject up to this size, multipart copy above
 	copyPartSize    int64 // minimum part size of a multipart copy
 	deleteBatchSize int
+	creds           aws.CredentialsProvider // for ResolveCredentials
+	credSource      string                  // where creds come from, for logs and `davgw check`
+	region          string                  // signing region in use
 }
 
-// New builds a Store from cfg (after Validate). Static credentials are used
-// when cfg has keys, else the SDK default chain (config.LoadDefaultConfig).
-// New makes no network call; see CheckBucket.
+// New builds a Store from cfg (after Validate). Credentials come from
+// cfg.Credentials (static keys, the EC2 instance role, or the SDK default
+// chain), with an STS AssumeRole on top when cfg.RoleARN is set. New makes
+// no S3 call (see CheckBucket); with CredentialsIMDS and no region it asks
+// the metadata service for the region.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	q := providerQuirks(cfg.Provider)
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = q.defaultEndpoint
+	}
+
+	// The metadata service is link-local: never through a proxy.
+	imdsHTTP := &http.Client{Transport: &http.Transport{Proxy: nil, IdleConnTimeout: 30 * time.Second}}
+	chain, err := baseCredentials(ctx, cfg, imdsHTTP)
+	if err != nil {
+		return nil, err
+	}
+	region := cfg.Region
+	if region == "" {
+		region = chain.region
+	}
+	if region == "" {
+		region = DefaultRegion
+	}
 
 	opts := []func(*config.LoadOptions) error{
-		config.WithRegion(cfg.Region),
+		config.WithRegion(region),
 	}
-	if cfg.AccessKeyID != "" {
-		opts = append(opts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)))
+	if chain.provider != nil {
+		opts = append(opts, config.WithCredentialsProvider(chain.provider))
 	}
 	if cfg.HTTPClient == nil {
+		proxy, err := proxyFunc(cfg.Proxy, os.Getenv)
+		if err != nil {
+			return nil, err
+		}
 		// A BuildableClient lets the SDK apply AWS_CA_BUNDLE to its transport.
 		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.Proxy = proxy
 			t.MaxIdleConns = 256
 			t.MaxIdleConnsPerHost = 64
 			t.IdleConnTimeout = 90 * time.Second
@@ -82,15 +110,20 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("s3vfs: loading AWS configuration: %w", err)
 	}
 
-	var httpClient *http.Client
-	if cfg.HTTPClient != nil {
-		httpClient = countingClient(cfg.HTTPClient)
-	} else {
+	baseHTTP := cfg.HTTPClient
+	if baseHTTP == nil {
 		bc, ok := awsCfg.HTTPClient.(*awshttp.BuildableClient)
 		if !ok {
 			return nil, fmt.Errorf("s3vfs: unexpected SDK HTTP client %T", awsCfg.HTTPClient)
 		}
-		httpClient = countingClient(&http.Client{Transport: bc.GetTransport(), Timeout: bc.GetTimeout()})
+		baseHTTP = &http.Client{Transport: bc.GetTransport(), Timeout: bc.GetTimeout()}
+	}
+	httpClient := countingClient(baseHTTP)
+
+	creds, source := awsCfg.Credentials, chain.source
+	if cfg.RoleARN != "" {
+		creds = assumeRole(cfg, creds, region, baseHTTP) // STS calls are not S3 requests: not counted
+		source = "role " + cfg.RoleARN + " assumed with STS over " + source
 	}
 
 	reqChecksum, respChecksum := aws.RequestChecksumCalculationWhenRequired, aws.ResponseChecksumValidationWhenRequired
@@ -101,12 +134,19 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(strings.TrimSuffix(cfg.Endpoint, "/"))
 		}
+		o.Credentials = creds
 		o.UsePathStyle = cfg.PathStyle
 		o.HTTPClient = httpClient
 		o.RequestChecksumCalculation = reqChecksum
 		o.ResponseChecksumValidation = respChecksum
+		if q.unsignedAcceptEncoding {
+			o.APIOptions = append(o.APIOptions, unsignedAcceptEncoding)
+		}
 	})
-	return newStore(client, cfg), nil
+	st := newStore(client, cfg)
+	st.applyQuirks(q)
+	st.creds, st.credSource, st.region = creds, source, region
+	return st, nil
 }
 
 // newStore wires a Store around an S3 client; cfg has its defaults set.
@@ -126,6 +166,10 @@ func newStore(client s3API, cfg Config) *Store {
 
 // Bucket returns the bucket name.
 func (s *Store) Bucket() string { return s.bucket }
+
+// Region returns the signing region in use (configured, from the
+// instance metadata service, or the default).
+func (s *Store) Region() string { return s.region }
 
 // PartSize returns the configured multipart part size in bytes.
 func (s *Store) PartSize() int64 { return s.partSize }

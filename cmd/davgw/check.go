@@ -65,6 +65,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	probeS3(ctx, c, cfg)
 	if cfg.Auth.OIDC.Issuer == "" {
 		c.skip("OIDC: not configured")
+	} else {
+		probeOIDC(ctx, c, cfg)
 	}
 	if c.failed {
 		return exitRuntime
@@ -79,18 +81,15 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 	bucketARN := "arn:aws:s3:::" + s.Bucket
 	objectARN := bucketARN + "/" + s.Prefix + "*"
 
-	switch {
-	case cfg.S3.Credentials == "default" || s.AccessKeyID == "":
-		c.pass("credentials: the AWS SDK default chain (environment, shared files, web identity, ECS, EC2 IMDS)")
-	default:
-		c.pass("credentials: static keys, access key ID %s", s.AccessKeyID)
-	}
 	store, err := s3vfs.New(ctx, cfg.S3Config())
 	if err != nil {
-		c.fail("S3 client", err, "check the [s3] section")
+		c.fail("S3 client", err, credentialFix(cfg))
 		return
 	}
 	c.pass("S3 client for %s", cfg.Describe())
+	if !probeCredentials(ctx, c, cfg, store) {
+		return
+	}
 
 	probe := func(what string, fn func(context.Context) error, fix string) bool {
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
@@ -164,17 +163,7 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 		_, err := store.Copy(ctx, key, head, copyKey, s3vfs.CopyOptions{})
 		return err
 	}, "grant s3:GetObject and s3:PutObject on "+objectARN)
-	probe("multipart upload: create, upload part, abort", func(ctx context.Context) error {
-		w := store.NewWriter(ctx, mpKey, s3vfs.WriteOptions{Size: -1})
-		chunk := make([]byte, 1<<20)
-		for n := int64(0); n <= store.PartSize(); n += int64(len(chunk)) {
-			if _, err := w.Write(chunk); err != nil {
-				w.Abort()
-				return err
-			}
-		}
-		return w.Abort()
-	}, "grant s3:PutObject and s3:AbortMultipartUpload on "+objectARN+" (and s3:ListBucketMultipartUploads on "+bucketARN+")")
+	probeMultipart(ctx, c, store, mpKey, probe, bucketARN, objectARN)
 	probe("delete (DeleteObject, DeleteObjects)", func(ctx context.Context) error {
 		if err := store.Delete(ctx, []string{key, copyKey}); err != nil {
 			return err
