@@ -124,6 +124,9 @@ func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: user %q: root: %w", u.Name, err)
 		}
+		if strings.HasPrefix(root, ReservedPrefix) {
+			return nil, fmt.Errorf("auth: user %q: root must not be inside the reserved prefix %s", u.Name, ReservedPrefix)
+		}
 		s.users[u.Name] = staticEntry{hash: []byte(u.PasswordHash), root: root}
 	}
 	var pw [18]byte

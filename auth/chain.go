@@ -1,0 +1,249 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Bearer cache bounds: a verified token is remembered until it expires (at
+// most bearerMaxTTL; opaque tokens, whose expiry the userinfo answer does
+// not give, for opaqueTTL).
+const (
+	bearerMaxTTL   = time.Hour
+	opaqueTTL      = time.Minute
+	bearerMaxCache = 10000
+)
+
+// ChainConfig assembles a Chain. Every part is optional.
+type ChainConfig struct {
+	// Static checks [[auth.users]].
+	Static *Static
+	// OIDC verifies Bearer tokens; Mapper turns their claims (and those
+	// stored with app passwords) into a Principal.
+	OIDC   *OIDC
+	Mapper *Mapper
+	// AppPasswords checks Basic user:app-password.
+	AppPasswords *AppPasswords
+	// PasswordGrant, when set, checks other Basic credentials (not an app
+	// password, not a static user) at the IdP's token endpoint.
+	PasswordGrant *PasswordGrant
+	// Limiter rate-limits failed attempts; nil = NewLimiter defaults.
+	Limiter *Limiter
+	// Audit receives one line per sign-in (first use of a credential) and
+	// per refusal; nil = slog.Default(). Secrets never reach it.
+	Audit *slog.Logger
+}
+
+// Chain is the gateway's Authenticator: Bearer tokens through OIDC, Basic
+// through app passwords, then static users. Failed attempts count per user
+// name and per client address; over the limit it returns
+// *RateLimitError. An IdP outage is an error (503) for new tokens while
+// cached ones keep working.
+type Chain struct {
+	cfg   ChainConfig
+	limit *Limiter
+	audit *slog.Logger
+	now   func() time.Time
+
+	mu     sync.Mutex
+	bearer map[[32]byte]bearerEntry
+}
+
+type bearerEntry struct {
+	claims  Claims
+	expires time.Time
+}
+
+var (
+	_ Authenticator = (*Chain)(nil)
+	_ Challenger    = (*Chain)(nil)
+)
+
+// NewChain returns a Chain.
+func NewChain(cfg ChainConfig) *Chain {
+	l := cfg.Limiter
+	if l == nil {
+		l = NewLimiter(0, 0, 0)
+	}
+	a := cfg.Audit
+	if a == nil {
+		a = slog.Default()
+	}
+	return &Chain{cfg: cfg, limit: l, audit: a, now: time.Now, bearer: map[[32]byte]bearerEntry{}}
+}
+
+// Challenges implements Challenger: Basic, plus Bearer when OIDC is on.
+func (c *Chain) Challenges(realm string) []string {
+	ch := []string{`Basic realm="` + realm + `", charset="UTF-8"`}
+	if c.cfg.OIDC != nil {
+		ch = append(ch, `Bearer realm="`+realm+`"`)
+	}
+	return ch
+}
+
+// Authenticate implements Authenticator.
+func (c *Chain) Authenticate(r *http.Request) (Principal, bool, error) {
+	addr := clientAddr(r)
+	h := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(h, " ")
+	switch {
+	case h == "":
+		return Principal{}, false, nil
+	case strings.EqualFold(scheme, "Bearer"):
+		return c.authBearer(r, strings.TrimSpace(cred), addr)
+	case strings.EqualFold(scheme, "Basic"):
+		user, pw, ok := r.BasicAuth()
+		if !ok {
+			c.refuse("basic", "", addr, "malformed Basic credentials")
+			return Principal{}, false, nil
+		}
+		return c.authBasic(r, user, pw, addr)
+	default:
+		return Principal{}, false, nil
+	}
+}
+
+func (c *Chain) authBearer(r *http.Request, tok, addr string) (Principal, bool, error) {
+	if c.cfg.OIDC == nil || c.cfg.Mapper == nil || tok == "" {
+		return Principal{}, false, nil
+	}
+	key := sha256.Sum256([]byte(tok))
+	now := c.now()
+	c.mu.Lock()
+	e, hit := c.bearer[key]
+	if hit && !now.Before(e.expires) {
+		delete(c.bearer, key)
+		hit = false
+	}
+	c.mu.Unlock()
+	if hit {
+		return c.principal("bearer", e.claims, addr, false)
+	}
+	if lim := c.limit.Check("", addr); lim != nil {
+		return Principal{}, false, lim
+	}
+	var claims Claims
+	var expires time.Time
+	var err error
+	if isJWT(tok) {
+		claims, expires, err = c.cfg.OIDC.VerifyJWT(r.Context(), tok, nil, "")
+	} else {
+		claims, err = c.cfg.OIDC.Userinfo(r.Context(), tok)
+		expires = now.Add(opaqueTTL)
+	}
+	switch {
+	case errors.Is(err, ErrIdPUnavailable):
+		return Principal{}, false, err
+	case err != nil:
+		c.limit.Fail("", addr)
+		c.refuse("bearer", "", addr, err.Error())
+		return Principal{}, false, nil
+	}
+	p, ok, perr := c.principal("bearer", claims, addr, true)
+	if ok {
+		if limit := now.Add(bearerMaxTTL); expires.After(limit) {
+			expires = limit
+		}
+		c.rememberBearer(key, claims, expires, now)
+	}
+	return p, ok, perr
+}
+
+func (c *Chain) rememberBearer(key [32]byte, claims Claims, expires, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.bearer) >= bearerMaxCache {
+		for k, e := range c.bearer {
+			if !now.Before(e.expires) || len(c.bearer) >= bearerMaxCache {
+				delete(c.bearer, k)
+			}
+		}
+	}
+	c.bearer[key] = bearerEntry{claims: claims, expires: expires}
+}
+
+func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bool, error) {
+	if lim := c.limit.Check(user, addr); lim != nil {
+		c.refuse("basic", user, addr, "rate limited")
+		return Principal{}, false, lim
+	}
+	pg := c.cfg.PasswordGrant
+	if pg != nil && c.cfg.Mapper != nil {
+		// A recent success at the IdP: skip the app-password and static
+		// checks (it can only have been cached after both failed).
+		if claims, ok := pg.Cached(user, pw); ok {
+			return c.principal("password-grant", claims, addr, false)
+		}
+	}
+	if c.cfg.AppPasswords != nil && c.cfg.Mapper != nil {
+		claims, fresh, ok, err := c.cfg.AppPasswords.Verify(r.Context(), user, pw)
+		if err != nil {
+			return Principal{}, false, err
+		}
+		if ok {
+			if claims.Username != user {
+				// Stored under user's name, so this cannot happen unless
+				// the store was tampered with: refuse.
+				c.refuse("app-password", user, addr, "stored claims name another user")
+				return Principal{}, false, nil
+			}
+			return c.principal("app-password", claims, addr, fresh)
+		}
+	}
+	if c.cfg.Static != nil {
+		if p, ok := c.cfg.Static.Verify(user, pw); ok {
+			return p, true, nil
+		}
+	}
+	if pg != nil && c.cfg.Mapper != nil {
+		claims, fresh, err := pg.Verify(r.Context(), user, pw)
+		switch {
+		case err == nil:
+			return c.principal("password-grant", claims, addr, fresh)
+		case !errors.Is(err, ErrPasswordRefused):
+			// IdP down (503 unless cached above) or the client refused.
+			return Principal{}, false, err
+		}
+		c.limit.Fail(user, addr)
+		c.refuse("password-grant", user, addr, err.Error())
+		return Principal{}, false, nil
+	}
+	c.limit.Fail(user, addr)
+	c.refuse("basic", user, addr, "wrong user name or password")
+	return Principal{}, false, nil
+}
+
+// principal maps claims and audits the outcome; fresh marks a first
+// verification (logged as a sign-in).
+func (c *Chain) principal(method string, claims Claims, addr string, fresh bool) (Principal, bool, error) {
+	p, err := c.cfg.Mapper.Principal(claims)
+	if err != nil {
+		c.limit.Fail("", addr)
+		c.refuse(method, claims.Username, addr, err.Error())
+		return Principal{}, false, nil
+	}
+	if fresh {
+		c.audit.Info("audit: sign-in", "method", method, "user", p.Username, "root", p.Root, "read_only", p.ReadOnly, "addr", addr)
+	}
+	return p, true, nil
+}
+
+func (c *Chain) refuse(method, user, addr, why string) {
+	c.audit.Warn("audit: sign-in refused", "method", method, "user", user, "addr", addr, "reason", why)
+}
+
+// clientAddr is the request's peer IP (no X-Forwarded-For: it is
+// client-controlled unless a trusted proxy sets it).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

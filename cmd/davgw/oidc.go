@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/config"
+	"github.com/davgw/davgw/s3vfs"
+	"github.com/davgw/davgw/web"
+)
+
+// oidcStartupWait bounds the discovery attempt at start-up; a failure
+// there is logged and retried on demand (the gateway starts anyway, serves
+// static users and cached sessions, and /readyz reports the IdP).
+const oidcStartupWait = 5 * time.Second
+
+// signIn is what [auth.oidc] adds to the gateway.
+type signIn struct {
+	auth  auth.Authenticator
+	web   http.Handler
+	ready func() error
+}
+
+// buildSignIn assembles the authenticator from the static users and, when
+// [auth.oidc].issuer is set, OIDC Bearer tokens, app passwords and the
+// sign-in pages.
+func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, static *auth.Static, log *slog.Logger) (*signIn, error) {
+	o := cfg.Auth.OIDC
+	if o.Issuer == "" {
+		// Static users only, still with the failed-attempt limits.
+		return &signIn{auth: auth.NewChain(auth.ChainConfig{Static: static, Audit: log})}, nil
+	}
+	oc, err := auth.NewOIDC(ctx, auth.OIDCConfig{
+		Issuer:        o.Issuer,
+		ClientID:      o.ClientID,
+		ClientSecret:  o.ClientSecret,
+		Audiences:     o.Audiences,
+		UsernameClaim: o.UsernameClaim,
+		GroupsClaim:   o.GroupsClaim,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rules := make([]auth.Rule, 0, len(cfg.Auth.Rules))
+	for _, r := range cfg.Auth.Rules {
+		rules = append(rules, auth.Rule{Group: r.Group, Root: r.Root, ReadOnly: r.ReadOnly})
+	}
+	mapper, err := auth.NewMapper(cfg.Auth.Root, o.UsernameClaim, rules)
+	if err != nil {
+		return nil, err
+	}
+	var ap *auth.AppPasswords
+	if o.AppPasswords == nil || *o.AppPasswords {
+		var st auth.AppPasswordStore
+		if dir, ok := strings.CutPrefix(o.AppPasswordStore, "local:"); ok {
+			fs, err := auth.NewFileAppPasswords(dir)
+			if err != nil {
+				return nil, fmt.Errorf("app password store: %w", err)
+			}
+			st = fs
+		} else {
+			st = auth.NewBucketAppPasswords(store, cfg.Prefix())
+		}
+		ap = auth.NewAppPasswords(st, 0)
+	}
+	cc := auth.ChainConfig{OIDC: oc, Mapper: mapper, AppPasswords: ap, Audit: log}
+	if o.PasswordGrant {
+		if cc.PasswordGrant, err = auth.NewPasswordGrant(oc, 0); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.Auth.Users) > 0 {
+		cc.Static = static
+	}
+	chain := auth.NewChain(cc)
+	pages, err := web.New(web.Options{
+		OIDC: oc, Mapper: mapper, AppPasswords: ap,
+		PublicURL: cfg.Server.PublicURL, DAVPrefix: cfg.Server.DAVPrefix, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, oidcStartupWait)
+	defer cancel()
+	if err := oc.Discover(dctx); err != nil {
+		log.Warn("OIDC: identity provider not reachable yet; Bearer and browser sign-in answer 503 until it is", "issuer", o.Issuer, "err", err)
+	} else {
+		log.Info("OIDC", "issuer", o.Issuer, "app_passwords", ap != nil, "password_grant", o.PasswordGrant, "sign_in", strings.TrimSuffix(cfg.Server.PublicURL, "/")+"/")
+	}
+	return &signIn{auth: chain, web: pages, ready: oc.Ready}, nil
+}
+
+// probeOIDC is `davgw check`'s OIDC part: discovery, then one JWKS fetch.
+func probeOIDC(ctx context.Context, c *checker, cfg *config.Config) {
+	o := cfg.Auth.OIDC
+	oc, err := auth.NewOIDC(ctx, auth.OIDCConfig{Issuer: o.Issuer, ClientID: o.ClientID})
+	if err != nil {
+		c.fail("OIDC", err, "set auth.oidc.issuer and client_id")
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := oc.Discover(cctx); err != nil {
+		c.fail("OIDC discovery at "+o.Issuer, err, "check auth.oidc.issuer: it must equal the \"issuer\" of "+strings.TrimSuffix(o.Issuer, "/")+"/.well-known/openid-configuration, and the IdP must be reachable from here")
+		return
+	}
+	c.pass("OIDC discovery at %s", o.Issuer)
+	if err := oc.CheckKeys(cctx); err != nil {
+		c.fail("OIDC signing keys (JWKS)", err, "the IdP's jwks_uri must be reachable and list at least one key")
+		return
+	}
+	c.pass("OIDC signing keys (JWKS) fetched")
+}
