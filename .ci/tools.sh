@@ -12,6 +12,8 @@ mkdir -p "$cache"
 VERSITYGW_VERSION=v1.8.0
 SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 STATICCHECK_VERSION=v0.8.2
+HYDRA_VERSION=v2.3.0
+EC2_METADATA_MOCK_VERSION=v1.13.0
 
 log() { echo "tools: $*" >&2; }
 
@@ -29,6 +31,8 @@ go_install() {
 
 versitygw=$(go_install versitygw "$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw)
 staticcheck=$(go_install staticcheck "$STATICCHECK_VERSION" honnef.co/go/tools/cmd/staticcheck)
+# The EC2 instance metadata service, for the IMDS credential tests.
+imds_mock=$(go_install ec2-metadata-mock "$EC2_METADATA_MOCK_VERSION" github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock)
 
 # SeaweedFS refuses go install (replace directives): build it from the pinned
 # tools module in .ci/tools/seaweedfs.
@@ -41,10 +45,30 @@ if [ ! -x "$weed_dir/bin/weed" ]; then
 fi
 weed="$weed_dir/bin/weed"
 
-# Debian packages: litmus (WebDAV conformance), curl.
+# ORY Hydra (the real OpenID Connect provider of tests/hydra_test.go) refuses
+# go install too (replace directives): build it from .ci/tools/hydra with
+# its SQLite driver (cgo) so that DSN=memory works.
+hydra_dir="$cache/hydra-$HYDRA_VERSION"
+if [ ! -x "$hydra_dir/bin/hydra" ]; then
+  log "building hydra $HYDRA_VERSION (about 80 seconds cold)"
+  mkdir -p "$hydra_dir/bin"
+  (cd "$here/tools/hydra" && CGO_ENABLED=1 go build -tags sqlite,sqlite_omit_load_extension -o "$hydra_dir/bin/hydra.tmp" github.com/ory/hydra/v2)
+  mv "$hydra_dir/bin/hydra.tmp" "$hydra_dir/bin/hydra"
+fi
+hydra="$hydra_dir/bin/hydra"
+
+# Debian packages: litmus (WebDAV conformance), curl, and headless Chromium
+# with its driver for tests/browser_test.go.
 need_apt=()
 command -v litmus >/dev/null 2>&1 || need_apt+=(litmus)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Real WebDAV clients of tests/cadaver_test.go and tests/rclone_test.go:
+# Debian's cadaver 0.24 and rclone 1.60 (its webdav remote already sends
+# X-OC-Mtime and reads oc:checksums with vendor=owncloud).
+command -v cadaver >/dev/null 2>&1 || need_apt+=(cadaver)
+command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -56,5 +80,10 @@ cat <<ENV
 export DAVGW_VERSITYGW=$versitygw
 export DAVGW_WEED=$weed
 export DAVGW_STATICCHECK=$staticcheck
+export DAVGW_IMDS_MOCK=$imds_mock
 export DAVGW_LITMUS=$(command -v litmus)
+export DAVGW_HYDRA=$hydra
+export DAVGW_CHROMIUM=$(command -v chromium)
+export DAVGW_CADAVER=$(command -v cadaver)
+export DAVGW_RCLONE=$(command -v rclone)
 ENV

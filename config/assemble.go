@@ -1,8 +1,6 @@
 package config
 
 import (
-	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/davgw/davgw/s3vfs"
@@ -20,24 +18,61 @@ func (c *Config) S3Config() s3vfs.Config {
 		AccessKeyID:       s.AccessKeyID,
 		SecretAccessKey:   s.SecretAccessKey,
 		SessionToken:      c.S3.SessionToken,
+		Credentials:       c.S3CredentialSource(),
+		IMDSEndpoint:      c.S3.IMDSEndpoint,
+		IMDSv1Fallback:    c.S3.IMDSv1Fallback,
+		RoleARN:           c.S3.RoleARN,
+		ExternalID:        c.S3.ExternalID,
+		RoleSessionName:   c.S3.RoleSessionName,
+		STSEndpoint:       c.S3.STSEndpoint,
+		Provider:          c.S3.Provider,
+		Proxy:             c.S3.Proxy,
 		Checksums:         c.S3.Checksums,
 		UploadConcurrency: c.S3.UploadConcurrency,
 	}
 	if n, err := c.S3.PartSize.Bytes(); err == nil {
 		cfg.PartSize = n
 	}
-	if c.S3.Credentials == "default" {
-		// The AWS SDK default chain: no static keys.
+	if c.S3.RoleARN != "" {
+		cfg.RoleDuration = c.RoleDuration()
+	}
+	if cfg.Credentials != s3vfs.CredentialsStatic {
+		// The instance role or the AWS SDK default chain: no static keys.
 		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = "", "", ""
 	}
-	if c.S3.Proxy != "" {
-		if pu, err := url.Parse(c.S3.Proxy); err == nil {
-			t := http.DefaultTransport.(*http.Transport).Clone()
-			t.Proxy = http.ProxyURL(pu)
-			cfg.HTTPClient = &http.Client{Transport: t}
-		}
+	if cfg.Region == "" && cfg.Credentials != s3vfs.CredentialsIMDS {
+		cfg.Region = DefaultRegion
 	}
 	return cfg
+}
+
+// S3CredentialSource returns the effective [s3].credentials: "static",
+// "default" or "iam_lookup". The CrushFTP form access_key_id = "iam_lookup"
+// (secret "lookup"), in the URL or the fields, means "iam_lookup"; keys
+// without a source mean "static"; nothing means "default".
+func (c *Config) S3CredentialSource() string {
+	if c.S3.Credentials != "" {
+		return c.S3.Credentials
+	}
+	s := c.S3Settings()
+	switch s.AccessKeyID {
+	case "":
+		return "default"
+	case "iam_lookup":
+		return "iam_lookup"
+	default:
+		return "static"
+	}
+}
+
+// AbandonedUploadAge returns [s3].abandoned_upload_age: 0 turns the
+// janitor off; one that does not parse gives the default 24h.
+func (c *Config) AbandonedUploadAge() time.Duration {
+	d, err := c.S3.AbandonedUploadAge.Value()
+	if err != nil {
+		return s3vfs.DefaultAbandonedUploadAge
+	}
+	return d
 }
 
 // S3Settings are the effective connection settings after merging the
@@ -127,14 +162,24 @@ func (c *Config) Describe() string {
 	s := c.S3Settings()
 	ep := s.Endpoint
 	if ep == "" {
-		ep = "AWS S3 (" + s.Region + ")"
+		region := s.Region
+		if region == "" {
+			region = "region from the instance"
+			if c.S3CredentialSource() != "iam_lookup" {
+				region = DefaultRegion
+			}
+		}
+		ep = "AWS S3 (" + region + ")"
 	}
 	out := ep + " bucket=" + s.Bucket
 	if s.Prefix != "" {
 		out += " prefix=" + s.Prefix
 	}
-	if s.AccessKeyID != "" {
+	if s.AccessKeyID != "" && c.S3CredentialSource() == "static" {
 		out += " access_key_id=" + s.AccessKeyID
+	}
+	if c.S3.Provider != "" {
+		out += " provider=" + c.S3.Provider
 	}
 	return out
 }

@@ -28,6 +28,7 @@ const (
 	DefaultListen             = "127.0.0.1:8080"
 	DefaultDAVPrefix          = "/dav/"
 	DefaultRegion             = "us-east-1"
+	DefaultAbandonedUploadAge = "24h"
 	DefaultRoleSessionName    = "davgw"
 	DefaultRoleDuration       = "1h"
 	DefaultChecksums          = "when_required"
@@ -37,6 +38,7 @@ const (
 	DefaultRootTemplate       = "users/{username}/"
 	DefaultUsernameClaim      = "preferred_username"
 	DefaultGroupsClaim        = "groups"
+	DefaultAppPasswordStore   = "bucket"
 	DefaultAppleFiles         = "allow"
 	DefaultMaxPropfindEntries = 100000
 	DefaultLockStore          = "memory"
@@ -79,7 +81,8 @@ type S3 struct {
 	URL string `toml:"url"`
 	// Endpoint is the S3 endpoint URL; "" = AWS.
 	Endpoint string `toml:"endpoint"`
-	// Region is the signing region.
+	// Region is the signing region; "" = from an AWS host in URL, else
+	// the instance's region with iam_lookup, else us-east-1.
 	Region string `toml:"region"`
 	// Bucket is the bucket name.
 	Bucket string `toml:"bucket"`
@@ -88,7 +91,8 @@ type S3 struct {
 	// PathStyle forces path-style addressing. Unset: true when the endpoint
 	// comes from a custom host in URL, else false.
 	PathStyle *bool `toml:"path_style"`
-	// AccessKeyID is the static access key.
+	// AccessKeyID is the static access key; "iam_lookup" (with the secret
+	// "lookup") selects the EC2 instance role.
 	AccessKeyID string `toml:"access_key_id"`
 	// SecretAccessKey is the static secret key (secret).
 	SecretAccessKey string `toml:"secret_access_key"`
@@ -96,13 +100,13 @@ type S3 struct {
 	SessionToken string `toml:"session_token"`
 	// Credentials selects the credential source: "" (static if keys are
 	// given, else the AWS SDK default chain), "static", "default" or
-	// "iam_lookup" (planned).
+	// "iam_lookup" (the EC2 instance role through IMDS).
 	Credentials string `toml:"credentials"`
-	// IMDSv1Fallback allows IMDSv1 after IMDSv2 failed (planned).
+	// IMDSv1Fallback allows IMDSv1 after IMDSv2 failed.
 	IMDSv1Fallback bool `toml:"imds_v1_fallback"`
-	// IMDSEndpoint overrides the metadata service address (planned).
+	// IMDSEndpoint overrides the metadata service address.
 	IMDSEndpoint string `toml:"imds_endpoint"`
-	// RoleARN is assumed with STS on top of the credentials (planned).
+	// RoleARN is assumed with STS on top of the credentials.
 	RoleARN string `toml:"role_arn"`
 	// ExternalID goes with RoleARN.
 	ExternalID string `toml:"external_id"`
@@ -122,6 +126,12 @@ type S3 struct {
 	UploadConcurrency int `toml:"upload_concurrency"`
 	// Proxy is an HTTP(S) proxy URL for S3 and STS.
 	Proxy string `toml:"proxy"`
+	// Provider is a preset for a store's quirks: "aws", "gcs", "b2",
+	// "ceph", "minio" or "other"; "" = none.
+	Provider string `toml:"provider"`
+	// AbandonedUploadAge is the age after which the janitor aborts a
+	// multipart upload under the prefix ("24h"; "0" = janitor off).
+	AbandonedUploadAge Duration `toml:"abandoned_upload_age"`
 }
 
 // Auth is the [auth] table with its sub-tables.
@@ -130,15 +140,15 @@ type Auth struct {
 	Realm string `toml:"realm"`
 	// Root is the per-user root template under [s3].prefix.
 	Root string `toml:"root"`
-	// OIDC is [auth.oidc] (planned).
+	// OIDC is [auth.oidc].
 	OIDC OIDC `toml:"oidc"`
 	// Users are the static users of [[auth.users]].
 	Users []User `toml:"users"`
-	// Rules are the group rules of [[auth.rules]] (planned).
+	// Rules are the group rules of [[auth.rules]] (OIDC users).
 	Rules []Rule `toml:"rules"`
 }
 
-// OIDC is the [auth.oidc] table (planned: parsed and checked for form only).
+// OIDC is the [auth.oidc] table: sign-in with an OpenID Connect provider.
 type OIDC struct {
 	// Issuer is the OpenID Connect issuer URL; "" = OIDC off.
 	Issuer string `toml:"issuer"`
@@ -156,6 +166,10 @@ type OIDC struct {
 	PasswordGrant bool `toml:"password_grant"`
 	// AppPasswords enables per-device app passwords (default true).
 	AppPasswords *bool `toml:"app_passwords"`
+	// AppPasswordStore is where app passwords are kept: "bucket" (under
+	// <s3.prefix>.davgw/app-passwords/, shared by every gateway on the
+	// bucket) or "local:DIR" (a directory of this machine).
+	AppPasswordStore string `toml:"app_password_store"`
 }
 
 // User is one [[auth.users]] entry.
@@ -168,7 +182,7 @@ type User struct {
 	Root string `toml:"root"`
 }
 
-// Rule is one [[auth.rules]] entry (planned).
+// Rule is one [[auth.rules]] entry: first match by group wins.
 type Rule struct {
 	// Group is the group the rule matches.
 	Group string `toml:"group"`
@@ -180,11 +194,13 @@ type Rule struct {
 
 // WebDAV is the [webdav] table.
 type WebDAV struct {
-	// AppleFiles is "allow", "hide" or "reject" (only "allow" is built).
+	// AppleFiles is "allow", "hide" (stored, not listed) or "reject" (not
+	// stored; reads of them and of Finder's probe names answer 404 at once).
 	AppleFiles string `toml:"apple_files"`
 	// MaxPropfindEntries caps a Depth 1 listing.
 	MaxPropfindEntries int `toml:"max_propfind_entries"`
-	// QuotaBytes is the per-user quota reported by RFC 4331 (planned).
+	// QuotaBytes is the per-user quota reported by RFC 4331; uploads past
+	// it answer 507. 0 = none.
 	QuotaBytes ByteSize `toml:"quota_bytes"`
 }
 
@@ -199,17 +215,18 @@ func Default() *Config {
 	return &Config{
 		Server: Server{Listen: DefaultListen, DAVPrefix: DefaultDAVPrefix},
 		S3: S3{
-			Region:            DefaultRegion,
 			RoleSessionName:   DefaultRoleSessionName,
 			RoleDuration:      DefaultRoleDuration,
 			Checksums:         DefaultChecksums,
 			PartSize:          DefaultPartSize,
 			UploadConcurrency: DefaultUploadConcurrency,
+
+			AbandonedUploadAge: DefaultAbandonedUploadAge,
 		},
 		Auth: Auth{
 			Realm: DefaultRealm,
 			Root:  DefaultRootTemplate,
-			OIDC:  OIDC{UsernameClaim: DefaultUsernameClaim, GroupsClaim: DefaultGroupsClaim},
+			OIDC:  OIDC{UsernameClaim: DefaultUsernameClaim, GroupsClaim: DefaultGroupsClaim, AppPasswordStore: DefaultAppPasswordStore},
 		},
 		WebDAV: WebDAV{AppleFiles: DefaultAppleFiles, MaxPropfindEntries: DefaultMaxPropfindEntries, QuotaBytes: "0"},
 		Locks:  Locks{Store: DefaultLockStore},

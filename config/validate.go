@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -56,9 +57,7 @@ func (c *Config) Validate() error {
 
 	// [webdav]
 	switch c.WebDAV.AppleFiles {
-	case "allow":
-	case "hide", "reject":
-		notYet("webdav.apple_files")
+	case "allow", "hide", "reject":
 	default:
 		add("webdav.apple_files", `must be "allow", "hide" or "reject"`)
 	}
@@ -67,8 +66,8 @@ func (c *Config) Validate() error {
 	}
 	if n, err := c.WebDAV.QuotaBytes.Bytes(); err != nil {
 		add("webdav.quota_bytes", "%v", err)
-	} else if n != 0 {
-		notYet("webdav.quota_bytes")
+	} else if n < 0 {
+		add("webdav.quota_bytes", "must not be negative")
 	}
 
 	// [locks]
@@ -101,8 +100,8 @@ func (c *Config) validateS3(add func(string, string, ...any), notYet func(string
 			add("s3.endpoint", `must be an http:// or https:// URL without credentials, e.g. "https://s3.example.com:9000"`)
 		}
 	}
-	if s.Region == "" {
-		add("s3.region", `must not be empty (use "us-east-1" when the store does not care)`)
+	if strings.ContainsAny(s.Region, " /\\\t\r\n") || hasControl(s.Region) {
+		add("s3.region", `is not a region name such as "us-east-1" ("" = from the URL's AWS host, the instance, else us-east-1)`)
 	}
 	bucket := s.Bucket
 	if bucket == "" && fromURL != nil {
@@ -118,6 +117,9 @@ func (c *Config) validateS3(add func(string, string, ...any), notYet func(string
 	if err := checkPrefix(s.Prefix); err != nil {
 		add("s3.prefix", "%v", err)
 	}
+	if s.AccessKeyID == "iam_lookup" && s.SecretAccessKey != "" && s.SecretAccessKey != "lookup" {
+		add("s3.secret_access_key", `must be "lookup" or empty with access_key_id = "iam_lookup" (the EC2 instance role)`)
+	}
 	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") && s.AccessKeyID != "iam_lookup" {
 		// A key given here pairs with a secret given here or in the URL.
 		if fromURL == nil || fromURL.AccessKeyID == "" {
@@ -130,28 +132,38 @@ func (c *Config) validateS3(add func(string, string, ...any), notYet func(string
 	switch s.Credentials {
 	case "", "static", "default":
 	case "iam_lookup":
-		notYet("s3.credentials")
 	default:
 		add("s3.credentials", `must be "", "static", "default" or "iam_lookup"`)
 	}
 	if s.Credentials == "static" && s.AccessKeyID == "" && (fromURL == nil || fromURL.AccessKeyID == "") {
 		add("s3.credentials", `"static" needs access_key_id and secret_access_key`)
 	}
-	if s.AccessKeyID == "iam_lookup" {
-		notYet("s3.access_key_id")
-	}
-	if s.IMDSv1Fallback {
-		notYet("s3.imds_v1_fallback")
-	}
 	if s.IMDSEndpoint != "" {
-		notYet("s3.imds_endpoint")
-	}
-	if s.RoleARN != "" {
-		if !strings.HasPrefix(s.RoleARN, "arn:") {
-			add("s3.role_arn", `must be an ARN such as "arn:aws:iam::123456789012:role/NAME"`)
-		} else {
-			notYet("s3.role_arn")
+		if u, err := url.Parse(s.IMDSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			add("s3.imds_endpoint", `must be an http:// URL such as "http://169.254.169.254"`)
 		}
+	}
+	if (s.IMDSv1Fallback || s.IMDSEndpoint != "") && c.S3CredentialSource() != "iam_lookup" {
+		add("s3.imds_endpoint", `imds_endpoint and imds_v1_fallback apply only to the instance role: set credentials = "iam_lookup" (or access_key_id = "iam_lookup")`)
+	}
+	if s.RoleARN != "" && !strings.HasPrefix(s.RoleARN, "arn:") {
+		add("s3.role_arn", `must be an ARN such as "arn:aws:iam::123456789012:role/NAME"`)
+	}
+	if (s.ExternalID != "" || s.STSEndpoint != "") && s.RoleARN == "" {
+		add("s3.role_arn", "external_id and sts_endpoint need role_arn")
+	}
+	switch s.Provider {
+	case "", "aws", "gcs", "b2", "ceph", "minio", "other":
+	default:
+		add("s3.provider", `must be "aws", "gcs", "b2", "ceph", "minio" or "other"`)
+	}
+	if s.Provider != "" && s.Provider != "aws" && s.Provider != "gcs" && s.Endpoint == "" && (fromURL == nil || fromURL.Endpoint == "") {
+		add("s3.endpoint", "provider %q needs the store's endpoint (or a host in s3.url)", s.Provider)
+	}
+	if d, err := s.AbandonedUploadAge.Value(); err != nil {
+		add("s3.abandoned_upload_age", "%v", err)
+	} else if d != 0 && d < time.Hour {
+		add("s3.abandoned_upload_age", `must be at least 1h (uploads younger than that may still be running), or "0" to turn the janitor off`)
 	}
 	if n := len(s.RoleSessionName); n < 2 || n > 64 {
 		add("s3.role_session_name", "must be 2 to 64 characters")
@@ -201,12 +213,24 @@ func (c *Config) validateAuth(add func(string, string, ...any), notYet func(stri
 	if o.Issuer != "" {
 		if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("auth.oidc.issuer", "must be an http:// or https:// URL")
-		} else {
-			notYet("auth.oidc.issuer")
 		}
 		if o.ClientID == "" {
 			add("auth.oidc.client_id", "is required with auth.oidc.issuer")
 		}
+		if c.Server.PublicURL == "" {
+			add("server.public_url", "is required with auth.oidc.issuer: the sign-in redirect goes to <public_url>/callback")
+		}
+		// OIDC users never get the whole prefix: it would contain the
+		// reserved prefix where app passwords live.
+		if err := auth.CheckRootTemplate(a.Root); err != nil && checkRootTemplate(a.Root) == nil {
+			add("auth.root", "%v (OIDC users need a root of their own)", err)
+		}
+	}
+	switch {
+	case o.AppPasswordStore == "bucket":
+	case strings.HasPrefix(o.AppPasswordStore, "local:") && len(o.AppPasswordStore) > len("local:"):
+	default:
+		add("auth.oidc.app_password_store", `must be "bucket" or "local:DIR"`)
 	}
 	if o.UsernameClaim == "" {
 		add("auth.oidc.username_claim", "must not be empty")
@@ -241,6 +265,8 @@ func (c *Config) validateAuth(add func(string, string, ...any), notYet func(stri
 		if u.Root != "" {
 			if err := checkRootTemplate(u.Root); err != nil {
 				add(key+".root", "%v", err)
+			} else if err := auth.CheckRootTemplate(u.Root); err != nil && o.Issuer != "" && o.AppPasswordStore == "bucket" {
+				add(key+".root", "%v (app passwords are kept there)", err)
 			} else if strings.Contains(u.Root, "{email}") {
 				add(key+".root", "{email} is not available for static users")
 			}
@@ -252,13 +278,13 @@ func (c *Config) validateAuth(add func(string, string, ...any), notYet func(stri
 			add(key+".group", "is required")
 		}
 		if r.Root != "" {
-			if err := checkRootTemplate(r.Root); err != nil {
+			if err := auth.CheckRootTemplate(r.Root); err != nil {
 				add(key+".root", "%v", err)
 			}
 		}
 	}
-	if len(a.Rules) > 0 {
-		notYet("auth.rules")
+	if len(a.Rules) > 0 && o.Issuer == "" {
+		add("auth.rules", "group rules apply to OIDC users: set auth.oidc.issuer")
 	}
 }
 
@@ -318,8 +344,12 @@ func checkRootTemplate(t string) error {
 	if strings.ContainsAny(s, "{}") {
 		return fmt.Errorf("unknown placeholder: use {username}, {sub} or {email}")
 	}
-	if _, err := auth.CleanRoot(s); err != nil {
+	clean, err := auth.CleanRoot(s)
+	if err != nil {
 		return err
+	}
+	if strings.HasPrefix(clean, auth.ReservedPrefix) {
+		return fmt.Errorf("must not be inside %s, which davgw reserves for itself", auth.ReservedPrefix)
 	}
 	return nil
 }

@@ -48,9 +48,13 @@ var registry = struct {
 	dirs     []string
 }{once: map[string]*sync.Once{}, backends: map[string]*backend{}, errs: map[string]error{}}
 
-// TestMain stops every server the run started, whatever the outcome.
+// TestMain stops every server the run started, whatever the outcome, and
+// after a passing run checks the S3 calls against the least-privilege list.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if code == 0 {
+		code = checkLeastPrivilege(os.Stderr) // every S3 call the gateway made is allowed
+	}
 	stopAll()
 	os.Exit(code)
 }

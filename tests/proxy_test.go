@@ -9,6 +9,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -112,6 +113,69 @@ type countingProxy struct {
 
 	mu    sync.Mutex
 	calls []s3Call
+	fault *proxyFault // nil: every request is forwarded
+}
+
+// s3Fault is an S3 error answer the proxy gives instead of forwarding.
+type s3Fault struct {
+	Status     int
+	Code       string // S3 error code, e.g. SlowDown
+	Message    string
+	RetryAfter string // Retry-After header, "" for none
+}
+
+type proxyFault struct {
+	match func(c s3Call) bool
+	s3Fault
+}
+
+// injectFault makes the proxy answer f, without forwarding, to every call
+// that match accepts, until the returned func is called. One fault at a
+// time; see davEnv.fault for the form that cleans up after the test.
+func (p *countingProxy) injectFault(match func(c s3Call) bool, f s3Fault) (clear func()) {
+	pf := &proxyFault{match: match, s3Fault: f}
+	p.mu.Lock()
+	p.fault = pf
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		if p.fault == pf {
+			p.fault = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// faultFor returns the fault to answer c with, or nil.
+func (p *countingProxy) faultFor(c s3Call) *s3Fault {
+	p.mu.Lock()
+	pf := p.fault
+	p.mu.Unlock()
+	if pf == nil || !pf.match(c) {
+		return nil
+	}
+	return &pf.s3Fault
+}
+
+// writeFault answers an S3 error the way S3 does: an XML body (none for a
+// HEAD) and the status.
+func writeFault(w http.ResponseWriter, r *http.Request, f *s3Fault) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 64<<20)) // let the client finish sending
+	h := w.Header()
+	if f.RetryAfter != "" {
+		h.Set("Retry-After", f.RetryAfter)
+	}
+	h.Set("Content-Type", "application/xml")
+	h.Set("X-Amz-Request-Id", "davgw-test-fault")
+	body := `<?xml version="1.0" encoding="UTF-8"?>` + "\n<Error><Code>" + f.Code + "</Code><Message>" + f.Message +
+		"</Message><RequestId>davgw-test-fault</RequestId></Error>"
+	if r.Method == http.MethodHead {
+		w.WriteHeader(f.Status)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(f.Status)
+	_, _ = io.WriteString(w, body)
 }
 
 func newCountingProxy(target string) (*countingProxy, error) {
@@ -145,7 +209,14 @@ func newCountingProxy(target string) (*countingProxy, error) {
 			// before this handler returns.
 			i := p.record(r)
 			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-			rp.ServeHTTP(sw, r)
+			p.mu.Lock()
+			c := p.calls[i]
+			p.mu.Unlock()
+			if f := p.faultFor(c); f != nil {
+				writeFault(sw, r, f)
+			} else {
+				rp.ServeHTTP(sw, r)
+			}
 			p.mu.Lock()
 			p.calls[i].Status = sw.status
 			p.mu.Unlock()
@@ -153,6 +224,7 @@ func newCountingProxy(target string) (*countingProxy, error) {
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() { _ = p.srv.Serve(ln) }()
+	recordedProxies.add(p) // for the least-privilege check after the run
 	return p, nil
 }
 

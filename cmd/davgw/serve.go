@@ -72,9 +72,13 @@ type setup struct {
 	prefix    string
 	davPrefix string
 	auth      auth.Authenticator
+	web       http.Handler // sign-in pages; nil without OIDC
+	ready     func() error // readiness of the IdP; nil without OIDC
 	realm     string
 	publicURL string
 	maxProp   int
+	apple     string
+	quota     int64
 	ln        net.Listener
 	tlsCert   string
 	tlsKey    string
@@ -114,6 +118,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		PublicURL:          s.publicURL,
 		Logger:             log,
 		MaxPropfindEntries: s.maxProp,
+		AppleFiles:         s.apple,
+		QuotaBytes:         s.quota,
+		Web:                s.web,
+		Ready:              s.ready,
 	})
 	if err != nil {
 		log.Error("gateway", "err", err)
@@ -210,7 +218,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("s3", "err", err)
 		return nil, exitRuntime
 	}
-	log.Info("s3", "store", cfg.Describe())
+	log.Info("s3", "store", cfg.Describe(), "credentials", store.CredentialSource())
 	if cfg.CheckBucket() {
 		cctx, cancel := context.WithTimeout(ctx, checkBucketTime)
 		err := store.CheckBucket(cctx)
@@ -225,22 +233,32 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("auth", "err", err)
 		return nil, exitUsage
 	}
-	if len(cfg.Auth.Users) == 0 {
+	if len(cfg.Auth.Users) == 0 && cfg.Auth.OIDC.Issuer == "" {
 		log.Warn("no [[auth.users]] in the config: nobody can sign in")
 	}
+	si, err := buildSignIn(ctx, cfg, store, a, log)
+	if err != nil {
+		log.Error("auth", "err", err)
+		return nil, exitUsage
+	}
 	ok = true
+	stopJanitor := startJanitor(ctx, store, cfg, log)
 	return &setup{
 		store:     store,
 		prefix:    cfg.Prefix(),
 		davPrefix: cfg.Server.DAVPrefix,
-		auth:      a,
+		auth:      si.auth,
+		web:       si.web,
+		ready:     si.ready,
 		realm:     cfg.Auth.Realm,
 		publicURL: cfg.Server.PublicURL,
 		maxProp:   cfg.WebDAV.MaxPropfindEntries,
+		apple:     cfg.WebDAV.AppleFiles,
+		quota:     quotaBytes(cfg),
 		ln:        ln,
 		tlsCert:   tlsCert,
 		tlsKey:    tlsKey,
-		cleanup:   func() {},
+		cleanup:   stopJanitor,
 	}, exitOK
 }
 
@@ -344,4 +362,13 @@ func displayHost(listen string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// quotaBytes is [webdav].quota_bytes (validated already; 0 = none).
+func quotaBytes(cfg *config.Config) int64 {
+	n, err := cfg.WebDAV.QuotaBytes.Bytes()
+	if err != nil {
+		return 0
+	}
+	return n
 }
