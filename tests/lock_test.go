@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"encoding/xml"
 	"net/http"
 	"strings"
 	"testing"
@@ -36,8 +37,89 @@ func tokenEntropy(tok string) string {
 	return b.String()
 }
 
+// activeLocks decodes the lockdiscovery of a LOCK answer.
+func activeLocks(t *testing.T, body []byte) []activeLock {
+	t.Helper()
+	var p struct {
+		Locks []activeLock `xml:"DAV: lockdiscovery>activelock"`
+	}
+	if err := xml.Unmarshal(body, &p); err != nil {
+		t.Fatalf("LOCK body does not parse: %v\n%s", err, truncate(string(body), 2000))
+	}
+	return p.Locks
+}
+
+type activeLock struct {
+	Timeout  string `xml:"DAV: timeout"`
+	LockRoot string `xml:"DAV: lockroot>href"`
+	Token    string `xml:"DAV: locktoken>href"`
+}
+
+// unlock releases a lock taken by a case.
+func (e *davEnv) unlock(t *testing.T, path, tok string) {
+	t.Helper()
+	u := e.alice(t, "UNLOCK", path, map[string]string{"Lock-Token": "<" + tok + ">"}, nil)
+	expect(t, "UNLOCK "+path, u, http.StatusNoContent)
+}
+
 func lockCases() []conformanceCase {
 	return []conformanceCase{
+		{"DELETE of a folder holding a locked file answers 423 without the token and keeps the file", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"folder/", nil, "")
+			e.putS3(t, keyPrefix+"folder/locked.txt", []byte("locked"), "")
+			e.putS3(t, keyPrefix+"folder/other.txt", []byte("other"), "")
+			before := e.b.snapshot(t, keyPrefix)
+			_, tok := e.lock(t, dir+"folder/locked.txt", http.StatusOK)
+			d := e.alice(t, http.MethodDelete, dir+"folder/", nil, nil)
+			expect(t, "DELETE of the folder without the lock token", d, http.StatusLocked)
+			if got, ok := e.getS3(t, keyPrefix+"folder/locked.txt"); !ok || string(got) != "locked" {
+				t.Errorf("the locked file holds %q (exists=%v) after the refused DELETE", got, ok)
+			}
+			if diff := diffSnapshots(before, e.b.snapshot(t, keyPrefix)); diff != "" {
+				t.Errorf("the refused DELETE changed S3: %s", diff)
+			}
+			e.unlock(t, dir+"folder/locked.txt", tok)
+		}},
+		{"LOCK caps an infinite timeout at an hour and names the escaped path in lockroot", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"a b.txt", []byte("spaced"), "")
+			r := e.alice(t, "LOCK", dir+"a%20b.txt",
+				map[string]string{"Timeout": "Infinite, Second-4100000000", "Depth": "0"}, []byte(lockBody))
+			expect(t, "LOCK with Timeout: Infinite, Second-4100000000", r, http.StatusOK)
+			locks := activeLocks(t, r.Body)
+			if len(locks) != 1 {
+				t.Fatalf("LOCK answered %d activelocks, want 1: %s", len(locks), r)
+			}
+			l := locks[0]
+			if got := strings.TrimSpace(l.Timeout); got != "Second-3600" {
+				t.Errorf("lockdiscovery timeout = %q, want Second-3600", got)
+			}
+			want := dir + "a%20b.txt"
+			if got := strings.TrimPrefix(strings.TrimSpace(l.LockRoot), e.URL); got != want {
+				t.Errorf("lockroot href = %q, want %q", l.LockRoot, want)
+			}
+			tok := strings.TrimSuffix(strings.TrimPrefix(r.Header.Get("Lock-Token"), "<"), ">")
+			if tok == "" || strings.TrimSpace(l.Token) != tok {
+				t.Errorf("locktoken href = %q, Lock-Token header %q", l.Token, r.Header.Get("Lock-Token"))
+			}
+			if tok != "" {
+				e.unlock(t, dir+"a%20b.txt", tok)
+			}
+		}},
+		{"LOCK of a missing name answers 201 with an empty object, and 409 when its parent is missing", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			r := e.alice(t, "LOCK", dir+"nowhere/new.txt", map[string]string{"Timeout": "Second-600", "Depth": "0"}, []byte(lockBody))
+			expect(t, "LOCK of a name whose parent is missing", r, http.StatusConflict)
+			if keys := e.b.keys(t, keyPrefix); len(keys) != 1 {
+				t.Errorf("keys after the refused LOCK = %v, want only the case folder", keys)
+			}
+			_, tok := e.lock(t, dir+"new.txt", http.StatusCreated)
+			if _, size, _, ok := e.headS3(t, keyPrefix+"new.txt"); !ok || size != 0 {
+				t.Errorf("after LOCK of a missing name S3 has exists=%v size=%d, want an empty object", ok, size)
+			}
+			e.unlock(t, dir+"new.txt", tok)
+		}},
 		{"LOCK of a file answers 200 with a token that a PUT must present", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"locked.txt", []byte("v1"), "")

@@ -137,6 +137,16 @@ func propfindCases() []conformanceCase {
 				}
 			}
 		}},
+		{"PROPFIND with Depth Infinity in capitals on a folder answers 403 propfind-finite-depth", func(t *testing.T, e *davEnv) {
+			_, dir := e.caseDir(t)
+			for _, depth := range []string{"Infinity", "INFINITY"} {
+				r := e.alice(t, "PROPFIND", dir, map[string]string{"Depth": depth}, []byte(propfindListing))
+				expect(t, "PROPFIND Depth: "+depth+" on a folder", r, http.StatusForbidden)
+				if !strings.Contains(string(r.Body), "propfind-finite-depth") {
+					t.Errorf("PROPFIND Depth: %s: body %q lacks propfind-finite-depth", depth, r.Body)
+				}
+			}
+		}},
 		{"PROPFIND Depth 1 over 2,500 objects makes 3 ListObjectsV2 pages and no per-entry request", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			const n = 2500
