@@ -237,3 +237,67 @@ func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created
 	}
 	return created, pathError("move", src, f.dropEntry(ctx, src, false))
 }
+
+// ErrNotEmpty is returned by MoveEmptyDir for a folder that holds anything.
+var ErrNotEmpty = errors.New("davfs: folder is not empty")
+
+// MoveEmptyDir renames a folder that holds nothing but its marker (and the
+// gateway's own hidden objects): a new marker at dst carrying the old one's
+// metadata and the folder's index entry, then the old marker goes. That is
+// what Explorer and Finder do right after "New folder", and it cannot lose
+// data: if a file lands in the old folder meanwhile, it stays where it was.
+// A folder with content gives ErrNotEmpty and nothing is changed; so does an
+// existing dst (fs.ErrExist).
+func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
+	src, dst = Clean(src), Clean(dst)
+	srcFi, err := f.stat(ctx, src)
+	if err != nil {
+		return err
+	}
+	if !srcFi.dir || src == "/" {
+		return &fs.PathError{Op: "move", Path: src, Err: ErrNotDir}
+	}
+	if _, err := f.stat(ctx, dst); err == nil {
+		return &fs.PathError{Op: "move", Path: dst, Err: fs.ErrExist}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
+		return err
+	}
+	srcPrefix, dstPrefix := f.dirPrefix(src), f.dirPrefix(dst)
+	var hidden []string
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: srcPrefix, MaxKeys: 16, Limit: 16}) {
+		if err != nil {
+			return pathError("move", src, f.note(err))
+		}
+		switch {
+		case e.Object == nil:
+			return &fs.PathError{Op: "move", Path: src, Err: ErrNotEmpty}
+		case e.Object.Key == srcPrefix:
+		case strings.HasPrefix(strings.TrimPrefix(e.Object.Key, srcPrefix), reservedPrefix) &&
+			!strings.Contains(strings.TrimPrefix(e.Object.Key, srcPrefix), "/"):
+			hidden = append(hidden, e.Object.Key)
+		default:
+			return &fs.PathError{Op: "move", Path: src, Err: ErrNotEmpty}
+		}
+	}
+	entry, err := f.entryOf(ctx, srcFi, src)
+	if err != nil {
+		return pathError("move", src, err)
+	}
+	if err := f.ensureMarker(ctx, srcPrefix, dstPrefix); err != nil {
+		return pathError("move", dst, f.note(err))
+	}
+	f.forget(dst)
+	if !entry.empty() {
+		if err := f.setEntry(ctx, dst, true, entry); err != nil {
+			return pathError("move", dst, err)
+		}
+	}
+	if err := f.store.Delete(ctx, append(hidden, srcPrefix)); err != nil {
+		return pathError("move", src, f.note(err))
+	}
+	f.forget(src)
+	return pathError("move", src, f.dropEntry(ctx, src, true))
+}

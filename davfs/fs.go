@@ -440,7 +440,7 @@ func (f *FS) LookupListing(ctx context.Context, name string) (*FileInfo, error) 
 // name: non-empty, not a dot segment, valid UTF-8, no NUL, and not one of
 // the gateway's own (an index, a staged copy).
 func validName(s string) bool {
-	if s == "" || strings.HasPrefix(s, reservedPrefix) || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
+	if s == "" || strings.HasPrefix(s, reservedPrefix) || s == ".davgw" || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
 		return false
 	}
 	return strings.ToValidUTF8(s, "\uFFFD") == s

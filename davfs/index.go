@@ -50,11 +50,11 @@ const maxEntryProps = 64 << 10
 const metaKey = "mtime"
 
 // IsReserved reports whether a clean path names something of the gateway's
-// own (a segment starting with ".davgw-"): such paths are not WebDAV
-// resources.
+// own (a segment starting with ".davgw-", or ".davgw", where the sign-in
+// keeps app passwords): such paths are not WebDAV resources.
 func IsReserved(name string) bool {
 	for _, seg := range strings.Split(name, "/") {
-		if strings.HasPrefix(seg, reservedPrefix) {
+		if strings.HasPrefix(seg, reservedPrefix) || seg == ".davgw" {
 			return true
 		}
 	}

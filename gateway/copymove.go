@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strings"
 
 	"github.com/davgw/davgw/davfs"
 )
@@ -67,12 +68,12 @@ func (rq *request) copyMove() {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
-	if isMove && src.IsDir() {
-		rq.w.fail(http.StatusForbidden, errors.New("folder MOVE is not supported: S3 has no folder rename"))
-		return
-	}
 	if rq.name == dst || dst == "/" || davfs.Within(rq.name, dst) || davfs.Within(dst, rq.name) {
 		rq.w.fail(http.StatusForbidden, errors.New("source and destination overlap"))
+		return
+	}
+	if isMove && src.IsDir() {
+		rq.moveFolder(dst)
 		return
 	}
 	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
@@ -111,6 +112,47 @@ func (rq *request) copyMove() {
 			return
 		}
 		rq.w.failErr(err, http.StatusConflict)
+	default:
+		rq.w.failErr(err, http.StatusConflict)
+	}
+}
+
+// moveFolder renames a folder only when it is empty (Explorer and Finder
+// create "New folder" and rename it at once) and the destination does not
+// exist. Anything else is 403 before anything is touched: S3 has no folder
+// rename, and a copy-then-delete of a tree could half-complete.
+func (rq *request) moveFolder(dst string) {
+	ctx := rq.r.Context()
+	if d := rq.r.Header.Get("Depth"); d != "" && d != "infinity" {
+		rq.w.fail(http.StatusBadRequest, errors.New("bad Depth for MOVE"))
+		return
+	}
+	if _, err := rq.fs.Lookup(ctx, dst, false); err == nil {
+		if strings.EqualFold(rq.r.Header.Get("Overwrite"), "F") {
+			rq.w.fail(http.StatusPreconditionFailed, errors.New("MOVE destination exists"))
+			return
+		}
+		rq.w.fail(http.StatusForbidden, errors.New("folder MOVE onto an existing destination is not supported"))
+		return
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		rq.w.failErr(err, http.StatusConflict)
+		return
+	}
+	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
+		rq.w.failErr(err, http.StatusConflict)
+		return
+	}
+	release, status := rq.confirmLocks(rq.name, dst, true)
+	if status != 0 {
+		rq.w.fail(status, errors.New("lock or If header check failed"))
+		return
+	}
+	defer release()
+	switch err := rq.fs.MoveEmptyDir(ctx, rq.name, dst); {
+	case err == nil:
+		rq.w.WriteHeader(http.StatusCreated)
+	case errors.Is(err, davfs.ErrNotEmpty):
+		rq.w.fail(http.StatusForbidden, errors.New("folder MOVE is not supported for folders with content: S3 has no folder rename"))
 	default:
 		rq.w.failErr(err, http.StatusConflict)
 	}

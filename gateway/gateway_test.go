@@ -239,3 +239,20 @@ func TestGetlastmodifiedIsRenamedForDavfs(t *testing.T) {
 		t.Fatalf("elements = %v, want %v", names, want)
 	}
 }
+
+func TestActiveContentTypesAreRecognised(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"text/html; charset=utf-8":  true,
+		"TEXT/HTML":                 true,
+		"image/svg+xml":             true,
+		"application/atom+xml":      true,
+		"application/pdf":           true,
+		"text/plain; charset=utf-8": false,
+		"image/jpeg":                false,
+		"application/octet-stream":  false,
+	} {
+		if got := activeContent(ct); got != want {
+			t.Errorf("activeContent(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}

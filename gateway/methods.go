@@ -50,6 +50,16 @@ func (rq *request) get() {
 	ct, _ := fi.ContentType(ctx)
 	h.Set("Content-Type", ct)
 	h.Set("Accept-Ranges", "bytes")
+	// Files are served from the origin of the sign-in pages: a stored HTML
+	// or SVG file must never run as a page of that origin (it could mint
+	// app passwords with the reader's session). A sandboxed CSP keeps
+	// scripts from running, nosniff keeps the type honest, and active types
+	// are downloaded rather than shown. WebDAV clients ignore all three.
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if activeContent(ct) {
+		h.Set("Content-Disposition", "attachment")
+	}
 	rd := file.Reader()
 	rangeHdr := rq.r.Header.Get("Range")
 	start, end, ok := singleRange(rangeHdr, fi.Size())
@@ -73,6 +83,20 @@ func (rq *request) get() {
 	if err := rq.fs.Failure(); err != nil {
 		rq.w.err = err
 	}
+}
+
+// activeContent reports content types a browser would run or render as a
+// document of the serving origin.
+func activeContent(ct string) bool {
+	mt, _, _ := strings.Cut(strings.ToLower(ct), ";")
+	mt = strings.TrimSpace(mt)
+	switch {
+	case mt == "text/html", mt == "application/xhtml+xml", mt == "image/svg+xml",
+		mt == "text/xml", mt == "application/xml", mt == "application/javascript",
+		mt == "text/javascript", mt == "application/pdf", strings.HasSuffix(mt, "+xml"):
+		return true
+	}
+	return false
 }
 
 func hasConditionals(h http.Header) bool {
