@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -61,12 +64,14 @@ func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive boo
 		if err != nil {
 			return created, err
 		}
-		// The copy keeps the source's kept time and dead properties.
+		// The copy keeps the source's kept time and dead properties. The
+		// bytes are copied either way: index upkeep failures are logged.
 		if !srcEntry.empty() || dstFi != nil {
 			srcEntry.ETag = obj.ETag
-			if err := f.setEntry(ctx, dst, false, srcEntry); err != nil {
-				return created, pathError("copy", dst, err)
-			}
+			f.warn(f.setEntry(ctx, dst, false, srcEntry))
+		}
+		if dstFi != nil && dstFi.dir {
+			f.warn(f.dropEntry(ctx, dst, true))
 		}
 		return created, nil
 	}
@@ -74,9 +79,10 @@ func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive boo
 		return created, err
 	}
 	if !srcEntry.empty() || dstFi != nil {
-		if err := f.setEntry(ctx, dst, true, srcEntry); err != nil {
-			return created, pathError("copy", dst, err)
-		}
+		f.warn(f.setEntry(ctx, dst, true, srcEntry))
+	}
+	if dstFi != nil && !dstFi.dir {
+		f.warn(f.dropEntry(ctx, dst, false))
 	}
 	return created, nil
 }
@@ -146,6 +152,12 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 	}
 	written := map[string]bool{dstPrefix: true}
 	if recursive {
+		var (
+			mu        sync.Mutex
+			srcETags  = map[string]string{} // source key -> ETag, from the listing
+			newETags  = map[string]string{} // destination key -> ETag of the copy
+			indexKeys []string              // the tree's folder indexes
+		)
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(f.opts.CopyConcurrency)
 		for e, err := range f.store.List(gctx, s3vfs.ListOptions{Prefix: srcPrefix}) {
@@ -159,18 +171,38 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 				continue
 			}
 			obj := *e.Object
-			target := dstPrefix + strings.TrimPrefix(obj.Key, srcPrefix)
+			rel := strings.TrimPrefix(obj.Key, srcPrefix)
+			target := dstPrefix + rel
+			if path.Base(rel) == indexName {
+				// Copied ETags can differ (multipart sources, encryption):
+				// the index is rewritten for the copies below.
+				indexKeys = append(indexKeys, obj.Key)
+				continue
+			}
 			written[target] = true
+			srcETags[obj.Key] = obj.ETag
 			g.Go(func() error {
 				if strings.HasSuffix(obj.Key, "/") {
 					return f.ensureMarker(gctx, obj.Key, target)
 				}
-				_, err := f.store.Copy(gctx, obj.Key, obj, target, s3vfs.CopyOptions{})
+				out, err := f.store.Copy(gctx, obj.Key, obj, target, s3vfs.CopyOptions{})
+				if err == nil {
+					mu.Lock()
+					newETags[target] = out.ETag
+					mu.Unlock()
+				}
 				return err
 			})
 		}
 		if err := g.Wait(); err != nil {
 			return pathError("copy", dst, f.note(err))
+		}
+		for _, k := range indexKeys {
+			wrote, err := f.copyIndex(ctx, k, srcPrefix, dstPrefix, srcETags, newETags)
+			f.warn(err)
+			if wrote != "" {
+				written[wrote] = true
+			}
 		}
 	}
 	if dstFi == nil || !dstFi.dir {
@@ -190,6 +222,44 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 		return pathError("copy", dst, f.note(f.store.Delete(ctx, stale)))
 	}
 	return nil
+}
+
+// copyIndex writes the copy of one folder index of a copied tree, its file
+// entries re-keyed to the copies' ETags (entries no longer valid for the
+// source are dropped).
+func (f *FS) copyIndex(ctx context.Context, srcKey, srcPrefix, dstPrefix string, srcETags, newETags map[string]string) (wrote string, err error) {
+	body, _, err := f.store.GetSmall(ctx, srcKey, maxIndexBytes)
+	if err != nil {
+		return "", err
+	}
+	var idx folderIndex
+	if err := json.Unmarshal(body, &idx); err != nil || idx.Version != indexVersion {
+		return "", fmt.Errorf("index %s unreadable; not copied", srcKey)
+	}
+	folderKey := strings.TrimSuffix(srcKey, indexName) // "<src>/sub/"
+	dstFolderKey := dstPrefix + strings.TrimPrefix(folderKey, srcPrefix)
+	out := folderIndex{Version: indexVersion, Entries: map[string]metaEntry{}}
+	for name, e := range idx.Entries {
+		if strings.HasSuffix(name, "/") || name == "." {
+			out.Entries[name] = e
+			continue
+		}
+		if etag, ok := srcETags[folderKey+name]; !ok || etag != e.ETag {
+			continue
+		}
+		if etag, ok := newETags[dstFolderKey+name]; ok {
+			e.ETag = etag
+			out.Entries[name] = e
+		}
+	}
+	if len(out.Entries) == 0 {
+		return "", nil
+	}
+	nb, _ := json.Marshal(out)
+	if _, err := f.store.PutObject(ctx, dstFolderKey+indexName, nb, s3vfs.WriteOptions{Size: int64(len(nb)), ContentType: "application/json"}); err != nil {
+		return "", err
+	}
+	return dstFolderKey + indexName, nil
 }
 
 // ensureMarker gives dstPrefix a folder marker carrying srcPrefix's marker
@@ -235,7 +305,8 @@ func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created
 	if err != nil {
 		return created, pathError("move", src, f.note(err))
 	}
-	return created, pathError("move", src, f.dropEntry(ctx, src, false))
+	f.warn(f.dropEntry(ctx, src, false))
+	return created, nil
 }
 
 // ErrNotEmpty is returned by MoveEmptyDir for a folder that holds anything.
@@ -291,13 +362,27 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	}
 	f.forget(dst)
 	if !entry.empty() {
-		if err := f.setEntry(ctx, dst, true, entry); err != nil {
-			return pathError("move", dst, err)
-		}
+		f.warn(f.setEntry(ctx, dst, true, entry))
 	}
 	if err := f.store.Delete(ctx, append(hidden, srcPrefix)); err != nil {
 		return pathError("move", src, f.note(err))
 	}
 	f.forget(src)
-	return pathError("move", src, f.dropEntry(ctx, src, true))
+	f.warn(f.dropEntry(ctx, src, true))
+	return nil
+}
+
+// TreeSize adds up the sizes of everything below a folder (one LIST page
+// per 1,000 keys), for quota checks before a folder COPY.
+func (f *FS) TreeSize(ctx context.Context, name string) (int64, error) {
+	var total int64
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: f.dirPrefix(Clean(name))}) {
+		if err != nil {
+			return 0, pathError("copy", name, f.note(err))
+		}
+		if e.Object != nil && !strings.Contains(e.Object.Key, "/"+reservedPrefix) {
+			total += e.Object.Size
+		}
+	}
+	return total, nil
 }

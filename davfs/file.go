@@ -40,10 +40,10 @@ type FileInfo struct {
 }
 
 func fileInfoFromObject(name string, o s3vfs.ObjectInfo) *FileInfo {
+	// The "mtime" metadata written at upload is not read back: listings
+	// cannot see it, and HEAD/GET must show what listings show (the
+	// folder's index). It stays on the object as a repair source.
 	modTime := o.LastModified
-	if t, ok := parseMTime(o.Metadata[metaKey]); ok {
-		modTime = t // kept at upload (X-OC-Mtime, or rclone's S3 backend)
-	}
 	return &FileInfo{
 		name:        name,
 		size:        o.Size,

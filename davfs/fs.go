@@ -62,6 +62,9 @@ type Options struct {
 	// Hide, if set, leaves names for which it returns true out of listings
 	// (they stay reachable by name).
 	Hide func(base string) bool
+	// IndexLocks, shared by all requests, serialises index updates of a
+	// folder within the process.
+	IndexLocks *IndexLocks
 }
 
 // FS is a webdav.FileSystem over the keys below one root prefix.
@@ -70,12 +73,13 @@ type FS struct {
 	root  string
 	opts  Options
 
-	mu      sync.Mutex
-	stats   map[string]*FileInfo    // by clean name; nil value = known absent
-	listed  map[string][]*FileInfo  // folder listings by clean name
-	indexes map[string]*loadedIndex // folder indexes by clean name
-	now     time.Time               // the time of folders S3 keeps none for
-	failure error                   // most recent backend failure, for the HTTP edge
+	mu       sync.Mutex
+	stats    map[string]*FileInfo    // by clean name; nil value = known absent
+	listed   map[string][]*FileInfo  // folder listings by clean name
+	indexes  map[string]*loadedIndex // folder indexes by clean name
+	now      time.Time               // the time of folders S3 keeps none for
+	failure  error                   // most recent backend failure, for the HTTP edge
+	warnings []error                 // what went wrong without failing the request
 }
 
 // New returns an FS over the keys that start with root ("" or ending in "/").
@@ -125,6 +129,22 @@ func (f *FS) Failure() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.failure
+}
+
+// Warnings returns what went wrong without failing the request (index
+// upkeep after the data operation succeeded), for the request's log line.
+func (f *FS) Warnings() []error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]error(nil), f.warnings...)
+}
+
+func (f *FS) warn(err error) {
+	if err != nil {
+		f.mu.Lock()
+		f.warnings = append(f.warnings, err)
+		f.mu.Unlock()
+	}
 }
 
 func (f *FS) note(err error) error {
@@ -466,7 +486,13 @@ func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	}
 	_, err := f.store.PutObject(ctx, f.dirPrefix(name), nil, s3vfs.WriteOptions{Size: 0, ContentType: "application/x-directory"})
 	f.forget(name)
-	return pathError("mkdir", name, f.note(err))
+	if err != nil {
+		return pathError("mkdir", name, f.note(err))
+	}
+	// A folder of that name deleted outside the gateway may have left its
+	// entry: the new folder must not inherit its properties.
+	f.warn(f.dropEntry(ctx, name, true))
+	return nil
 }
 
 // OpenFile opens name. Read-only opens cost nothing beyond the Stat.
@@ -552,8 +578,10 @@ func (f *FS) RemoveAll(ctx context.Context, name string) error {
 		return pathError("remove", name, f.note(err))
 	}
 	// A stale entry would apply again to a new object with the same ETag
-	// (the same bytes uploaded again without a time).
-	return pathError("remove", name, f.dropEntry(ctx, name, fi.dir))
+	// (the same bytes uploaded again without a time). The delete succeeded
+	// either way: failing to tidy the index is only logged.
+	f.warn(f.dropEntry(ctx, name, fi.dir))
+	return nil
 }
 
 // Rename moves a file (see Move). Folders cannot be renamed: S3 has no

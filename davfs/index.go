@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/davgw/davgw/s3vfs"
@@ -75,8 +79,9 @@ type folderIndex struct {
 }
 
 type loadedIndex struct {
-	entries map[string]metaEntry
-	etag    string // of the index object; "" = it does not exist
+	entries    map[string]metaEntry
+	etag       string // of the index object; "" = it does not exist
+	unwritable bool   // unreadable: it must not be overwritten
 }
 
 // entryName is the name of fi's entry in its parent's index.
@@ -92,7 +97,8 @@ func entryName(name string, dir bool) (parent, entry string) {
 }
 
 // loadIndex returns a folder's index, from this request's cache or with one
-// GET.
+// GET. An index that cannot be read (corrupt, from a newer davgw, larger
+// than maxIndexBytes) reads as empty and is never overwritten.
 func (f *FS) loadIndex(ctx context.Context, folder string, fresh bool) (*loadedIndex, error) {
 	folder = Clean(folder)
 	if !fresh {
@@ -107,14 +113,20 @@ func (f *FS) loadIndex(ctx context.Context, folder string, fresh bool) (*loadedI
 	li := &loadedIndex{entries: map[string]metaEntry{}}
 	switch {
 	case errors.Is(err, s3vfs.ErrNotFound):
+	case errors.Is(err, s3vfs.ErrTooLarge):
+		li.etag, li.unwritable = info.ETag, true
+		f.warn(fmt.Errorf("index of %s: %w", folder, err))
 	case err != nil:
 		return nil, f.note(err)
 	default:
+		li.etag = info.ETag
 		var idx folderIndex
-		if json.Unmarshal(body, &idx) == nil && idx.Entries != nil {
+		if json.Unmarshal(body, &idx) != nil || idx.Version != indexVersion {
+			li.unwritable = true
+			f.warn(fmt.Errorf("index of %s: unreadable or of another version; left as it is", folder))
+		} else if idx.Entries != nil {
 			li.entries = idx.Entries
 		}
-		li.etag = info.ETag
 	}
 	f.mu.Lock()
 	f.indexes[folder] = li
@@ -131,16 +143,44 @@ func (f *FS) noIndex(folder string) {
 	f.mu.Unlock()
 }
 
+// indexVersion is the format this code reads and writes.
+const indexVersion = 1
+
+// maxIndexWrite bounds an index this gateway writes; past it, updates that
+// would grow it fail with ErrIndexFull (PROPPATCH answers 507).
+const maxIndexWrite = 16 << 20
+
+// ErrIndexFull: the folder's index would grow past its size budget.
+var ErrIndexFull = errors.New("davfs: the folder's property index is full")
+
+// errIndexBusy: the index kept changing under us; the caller answers 503.
+var errIndexBusy = fmt.Errorf("davfs: the folder's index is being updated concurrently: %w", s3vfs.ErrUnavailable)
+
 // updateIndex applies mutate to a folder's index entries and writes the
 // index back conditionally, retrying with a fresh copy when another writer
-// got there first. mutate reports whether it changed anything.
+// got there first. Updates of one folder are serialised within the process
+// (Options.IndexLocks), so conditional-write conflicts only come from other
+// gateways. mutate reports whether it changed anything.
 func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries map[string]metaEntry) bool) error {
 	folder = Clean(folder)
+	key := f.dirPrefix(folder) + indexName
+	unlock := f.opts.IndexLocks.lock(key)
+	defer unlock()
 	var err error
-	for attempt := 0; attempt < 8; attempt++ {
+	for attempt := 0; attempt < 10; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt*attempt)*10*time.Millisecond + time.Duration(rand.Int64N(20))*time.Millisecond):
+			}
+		}
 		var li *loadedIndex
-		if li, err = f.loadIndex(ctx, folder, attempt > 0); err != nil {
+		if li, err = f.loadIndex(ctx, folder, attempt > 0 || f.opts.IndexLocks != nil); err != nil {
 			return err
+		}
+		if li.unwritable {
+			return fmt.Errorf("index of %s cannot be updated: %w", folder, ErrIndexFull)
 		}
 		entries := make(map[string]metaEntry, len(li.entries)+1)
 		for k, v := range li.entries {
@@ -154,7 +194,10 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 				delete(entries, k)
 			}
 		}
-		body, _ := json.Marshal(folderIndex{Version: 1, Entries: entries})
+		body, _ := json.Marshal(folderIndex{Version: indexVersion, Entries: entries})
+		if len(body) > maxIndexWrite && len(entries) >= len(li.entries) {
+			return fmt.Errorf("index of %s: %d bytes: %w", folder, len(body), ErrIndexFull)
+		}
 		opts := s3vfs.WriteOptions{Size: int64(len(body)), ContentType: "application/json"}
 		if li.etag == "" {
 			opts.IfNoneMatch = "*"
@@ -162,20 +205,37 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 			opts.IfMatch = li.etag
 		}
 		var info s3vfs.ObjectInfo
-		info, err = f.store.PutObject(ctx, f.dirPrefix(folder)+indexName, body, opts)
-		if errors.Is(err, s3vfs.ErrPreconditionFailed) || errors.Is(err, s3vfs.ErrConflict) {
-			time.Sleep(time.Duration(attempt*attempt) * 10 * time.Millisecond)
-			continue
-		}
-		if err != nil {
+		info, err = f.store.PutObject(ctx, key, body, opts)
+		switch {
+		case err == nil:
+			f.mu.Lock()
+			f.indexes[folder] = &loadedIndex{entries: entries, etag: info.ETag}
+			f.mu.Unlock()
+			return nil
+		case errors.Is(err, s3vfs.ErrPreconditionFailed), errors.Is(err, s3vfs.ErrConflict), errors.Is(err, s3vfs.ErrUnavailable):
+			continue // another writer, or a store that resets a refused upload
+		default:
 			return f.note(err)
 		}
-		f.mu.Lock()
-		f.indexes[folder] = &loadedIndex{entries: entries, etag: info.ETag}
-		f.mu.Unlock()
-		return nil
 	}
-	return f.note(err)
+	return f.note(errors.Join(errIndexBusy, err))
+}
+
+// IndexLocks serialises index updates per folder within one process. Share
+// one among all requests (nil works, without the serialisation).
+type IndexLocks struct {
+	stripes [64]sync.Mutex
+}
+
+func (l *IndexLocks) lock(key string) func() {
+	if l == nil {
+		return func() {}
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	m := &l.stripes[h.Sum32()%uint32(len(l.stripes))]
+	m.Lock()
+	return m.Unlock
 }
 
 // applyMeta sets what the index (or the object's metadata) keeps for fi.

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -256,9 +257,16 @@ func (fl *File) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 	parent, entry := entryName(fl.path, fi.dir)
 	tooLarge := false
 	err := fl.fs.updateIndex(fl.ctx, parent, func(m map[string]metaEntry) bool {
-		e := m[entry]
-		if !fi.dir && e.ETag != fi.etag {
-			e = metaEntry{} // written for an older version of the object
+		e, ok := m[entry]
+		if ok && !fi.dir && e.ETag != fi.etag {
+			// Written for another version of the object: an older one (its
+			// properties are stale) or, if a PUT raced this PROPPATCH, a
+			// newer one, whose entry is left alone and patched.
+			if newer, err := fl.fs.store.Head(fl.ctx, fi.key); err == nil && newer.ETag == e.ETag {
+				fi.etag = e.ETag
+			} else {
+				e = metaEntry{}
+			}
 		}
 		props, err := decodeProps(e.Props)
 		if err != nil {
@@ -285,6 +293,9 @@ func (fl *File) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 		return true
 	})
 	if tooLarge {
+		return status(http.StatusInsufficientStorage), nil
+	}
+	if errors.Is(err, ErrIndexFull) {
 		return status(http.StatusInsufficientStorage), nil
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package davfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -44,6 +45,8 @@ type Writer struct {
 	w     *s3vfs.Writer
 	mtime time.Time
 	prev  *FileInfo // the version being replaced, if any
+
+	mtimeKept bool
 
 	mu      sync.Mutex
 	n       int64
@@ -159,21 +162,41 @@ func (w *Writer) Commit() (*FileInfo, error) {
 	w.info = fi
 	w.fs.remember(w.name, fi)
 	if !w.mtime.IsZero() {
-		// The object is stored; the index entry is what listings show. A
-		// failure here loses only the kept time (the object's metadata
-		// still has it), so it is not the upload's failure.
-		e := metaEntry{ETag: fi.etag, MTime: w.mtime.UnixNano()}
-		ctx := w.ctx
+		// The object is stored; the index entry is what listings (and so
+		// GET and HEAD) show. A failed entry write loses only the kept time,
+		// so it is not the upload's failure; MTimeKept tells the caller.
+		prevETag := ""
 		if w.prev != nil {
-			if old, err := w.fs.entryOf(ctx, w.prev, w.name); err == nil {
-				e.Props = old.Props // dead properties stay with the resource
-			}
+			prevETag = w.prev.etag
 		}
-		if err := w.fs.setEntry(ctx, w.name, false, e); err == nil {
+		e := metaEntry{ETag: fi.etag, MTime: w.mtime.UnixNano()}
+		parent, entry := entryName(w.name, false)
+		err := w.fs.updateIndex(w.ctx, parent, func(m map[string]metaEntry) bool {
+			if cur, ok := m[entry]; ok && (cur.ETag == prevETag || cur.ETag == fi.etag) {
+				e.Props = cur.Props // dead properties stay with the resource
+			}
+			if cur, ok := m[entry]; ok && cur == e {
+				return false
+			}
+			m[entry] = e
+			return true
+		})
+		if err == nil {
 			fi.applyMeta(e, true)
+			w.mtimeKept = true
+		} else {
+			w.fs.warn(fmt.Errorf("keeping the modification time of %s: %w", w.name, err))
 		}
 	}
 	return fi, nil
+}
+
+// MTimeKept reports whether the modification time asked for at Create was
+// kept (after a successful Commit): the answer to X-OC-Mtime.
+func (w *Writer) MTimeKept() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mtimeKept
 }
 
 // Abort drops the upload; nothing is written.

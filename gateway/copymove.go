@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 
+	"golang.org/x/net/webdav"
+
 	"github.com/davgw/davgw/davfs"
 )
 
@@ -95,11 +97,37 @@ func (rq *request) copyMove() {
 	}
 	defer release()
 
+	// A COPY adds bytes: it must fit the quota like a PUT. (A MOVE of a
+	// file adds nothing; it may free a replaced destination.)
+	var added, freed int64
+	if q := rq.g.quota; q != nil {
+		if d, err := rq.fs.Lookup(ctx, dst, false); err == nil && !d.IsDir() && overwrite {
+			freed = d.Size()
+		}
+		if !isMove {
+			if src.IsDir() && recursive {
+				if added, err = rq.fs.TreeSize(ctx, rq.name); err != nil {
+					rq.w.failErr(err, http.StatusNotFound)
+					return
+				}
+			} else if !src.IsDir() {
+				added = src.Size()
+			}
+			if used, known := q.used(rq.root); known && used-freed+added > q.limit {
+				rq.w.fail(webdav.StatusInsufficientStorage, errQuotaExceeded)
+				return
+			}
+		}
+	}
+
 	var created bool
 	if isMove {
 		created, err = rq.fs.Move(ctx, rq.name, dst, overwrite)
 	} else {
 		created, err = rq.fs.Copy(ctx, rq.name, dst, overwrite, recursive)
+	}
+	if q := rq.g.quota; q != nil && err == nil {
+		q.add(rq.root, added-freed)
 	}
 	switch {
 	case err == nil && created:

@@ -33,6 +33,7 @@ type Gateway struct {
 	davBase string // DAVPrefix without its trailing slash, e.g. "/dav"
 	pubHost string // host of PublicURL, "" if none
 	locks   *LockManager
+	indexes *davfs.IndexLocks
 	quota   *quotaTracker // nil without a quota
 	log     *slog.Logger
 }
@@ -92,6 +93,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	return &Gateway{
 		quota:   quota,
+		indexes: &davfs.IndexLocks{},
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
 		pubHost: pubHost,
@@ -225,6 +227,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fs: davfs.New(g.opts.Store, root, davfs.Options{
 			MaxEntries: g.opts.MaxPropfindEntries,
 			Hide:       g.hidden,
+			IndexLocks: g.indexes,
 		}),
 		locks: g.locks.ForRoot(root),
 		root:  root,
@@ -232,6 +235,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slash: strings.HasSuffix(r.URL.Path, "/"),
 	}
 	rq.serve()
+	if ws := rq.fs.Warnings(); len(ws) > 0 {
+		rec.warning = errors.Join(ws...)
+	}
 }
 
 // hidden reports names that listings leave out (apple_files = hide).

@@ -293,7 +293,7 @@ func (rq *request) put() {
 		rq.w.Header().Set("ETag", etag)
 	}
 	rq.w.Header().Set("Last-Modified", info.ModTime().UTC().Format(http.TimeFormat))
-	if mtimeAccepted {
+	if mtimeAccepted && w.MTimeKept() {
 		rq.w.Header().Set("X-OC-Mtime", "accepted")
 	}
 	if fi == nil {
@@ -328,8 +328,12 @@ func (rq *request) delete() {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
-	if q := rq.g.quota; q != nil && !fi.IsDir() {
-		q.add(rq.root, -fi.Size())
+	if q := rq.g.quota; q != nil {
+		if fi.IsDir() {
+			q.invalidate(rq.root) // recounted by the next background listing
+		} else {
+			q.add(rq.root, -fi.Size())
+		}
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
 }

@@ -152,7 +152,7 @@ func (rq *request) propfind() {
 	} else {
 		fi, err = rq.fs.Lookup(ctx, rq.name, rq.slash)
 	}
-	if err == nil && !fi.IsDir() {
+	if err == nil {
 		err = rq.fs.LoadMeta(ctx, fi, rq.name) // its kept modification time
 	}
 	if err == nil && rq.slash && !fi.IsDir() {
@@ -201,10 +201,35 @@ func (rq *request) propfind() {
 // supportedLockXML is x/net/webdav's DAV:supportedlock value, byte for byte.
 const supportedLockXML = `<D:supportedlock><D:lockentry xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry></D:supportedlock>`
 
-// isAllprop reports an allprop PROPFIND (an empty body is one).
+// isAllprop reports an allprop PROPFIND (an empty body is one) that does
+// not name DAV:supportedlock in an include.
 func isAllprop(body []byte) bool {
-	b := bytes.TrimSpace(body)
-	return len(b) == 0 || bytes.Contains(b, []byte("allprop"))
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	d := xml.NewDecoder(bytes.NewReader(body))
+	depth, allprop := 0, false
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return allprop
+		}
+		if err != nil {
+			return false
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth == 2 && t.Name == (xml.Name{Space: "DAV:", Local: "allprop"}) {
+				allprop = true
+			}
+			if t.Name == (xml.Name{Space: "DAV:", Local: "supportedlock"}) {
+				return false
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
 }
 
 // stripWriter removes every occurrence of pat from a streamed answer,
@@ -425,7 +450,7 @@ func lockDiscoveryXML(locks []activeLock, davBase string) []byte {
 		b.WriteString(`<D:activelock xmlns:D="DAV:"><D:locktype><D:write/></D:locktype><D:lockscope><D:exclusive/></D:lockscope><D:depth>`)
 		b.WriteString(depth)
 		b.WriteString(`</D:depth>`)
-		if l.owner != "" {
+		if l.owner != "" && ownerIsSelfContained(l.owner) {
 			b.WriteString(`<D:owner>` + l.owner + `</D:owner>`)
 		}
 		b.WriteString(`<D:timeout>Second-` + strconv.FormatInt(int64(max(l.left, 0)/time.Second), 10) + `</D:timeout><D:locktoken><D:href>`)
@@ -435,6 +460,32 @@ func lockDiscoveryXML(locks []activeLock, davBase string) []byte {
 		b.WriteString(`</D:href></D:lockroot></D:activelock>`)
 	}
 	return b.Bytes()
+}
+
+// ownerIsSelfContained reports whether a lock owner's XML (as the client
+// sent it, without its surrounding declarations) stays well-formed where
+// only the D: prefix is declared: no other prefixes, balanced elements.
+func ownerIsSelfContained(owner string) bool {
+	d := xml.NewDecoder(strings.NewReader(`<D:owner xmlns:D="DAV:">` + owner + `</D:owner>`))
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if se.Name.Space != "" && !strings.Contains(se.Name.Space, ":") {
+				return false // an undeclared prefix
+			}
+			for _, a := range se.Attr {
+				if a.Name.Space != "" && a.Name.Space != "xmlns" && !strings.Contains(a.Name.Space, ":") {
+					return false
+				}
+			}
+		}
+	}
 }
 
 // bufferedWriter collects a small response.

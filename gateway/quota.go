@@ -70,6 +70,15 @@ func (q *quotaTracker) add(root string, delta int64) {
 	q.mu.Unlock()
 }
 
+// invalidate makes the next used call recount root in the background.
+func (q *quotaTracker) invalidate(root string) {
+	q.mu.Lock()
+	if u, ok := q.roots[root]; ok {
+		u.at = time.Time{}
+	}
+	q.mu.Unlock()
+}
+
 func (q *quotaTracker) refresh(root string) {
 	q.sem <- struct{}{}
 	defer func() { <-q.sem }()

@@ -27,6 +27,7 @@ type recorder struct {
 	status  int
 	bytes   int64
 	err     error
+	warning error // went wrong without failing the request
 	start   time.Time
 	s3calls *atomic.Int64
 }
@@ -198,6 +199,10 @@ func (g *Gateway) finish(rec *recorder, r *http.Request) {
 		slog.Int64("s3_calls", rec.s3calls.Load()),
 	}
 	level := slog.LevelInfo
+	if rec.warning != nil {
+		attrs = append(attrs, slog.String("warning", rec.warning.Error()))
+		level = slog.LevelWarn
+	}
 	if rec.err != nil {
 		attrs = append(attrs, slog.String("error", rec.err.Error()))
 		if status >= 500 {
