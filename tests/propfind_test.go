@@ -231,7 +231,7 @@ func bigPage(maxKeys string) bool {
 }
 
 // putManyS3 creates n small objects under keyPrefix straight in S3, 32 at a time.
-func (e *davEnv) putManyS3(t *testing.T, keyPrefix string, n int) {
+func (e *davEnv) putManyS3(t testing.TB, keyPrefix string, n int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
