@@ -31,7 +31,14 @@ const (
 	appPasswordBytes = 25
 	maxNameLen       = 64
 	maxCachedUsers   = 10000
+	// DefaultAppPasswordMaxAge is how long an app password works after it
+	// was minted ([auth.oidc].app_password_max_age, 90 days).
+	DefaultAppPasswordMaxAge = 90 * 24 * time.Hour
 )
+
+// ErrAppPasswordExpired is returned by Verify for a matching app password
+// that is past its expiry: the caller answers 401 and audits it.
+var ErrAppPasswordExpired = errors.New("auth: app password expired")
 
 // ErrTooManyAppPasswords is returned by Mint when the user already has the
 // maximum number of app passwords.
@@ -49,11 +56,17 @@ type AppPassword struct {
 	// LastUsed is when it last signed in ("zero" = never), precise to
 	// touchEvery.
 	LastUsed time.Time `json:"-"`
+	// Expires is when it stops working (zero = never). An app password
+	// also stops at Created + the configured maximum age, whichever comes
+	// first, so lowering app_password_max_age applies to existing ones.
+	Expires time.Time `json:"expires,omitzero"`
 	// Hash is hex SHA-256 of the domain-separated user name and secret;
 	// see hashAppPassword.
 	Hash string `json:"hash"`
-	// Claims are the user's claims when it was minted; the Principal is
-	// computed from them on every use, so changed rules apply at once.
+	// Claims are the user's claims when it was minted, replaced by those
+	// of the user's latest browser sign-in (see RefreshClaims); the
+	// Principal is computed from them on every use, so changed rules apply
+	// at once and changed groups at the next browser sign-in.
 	Claims Claims `json:"claims"`
 }
 
@@ -69,6 +82,10 @@ type AppPasswordStore interface {
 	Delete(ctx context.Context, user, id string) error
 	// Touch records that id was used at t.
 	Touch(ctx context.Context, user, id string, t time.Time) error
+	// SetClaims records the claims of the user's latest browser sign-in;
+	// List then returns them in place of the stored claims of every entry
+	// of the same subject (see applyUserClaims).
+	SetClaims(ctx context.Context, user string, c Claims) error
 }
 
 // AppPasswords mints, lists, revokes and verifies app passwords over an
@@ -81,9 +98,10 @@ type AppPasswordStore interface {
 // Windows' per-request Basic does not pay a slow hash. A slow hash
 // (bcrypt/argon2) only helps low-entropy human passwords.
 type AppPasswords struct {
-	store AppPasswordStore
-	ttl   time.Duration
-	now   func() time.Time
+	store  AppPasswordStore
+	ttl    time.Duration
+	maxAge time.Duration // 0 = never expire
+	now    func() time.Time
 
 	mu      sync.Mutex
 	users   map[string]cachedList
@@ -101,12 +119,53 @@ func NewAppPasswords(store AppPasswordStore, ttl time.Duration) *AppPasswords {
 	if ttl <= 0 {
 		ttl = AppPasswordCacheTTL
 	}
-	return &AppPasswords{store: store, ttl: ttl, now: time.Now, users: map[string]cachedList{}, touched: map[string]time.Time{}}
+	return &AppPasswords{store: store, ttl: ttl, maxAge: DefaultAppPasswordMaxAge, now: time.Now, users: map[string]cachedList{}, touched: map[string]time.Time{}}
+}
+
+// SetMaxAge sets how long an app password works after it was minted (0 =
+// forever; the default is DefaultAppPasswordMaxAge). Call it before use.
+func (a *AppPasswords) SetMaxAge(d time.Duration) {
+	a.maxAge = max(d, 0)
+}
+
+// MaxAge returns the configured maximum age (0 = forever).
+func (a *AppPasswords) MaxAge() time.Duration { return a.maxAge }
+
+// ExpiresAt returns when p stops working: the earlier of its stored expiry
+// and Created + the maximum age; zero = never.
+func (a *AppPasswords) ExpiresAt(p AppPassword) time.Time {
+	e := p.Expires
+	if a.maxAge > 0 {
+		if byAge := p.Created.Add(a.maxAge); e.IsZero() || byAge.Before(e) {
+			e = byAge
+		}
+	}
+	return e
+}
+
+func (a *AppPasswords) expired(p AppPassword, now time.Time) bool {
+	e := a.ExpiresAt(p)
+	return !e.IsZero() && !now.Before(e)
+}
+
+// RefreshClaims records c (from a browser sign-in) as the claims of all of
+// the user's app passwords minted for the same subject, so that group
+// changes at the IdP reach them at the user's next sign-in.
+func (a *AppPasswords) RefreshClaims(ctx context.Context, c Claims) error {
+	user := strings.ToLower(c.Username)
+	if err := SafeClaimValue(user); err != nil {
+		return fmt.Errorf("auth: user name: %w", err)
+	}
+	c.Username = user
+	err := a.store.SetClaims(ctx, user, c)
+	a.forget(user)
+	return err
 }
 
 // Mint creates an app password for the user in c (c.Username must be a
 // safe claim value) and returns the secret, to be shown once.
 func (a *AppPasswords) Mint(ctx context.Context, c Claims, name string) (secret string, p AppPassword, err error) {
+	c.Username = strings.ToLower(c.Username)
 	if err := SafeClaimValue(c.Username); err != nil {
 		return "", AppPassword{}, fmt.Errorf("auth: user name: %w", err)
 	}
@@ -121,6 +180,19 @@ func (a *AppPasswords) Mint(ctx context.Context, c Claims, name string) (secret 
 	if err != nil {
 		return "", AppPassword{}, err
 	}
+	// Expired ones only take room: remove them.
+	now := a.now()
+	live := list[:0]
+	for _, x := range list {
+		if a.expired(x, now) {
+			if err := a.store.Delete(ctx, c.Username, x.ID); err != nil {
+				return "", AppPassword{}, err
+			}
+			continue
+		}
+		live = append(live, x)
+	}
+	list = live
 	if len(list) >= maxAppPasswords {
 		return "", AppPassword{}, ErrTooManyAppPasswords
 	}
@@ -136,9 +208,12 @@ func (a *AppPasswords) Mint(ctx context.Context, c Claims, name string) (secret 
 	p = AppPassword{
 		ID:      hex.EncodeToString(id[:]),
 		Name:    name,
-		Created: a.now().UTC().Truncate(time.Second),
+		Created: now.UTC().Truncate(time.Second),
 		Hash:    hashAppPassword(c.Username, secret),
 		Claims:  c,
+	}
+	if a.maxAge > 0 {
+		p.Expires = p.Created.Add(a.maxAge)
 	}
 	if err := a.store.Create(ctx, c.Username, p); err != nil {
 		return "", AppPassword{}, err
@@ -148,11 +223,14 @@ func (a *AppPasswords) Mint(ctx context.Context, c Claims, name string) (secret 
 }
 
 // List returns the user's app passwords, read from the store (not the
-// cache), newest first.
+// cache), newest first, each with its effective Expires (see ExpiresAt).
 func (a *AppPasswords) List(ctx context.Context, user string) ([]AppPassword, error) {
-	list, err := a.store.List(ctx, user)
+	list, err := a.store.List(ctx, strings.ToLower(user))
 	if err != nil {
 		return nil, err
+	}
+	for i := range list {
+		list[i].Expires = a.ExpiresAt(list[i])
 	}
 	sortNewestFirst(list)
 	return list, nil
@@ -164,16 +242,20 @@ func (a *AppPasswords) Revoke(ctx context.Context, user, id string) error {
 	if !validID(id) {
 		return errors.New("auth: bad app password id")
 	}
+	user = strings.ToLower(user)
 	err := a.store.Delete(ctx, user, id)
 	a.forget(user)
 	return err
 }
 
-// Verify checks user and secret against the user's app passwords (cached
-// for the TTL). It returns the claims stored with the matching one and
-// the entry's id. Unknown users and wrong secrets cost the same: the hash
-// is compared against every entry, and against a dummy when there is none.
+// Verify checks user (ignoring case) and secret against the user's app
+// passwords (cached for the TTL). It returns the claims of the matching
+// one (see RefreshClaims). A matching but expired one gives
+// ErrAppPasswordExpired. Unknown users and wrong secrets cost the same:
+// the hash is compared against every entry, and against a dummy when there
+// is none.
 func (a *AppPasswords) Verify(ctx context.Context, user, secret string) (c Claims, fresh, ok bool, err error) {
+	user = strings.ToLower(user)
 	if SafeClaimValue(user) != nil || len(secret) > 256 {
 		return Claims{}, false, false, nil
 	}
@@ -181,6 +263,42 @@ func (a *AppPasswords) Verify(ctx context.Context, user, secret string) (c Claim
 	if err != nil {
 		return Claims{}, false, false, err
 	}
+	p, found := matchAppPassword(list, user, secret)
+	if !found {
+		return Claims{}, false, false, nil
+	}
+	if a.expired(p, a.now()) {
+		return Claims{}, false, false, fmt.Errorf("%w: %q (%s), expired %s", ErrAppPasswordExpired, p.Name, p.ID, a.ExpiresAt(p).UTC().Format(time.RFC3339))
+	}
+	fresh = a.touch(ctx, user, p.ID)
+	return p.Claims, fresh, true, nil
+}
+
+// Cached is Verify from this gateway's in-memory copy only: it never asks
+// the store and never fails. It reports ok only for a live (unexpired)
+// match in a copy younger than the TTL.
+func (a *AppPasswords) Cached(user, secret string) (Claims, bool) {
+	user = strings.ToLower(user)
+	if SafeClaimValue(user) != nil || len(secret) > 256 {
+		return Claims{}, false
+	}
+	now := a.now()
+	a.mu.Lock()
+	e, ok := a.users[user]
+	a.mu.Unlock()
+	if !ok || now.Sub(e.fetched) >= a.ttl {
+		return Claims{}, false
+	}
+	p, found := matchAppPassword(e.list, user, secret)
+	if !found || a.expired(p, now) {
+		return Claims{}, false
+	}
+	return p.Claims, true
+}
+
+// matchAppPassword compares the secret's hash with every entry (and with a
+// dummy when there is none), in constant time per entry.
+func matchAppPassword(list []AppPassword, user, secret string) (AppPassword, bool) {
 	want := hashAppPassword(user, secret)
 	match := -1
 	if len(list) == 0 {
@@ -192,11 +310,9 @@ func (a *AppPasswords) Verify(ctx context.Context, user, secret string) (c Claim
 		}
 	}
 	if match < 0 {
-		return Claims{}, false, false, nil
+		return AppPassword{}, false
 	}
-	p := list[match]
-	fresh = a.touch(ctx, user, p.ID)
-	return p.Claims, fresh, true, nil
+	return list[match], true
 }
 
 // dummyHash is compared against when a user has no app passwords.
@@ -269,6 +385,17 @@ func validID(id string) bool {
 	}
 	_, err := hex.DecodeString(id)
 	return err == nil
+}
+
+// applyUserClaims replaces the claims of every entry minted for c's
+// subject by c (the latest browser sign-in). Entries of another subject
+// keep theirs, so that the identity binding still refuses them.
+func applyUserClaims(list []AppPassword, c Claims) {
+	for i := range list {
+		if c.Subject != "" && list[i].Claims.Subject == c.Subject {
+			list[i].Claims = c
+		}
+	}
 }
 
 func sortNewestFirst(list []AppPassword) {

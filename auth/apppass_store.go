@@ -23,13 +23,20 @@ import (
 // and the next revocation sweep removes: it can never bring a revoked
 // password back.
 
+// Each user's folder may also hold "claims.json": the claims of the
+// user's latest browser sign-in (SetClaims), which List puts in place of
+// the stored claims of the entries of the same subject.
+
 const (
 	entrySuffix = ".json"
 	usedSuffix  = ".used"
+	claimsName  = "claims.json"
 )
 
 // FileAppPasswords keeps app passwords under a local directory:
-// DIR/<user>/<id>.json. For a single gateway (the embedded default).
+// DIR/<lower-case user>/<id>.json (lower case, so that a case-insensitive
+// disk cannot merge or split users). For a single gateway (the embedded
+// default).
 type FileAppPasswords struct {
 	dir string
 }
@@ -45,10 +52,31 @@ func NewFileAppPasswords(dir string) (*FileAppPasswords, error) {
 }
 
 func (f *FileAppPasswords) userDir(user string) (string, error) {
+	user = strings.ToLower(user)
 	if err := SafeClaimValue(user); err != nil {
 		return "", fmt.Errorf("auth: app passwords: user name: %w", err)
 	}
 	return filepath.Join(f.dir, user), nil
+}
+
+// SetClaims implements AppPasswordStore.
+func (f *FileAppPasswords) SetClaims(_ context.Context, user string, c Claims) error {
+	dir, err := f.userDir(user)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".claims.tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, claimsName))
 }
 
 // List implements AppPasswordStore.
@@ -82,6 +110,12 @@ func (f *FileAppPasswords) List(_ context.Context, user string) ([]AppPassword, 
 			p.LastUsed = st.ModTime().UTC()
 		}
 		out = append(out, p)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, claimsName)); err == nil {
+		var c Claims
+		if json.Unmarshal(data, &c) == nil {
+			applyUserClaims(out, c)
+		}
 	}
 	return out, nil
 }
@@ -167,6 +201,7 @@ func NewBucketAppPasswords(store *s3vfs.Store, prefix string) *BucketAppPassword
 }
 
 func (b *BucketAppPasswords) userPrefix(user string) (string, error) {
+	user = strings.ToLower(user)
 	if err := SafeClaimValue(user); err != nil {
 		return "", fmt.Errorf("auth: app passwords: user name: %w", err)
 	}
@@ -181,6 +216,7 @@ func (b *BucketAppPasswords) List(ctx context.Context, user string) ([]AppPasswo
 	}
 	entries := map[string]s3vfs.ObjectInfo{}
 	used := map[string]time.Time{}
+	var claimsInfo *s3vfs.ObjectInfo
 	for e, err := range b.store.List(ctx, s3vfs.ListOptions{Prefix: pfx}) {
 		if err != nil {
 			return nil, err
@@ -189,7 +225,9 @@ func (b *BucketAppPasswords) List(ctx context.Context, user string) ([]AppPasswo
 			continue
 		}
 		name := strings.TrimPrefix(e.Object.Key, pfx)
-		if id, ok := strings.CutSuffix(name, entrySuffix); ok && validID(id) {
+		if name == claimsName {
+			claimsInfo = e.Object
+		} else if id, ok := strings.CutSuffix(name, entrySuffix); ok && validID(id) {
 			entries[id] = *e.Object
 		} else if id, ok := strings.CutSuffix(name, usedSuffix); ok && validID(id) {
 			used[id] = e.Object.LastModified.UTC()
@@ -216,7 +254,33 @@ func (b *BucketAppPasswords) List(ctx context.Context, user string) ([]AppPasswo
 		p.LastUsed = used[id]
 		out = append(out, p)
 	}
+	if claimsInfo != nil && claimsInfo.Size <= 64<<10 && len(out) > 0 {
+		r := b.store.NewReader(ctx, claimsInfo.Key, *claimsInfo)
+		data, err := io.ReadAll(r)
+		r.Close()
+		if err != nil && !errors.Is(err, s3vfs.ErrNotFound) && !errors.Is(err, s3vfs.ErrPreconditionFailed) {
+			return nil, err
+		}
+		var c Claims
+		if err == nil && json.Unmarshal(data, &c) == nil {
+			applyUserClaims(out, c)
+		}
+	}
 	return out, nil
+}
+
+// SetClaims implements AppPasswordStore.
+func (b *BucketAppPasswords) SetClaims(ctx context.Context, user string, c Claims) error {
+	pfx, err := b.userPrefix(user)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	_, err = b.store.PutObject(ctx, pfx+claimsName, data, s3vfs.WriteOptions{ContentType: "application/json"})
+	return err
 }
 
 // Create implements AppPasswordStore.

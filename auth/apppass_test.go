@@ -122,9 +122,12 @@ func TestLimiterWindows(t *testing.T) {
 	if l.Check("u", "a") != nil {
 		t.Fatal("limited after one failure")
 	}
-	l.Fail("u", "a")
-	if e := l.Check("u", "b"); e == nil || e.RetryAfter != time.Minute {
+	l.Fail("U", "a") // user names count ignoring case
+	if e := l.Check("u", "a"); e == nil || e.RetryAfter != time.Minute {
 		t.Fatalf("user not limited after two failures: %v", e)
+	}
+	if e := l.Check("u", "b"); e != nil {
+		t.Fatalf("user limited at another address (anyone could lock the user out): %v", e)
 	}
 	if l.Check("v", "a") != nil {
 		t.Fatal("address limited after two of three failures")

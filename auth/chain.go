@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +35,10 @@ type ChainConfig struct {
 	// PasswordGrant, when set, checks other Basic credentials (not an app
 	// password, not a static user) at the IdP's token endpoint.
 	PasswordGrant *PasswordGrant
+	// Identities, when set, binds every OIDC user name to the {iss, sub}
+	// that first signed in with it and refuses any other subject under
+	// that name (Bearer, password grant, app passwords).
+	Identities *Identities
 	// Limiter rate-limits failed attempts; nil = NewLimiter defaults.
 	Limiter *Limiter
 	// Audit receives one line per sign-in (first use of a credential) and
@@ -42,8 +48,11 @@ type ChainConfig struct {
 
 // Chain is the gateway's Authenticator: Bearer tokens through OIDC, Basic
 // through app passwords, then static users. Failed attempts count per user
-// name and per client address; over the limit it returns
-// *RateLimitError. An IdP outage is an error (503) for new tokens while
+// name at a client address and per client address; over the limit it
+// returns *RateLimitError. Credentials verified recently (the in-memory
+// caches of static users, app passwords and the password grant) are
+// accepted before the limits are looked at, so that an attacker's wrong
+// passwords never lock out the real user. An IdP outage is an error (503) for new tokens while
 // cached ones keep working.
 type Chain struct {
 	cfg   ChainConfig
@@ -123,7 +132,7 @@ func (c *Chain) authBearer(r *http.Request, tok, addr string) (Principal, bool, 
 	}
 	c.mu.Unlock()
 	if hit {
-		return c.principal("bearer", e.claims, addr, false)
+		return c.principal(r.Context(), "bearer", e.claims, addr, false)
 	}
 	if lim := c.limit.Check("", addr); lim != nil {
 		return Principal{}, false, lim
@@ -134,8 +143,7 @@ func (c *Chain) authBearer(r *http.Request, tok, addr string) (Principal, bool, 
 	if isJWT(tok) {
 		claims, expires, err = c.cfg.OIDC.VerifyJWT(r.Context(), tok, nil, "")
 	} else {
-		claims, err = c.cfg.OIDC.Userinfo(r.Context(), tok)
-		expires = now.Add(opaqueTTL)
+		claims, expires, err = c.cfg.OIDC.VerifyOpaque(r.Context(), tok, opaqueTTL)
 	}
 	switch {
 	case errors.Is(err, ErrIdPUnavailable):
@@ -145,7 +153,7 @@ func (c *Chain) authBearer(r *http.Request, tok, addr string) (Principal, bool, 
 		c.refuse("bearer", "", addr, err.Error())
 		return Principal{}, false, nil
 	}
-	p, ok, perr := c.principal("bearer", claims, addr, true)
+	p, ok, perr := c.principal(r.Context(), "bearer", claims, addr, true)
 	if ok {
 		if limit := now.Add(bearerMaxTTL); expires.After(limit) {
 			expires = limit
@@ -169,31 +177,44 @@ func (c *Chain) rememberBearer(key [32]byte, claims Claims, expires, now time.Ti
 }
 
 func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bool, error) {
-	if lim := c.limit.Check(user, addr); lim != nil {
-		c.refuse("basic", user, addr, "rate limited")
-		return Principal{}, false, lim
-	}
+	ctx := r.Context()
 	pg := c.cfg.PasswordGrant
+	// Credentials this gateway verified recently are accepted before the
+	// limits are looked at: the real user keeps working while someone
+	// else's wrong guesses for the same name are refused.
 	if pg != nil && c.cfg.Mapper != nil {
 		// A recent success at the IdP: skip the app-password and static
 		// checks (it can only have been cached after both failed).
 		if claims, ok := pg.Cached(user, pw); ok {
-			return c.principal("password-grant", claims, addr, false)
+			return c.principal(ctx, "password-grant", claims, addr, false)
 		}
 	}
 	if c.cfg.AppPasswords != nil && c.cfg.Mapper != nil {
-		claims, fresh, ok, err := c.cfg.AppPasswords.Verify(r.Context(), user, pw)
+		if claims, ok := c.cfg.AppPasswords.Cached(user, pw); ok {
+			return c.appPassword(ctx, user, claims, addr, false)
+		}
+	}
+	if c.cfg.Static != nil {
+		if p, ok := c.cfg.Static.Cached(user, pw); ok {
+			return p, true, nil
+		}
+	}
+	if lim := c.limit.Check(user, addr); lim != nil {
+		c.refuse("basic", user, addr, "rate limited")
+		return Principal{}, false, lim
+	}
+	if c.cfg.AppPasswords != nil && c.cfg.Mapper != nil {
+		claims, fresh, ok, err := c.cfg.AppPasswords.Verify(ctx, user, pw)
+		if errors.Is(err, ErrAppPasswordExpired) {
+			// A real secret, not a guess: refused, not counted.
+			c.refuse("app-password", user, addr, err.Error())
+			return Principal{}, false, nil
+		}
 		if err != nil {
 			return Principal{}, false, err
 		}
 		if ok {
-			if claims.Username != user {
-				// Stored under user's name, so this cannot happen unless
-				// the store was tampered with: refuse.
-				c.refuse("app-password", user, addr, "stored claims name another user")
-				return Principal{}, false, nil
-			}
-			return c.principal("app-password", claims, addr, fresh)
+			return c.appPassword(ctx, user, claims, addr, fresh)
 		}
 	}
 	if c.cfg.Static != nil {
@@ -202,10 +223,10 @@ func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bo
 		}
 	}
 	if pg != nil && c.cfg.Mapper != nil {
-		claims, fresh, err := pg.Verify(r.Context(), user, pw)
+		claims, fresh, err := pg.Verify(ctx, user, pw)
 		switch {
 		case err == nil:
-			return c.principal("password-grant", claims, addr, fresh)
+			return c.principal(ctx, "password-grant", claims, addr, fresh)
 		case !errors.Is(err, ErrPasswordRefused):
 			// IdP down (503 unless cached above) or the client refused.
 			return Principal{}, false, err
@@ -219,14 +240,37 @@ func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bo
 	return Principal{}, false, nil
 }
 
-// principal maps claims and audits the outcome; fresh marks a first
-// verification (logged as a sign-in).
-func (c *Chain) principal(method string, claims Claims, addr string, fresh bool) (Principal, bool, error) {
+// appPassword maps the claims of a matching app password of user.
+func (c *Chain) appPassword(ctx context.Context, user string, claims Claims, addr string, fresh bool) (Principal, bool, error) {
+	if !strings.EqualFold(claims.Username, user) {
+		// Stored under user's name, so this cannot happen unless the
+		// store was tampered with: refuse.
+		c.refuse("app-password", user, addr, "stored claims name another user")
+		return Principal{}, false, nil
+	}
+	return c.principal(ctx, "app-password", claims, addr, fresh)
+}
+
+// principal maps claims, checks the user name's identity binding and
+// audits the outcome; fresh marks a first verification (logged as a
+// sign-in).
+func (c *Chain) principal(ctx context.Context, method string, claims Claims, addr string, fresh bool) (Principal, bool, error) {
 	p, err := c.cfg.Mapper.Principal(claims)
 	if err != nil {
 		c.limit.Fail("", addr)
 		c.refuse(method, claims.Username, addr, err.Error())
 		return Principal{}, false, nil
+	}
+	if c.cfg.Identities != nil {
+		err := c.cfg.Identities.Check(ctx, claims)
+		if errors.Is(err, ErrIdentityMismatch) {
+			c.limit.Fail("", addr)
+			c.refuse(method, p.Username, addr, err.Error())
+			return Principal{}, false, nil
+		}
+		if err != nil {
+			return Principal{}, false, fmt.Errorf("auth: identity binding of %q: %w", p.Username, err)
+		}
 	}
 	if fresh {
 		c.audit.Info("audit: sign-in", "method", method, "user", p.Username, "root", p.Root, "read_only", p.ReadOnly, "addr", addr)

@@ -21,6 +21,9 @@ type Claims struct {
 	Username string `json:"username"`
 	// Email is the "email" claim, "" if absent.
 	Email string `json:"email,omitempty"`
+	// EmailVerified is the "email_verified" claim. Email is only used in
+	// a root, or as the user name, when it is true.
+	EmailVerified bool `json:"email_verified,omitempty"`
 	// Groups is the value of [auth.oidc].groups_claim.
 	Groups []string `json:"groups,omitempty"`
 }
@@ -55,6 +58,17 @@ type Mapper struct {
 	rootTemplate  string
 	usernameClaim string
 	rules         []Rule
+	static        map[string]bool // lower-case [[auth.users]] names
+}
+
+// ReserveNames refuses OIDC users whose user name equals one of names
+// (the [[auth.users]] names), ignoring case: an IdP account must never
+// share a static user's name, root or app passwords. Call it before use.
+func (m *Mapper) ReserveNames(names []string) {
+	m.static = make(map[string]bool, len(names))
+	for _, n := range names {
+		m.static[strings.ToLower(n)] = true
+	}
 }
 
 // NewMapper checks the root template and the rules' roots and returns a
@@ -81,11 +95,21 @@ func NewMapper(rootTemplate, usernameClaim string, rules []Rule) (*Mapper, error
 
 // Principal maps claims to a Principal. It returns a *ClaimError when a
 // claim that is used (the user name always; {sub} and {email} when the
-// chosen root uses them) is empty or unsafe, or when the root would be ""
-// or reach ReservedPrefix. Such claims never map to any root.
+// chosen root uses them) is empty or unsafe, when the e-mail address is
+// used (in the root, or as the user name) without email_verified, when the
+// user name is a static user's, or when the root would be "" or reach
+// ReservedPrefix. Such claims never map to any root. The user name and
+// e-mail address are folded to lower case.
 func (m *Mapper) Principal(c Claims) (Principal, error) {
+	c.Username, c.Email = strings.ToLower(c.Username), strings.ToLower(c.Email)
 	if err := SafeClaimValue(c.Username); err != nil {
 		return Principal{}, &ClaimError{Claim: m.usernameClaim, Value: c.Username, Why: err.Error()}
+	}
+	if m.usernameClaim == "email" && !c.EmailVerified {
+		return Principal{}, &ClaimError{Claim: "email_verified", Value: "false", Why: "the user name is the e-mail address, which the IdP has not verified"}
+	}
+	if m.static[c.Username] {
+		return Principal{}, &ClaimError{Claim: m.usernameClaim, Value: c.Username, Why: "equals the name of a static user ([[auth.users]])"}
 	}
 	tmpl, readOnly := m.rootTemplate, false
 	for _, r := range m.rules {
@@ -101,6 +125,9 @@ func (m *Mapper) Principal(c Claims) (Principal, error) {
 		"{username}": {m.usernameClaim, c.Username},
 		"{sub}":      {"sub", c.Subject},
 		"{email}":    {"email", c.Email},
+	}
+	if strings.Contains(tmpl, "{email}") && !c.EmailVerified {
+		return Principal{}, &ClaimError{Claim: "email_verified", Value: "false", Why: "the root uses {email}, which the IdP has not verified"}
 	}
 	root := tmpl
 	for ph, v := range values {

@@ -218,6 +218,8 @@ func TestBearerSurvivesAnIdPOutageOnlyForCachedTokens(t *testing.T) {
 		}
 	})
 	t.Run("an opaque token is an IdP error, not a 401", func(t *testing.T) {
+		i.oidc.cfg.OpaqueTokens = OpaqueUserinfo // mockoidc has no introspection
+		defer func() { i.oidc.cfg.OpaqueTokens = OpaqueIntrospect }()
 		_, ok, err := c.Authenticate(bearer("opaque-token-value"))
 		if ok || !errors.Is(err, ErrIdPUnavailable) {
 			t.Fatalf("ok=%v err=%v; want ErrIdPUnavailable", ok, err)

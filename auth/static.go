@@ -152,6 +152,28 @@ func (s *Static) Authenticate(r *http.Request) (Principal, bool, error) {
 	return p, ok, nil
 }
 
+// Cached returns the Principal of a recent successful Verify with exactly
+// this name and password; it never runs bcrypt.
+func (s *Static) Cached(name, pw string) (Principal, bool) {
+	key := s.cacheKey(name, pw)
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, hit := s.cache[key]; hit && now.Before(e.expires) {
+		return e.p, true
+	}
+	return Principal{}, false
+}
+
+// Names returns the configured user names.
+func (s *Static) Names() []string {
+	out := make([]string, 0, len(s.users))
+	for n := range s.users {
+		out = append(out, n)
+	}
+	return out
+}
+
 // Verify checks a user name and password.
 func (s *Static) Verify(name, pw string) (Principal, bool) {
 	key := s.cacheKey(name, pw)

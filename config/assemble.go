@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -63,6 +64,16 @@ func (c *Config) S3CredentialSource() string {
 	default:
 		return "static"
 	}
+}
+
+// AppPasswordMaxAge returns [auth.oidc].app_password_max_age: 0 = app
+// passwords never expire.
+func (c *Config) AppPasswordMaxAge() time.Duration {
+	d, err := c.Auth.OIDC.AppPasswordMaxAge.Value()
+	if err != nil {
+		return auth.DefaultAppPasswordMaxAge
+	}
+	return d
 }
 
 // AbandonedUploadAge returns [s3].abandoned_upload_age: 0 turns the

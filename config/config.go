@@ -39,6 +39,8 @@ const (
 	DefaultUsernameClaim      = "preferred_username"
 	DefaultGroupsClaim        = "groups"
 	DefaultAppPasswordStore   = "bucket"
+	DefaultAppPasswordMaxAge  = "2160h"
+	DefaultOpaqueTokens       = "introspect"
 	DefaultAppleFiles         = "allow"
 	DefaultMaxPropfindEntries = 100000
 	DefaultLockStore          = "memory"
@@ -170,6 +172,13 @@ type OIDC struct {
 	// <s3.prefix>.davgw/app-passwords/, shared by every gateway on the
 	// bucket) or "local:DIR" (a directory of this machine).
 	AppPasswordStore string `toml:"app_password_store"`
+	// AppPasswordMaxAge is how long an app password works after it was
+	// created ("2160h" = 90 days; "0" = forever).
+	AppPasswordMaxAge Duration `toml:"app_password_max_age"`
+	// OpaqueTokens is how opaque Bearer tokens are checked: "introspect"
+	// (at the IdP's introspection_endpoint; refused without one) or
+	// "userinfo" (any token userinfo accepts, whichever client it is for).
+	OpaqueTokens string `toml:"opaque_tokens"`
 }
 
 // User is one [[auth.users]] entry.
@@ -226,7 +235,7 @@ func Default() *Config {
 		Auth: Auth{
 			Realm: DefaultRealm,
 			Root:  DefaultRootTemplate,
-			OIDC:  OIDC{UsernameClaim: DefaultUsernameClaim, GroupsClaim: DefaultGroupsClaim, AppPasswordStore: DefaultAppPasswordStore},
+			OIDC:  OIDC{UsernameClaim: DefaultUsernameClaim, GroupsClaim: DefaultGroupsClaim, AppPasswordStore: DefaultAppPasswordStore, AppPasswordMaxAge: DefaultAppPasswordMaxAge, OpaqueTokens: DefaultOpaqueTokens},
 		},
 		WebDAV: WebDAV{AppleFiles: DefaultAppleFiles, MaxPropfindEntries: DefaultMaxPropfindEntries, QuotaBytes: "0"},
 		Locks:  Locks{Store: DefaultLockStore},

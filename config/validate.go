@@ -235,6 +235,14 @@ func (c *Config) validateAuth(add func(string, string, ...any), notYet func(stri
 	if o.UsernameClaim == "" {
 		add("auth.oidc.username_claim", "must not be empty")
 	}
+	if d, err := o.AppPasswordMaxAge.Value(); err != nil {
+		add("auth.oidc.app_password_max_age", "%v", err)
+	} else if d < 0 || (d > 0 && d < time.Hour) {
+		add("auth.oidc.app_password_max_age", `must be at least 1h, or "0" for app passwords that never expire`)
+	}
+	if o.OpaqueTokens != "introspect" && o.OpaqueTokens != "userinfo" {
+		add("auth.oidc.opaque_tokens", `must be "introspect" or "userinfo"`)
+	}
 	if o.GroupsClaim == "" {
 		add("auth.oidc.groups_claim", "must not be empty")
 	}
@@ -252,10 +260,10 @@ func (c *Config) validateAuth(add func(string, string, ...any), notYet func(stri
 		key := fmt.Sprintf("auth.users[%d]", i)
 		if err := auth.ValidUsername(u.Name); err != nil {
 			add(key+".name", "%v", err)
-		} else if j, dup := seen[u.Name]; dup {
-			add(key+".name", "duplicate user name (also auth.users[%d])", j)
+		} else if j, dup := seen[strings.ToLower(u.Name)]; dup {
+			add(key+".name", "duplicate user name, ignoring case (also auth.users[%d])", j)
 		} else {
-			seen[u.Name] = i
+			seen[strings.ToLower(u.Name)] = i
 		}
 		if u.PasswordHash == "" {
 			add(key+".password_hash", "is required: create one with `davgw hash-password`")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/davgw/davgw/auth"
 )
 
 // hydraVersion is pinned in .ci/tools.sh too.
@@ -202,7 +204,11 @@ func TestHydraSignInAndBearerTokens(t *testing.T) {
 	catcher := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(catcher.Close)
 	id, secret := h.client(t, gwURL+"/callback", catcher.URL+"/cb")
-	e := newSignInEnv(t, b, signInOptions{issuer: h.issuer, clientID: id, clientSecret: secret, listener: ln})
+	// Hydra serves token introspection on its ADMIN port only and does not
+	// advertise it in the public discovery document, so its opaque access
+	// tokens are checked at userinfo: opaque_tokens = "userinfo", set
+	// explicitly (the default, "introspect", would refuse them).
+	e := newSignInEnv(t, b, signInOptions{issuer: h.issuer, clientID: id, clientSecret: secret, listener: ln, opaqueTokens: auth.OpaqueUserinfo})
 	dir := "hydra-" + randHex(4)
 
 	t.Run("a browser-style sign-in through Hydra lands on the app-password page", func(t *testing.T) {

@@ -2,6 +2,10 @@ package tests
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"html"
 	"io"
 	"log/slog"
@@ -40,7 +44,9 @@ type signInOptions struct {
 	rules                          []auth.Rule
 	limiter                        *auth.Limiter
 	appPasswordTTL                 time.Duration
-	listener                       net.Listener // nil = a free 127.0.0.1 port
+	appPasswordMaxAge              time.Duration // 0 = the default (90 days)
+	opaqueTokens                   string        // "" = introspect
+	listener                       net.Listener  // nil = a free 127.0.0.1 port
 }
 
 // newSignInEnv starts a gateway on a free 127.0.0.1 port; it stops with
@@ -58,7 +64,7 @@ func newSignInEnv(t *testing.T, b *backend, o signInOptions) *signInEnv {
 	if os.Getenv("DAVGW_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	oc, err := auth.NewOIDC(context.Background(), auth.OIDCConfig{Issuer: o.issuer, ClientID: o.clientID, ClientSecret: o.clientSecret})
+	oc, err := auth.NewOIDC(context.Background(), auth.OIDCConfig{Issuer: o.issuer, ClientID: o.clientID, ClientSecret: o.clientSecret, OpaqueTokens: o.opaqueTokens})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,18 +73,26 @@ func newSignInEnv(t *testing.T, b *backend, o signInOptions) *signInEnv {
 		t.Fatal(err)
 	}
 	ap := auth.NewAppPasswords(auth.NewBucketAppPasswords(store, ""), o.appPasswordTTL)
+	if o.appPasswordMaxAge > 0 {
+		ap.SetMaxAge(o.appPasswordMaxAge)
+	}
+	// Tests share one bucket but each runs its own IdP, and "alice" is
+	// another subject at each: keep each issuer's bindings apart (the
+	// gateways of one test, on one issuer, share theirs).
+	sum := sha256.Sum256([]byte(o.issuer))
+	ids := auth.NewIdentities(auth.NewBucketIdentities(store, "ids-"+hex.EncodeToString(sum[:6])+"/"), o.issuer)
 	lim := o.limiter
 	if lim == nil {
 		lim = auth.NewLimiter(1000, 1000, time.Minute)
 	}
-	chain := auth.NewChain(auth.ChainConfig{OIDC: oc, Mapper: mapper, AppPasswords: ap, Limiter: lim, Audit: logger})
+	chain := auth.NewChain(auth.ChainConfig{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: ids, Limiter: lim, Audit: logger})
 	srv := httptest.NewUnstartedServer(nil)
 	if o.listener != nil {
 		srv.Listener.Close()
 		srv.Listener = o.listener
 	}
 	pub := "http://" + srv.Listener.Addr().String()
-	pages, err := web.New(web.Options{OIDC: oc, Mapper: mapper, AppPasswords: ap, PublicURL: pub, Logger: logger})
+	pages, err := web.New(web.Options{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: ids, PublicURL: pub, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,10 +319,22 @@ func TestOIDCSignInOverRealS3(t *testing.T) {
 		fresh := bearerOf(mockToken(t, m, "carol", nil))
 		_ = m.Shutdown()
 		expect(t, "cached token", e.call(t, "PROPFIND", "/dav/", alice, map[string]string{"Depth": "0"}, ""), http.StatusMultiStatus)
-		// mockoidc's key is known already, so a new JWT still verifies;
-		// an opaque token needs the IdP and gets 503.
+		// mockoidc's key is known already, so a new JWT still verifies.
+		// mockoidc advertises no introspection_endpoint, so with the
+		// default opaque_tokens = "introspect" an opaque token is refused
+		// (401) whether the IdP is up or not; with "userinfo" it would
+		// need the IdP and get 503 (auth's unit tests).
 		expect(t, "new JWT with a known key", e.call(t, "PROPFIND", "/dav/", fresh, map[string]string{"Depth": "0"}, ""), http.StatusMultiStatus)
-		expect(t, "opaque token", e.call(t, "PROPFIND", "/dav/", "Bearer opaque-"+randHex(8), map[string]string{"Depth": "0"}, ""), http.StatusServiceUnavailable)
+		expect(t, "opaque token", e.call(t, "PROPFIND", "/dav/", "Bearer opaque-"+randHex(8), map[string]string{"Depth": "0"}, ""), http.StatusUnauthorized)
+		// A JWT signed by a key the gateway has not seen needs the JWKS:
+		// 503, and the failed fetch is what readiness reports.
+		otherKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+		kp, _ := mockoidc.NewKeypair(otherKey)
+		unseen, err := kp.SignJWT(jwt.MapClaims{"iss": m.Issuer(), "aud": m.ClientID, "sub": "sub-dave", "preferred_username": "dave", "exp": time.Now().Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, "JWT with an unseen key", e.call(t, "PROPFIND", "/dav/", bearerOf(unseen), map[string]string{"Depth": "0"}, ""), http.StatusServiceUnavailable)
 		expect(t, "readyz", e.call(t, "GET", "/readyz", "", nil, ""), http.StatusServiceUnavailable)
 		expect(t, "browser sign-in", e.call(t, "GET", "/login", "", nil, ""), http.StatusServiceUnavailable)
 	})

@@ -2,6 +2,8 @@ package tests
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net"
@@ -37,6 +39,7 @@ type passwordGrantIdP struct {
 
 	mu    sync.Mutex
 	users map[string][2]string // login -> {password, preferred_username}
+	subs  map[string]string    // login -> sub, when not "sub-<login>"
 }
 
 func startPasswordGrantIdP(t *testing.T) *passwordGrantIdP {
@@ -45,7 +48,7 @@ func startPasswordGrantIdP(t *testing.T) *passwordGrantIdP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &passwordGrantIdP{m: m, users: map[string][2]string{}}
+	p := &passwordGrantIdP{m: m, users: map[string][2]string{}, subs: map[string]string{}}
 	if err := m.AddMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path != mockoidc.TokenEndpoint || r.Method != http.MethodPost {
@@ -111,14 +114,18 @@ func (p *passwordGrantIdP) passwordGrant(w http.ResponseWriter, r *http.Request)
 	login := r.PostForm.Get("username")
 	p.mu.Lock()
 	u, known := p.users[login]
+	sub := p.subs[login]
 	p.mu.Unlock()
+	if sub == "" {
+		sub = "sub-" + login
+	}
 	if !known || u[0] != r.PostForm.Get("password") {
 		fail(http.StatusBadRequest, "invalid_grant")
 		return
 	}
 	now := time.Now()
 	idToken, err := p.m.Keypair.SignJWT(jwt.MapClaims{
-		"iss": p.m.Issuer(), "aud": p.m.ClientID, "sub": "sub-" + login, "preferred_username": u[1],
+		"iss": p.m.Issuer(), "aud": p.m.ClientID, "sub": sub, "preferred_username": u[1],
 		"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": randHex(8),
 	})
 	if err != nil {
@@ -158,7 +165,9 @@ func newPasswordGrantEnv(t *testing.T, b *backend, idp *passwordGrantIdP, lim *a
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := auth.NewChain(auth.ChainConfig{OIDC: oc, Mapper: mapper, PasswordGrant: pg, Limiter: lim, Audit: logger})
+	sum := sha256.Sum256([]byte(idp.m.Issuer())) // bindings per IdP, as in newSignInEnv
+	ids := auth.NewIdentities(auth.NewBucketIdentities(store, "ids-"+hex.EncodeToString(sum[:6])+"/"), idp.m.Issuer())
+	chain := auth.NewChain(auth.ChainConfig{OIDC: oc, Mapper: mapper, PasswordGrant: pg, Identities: ids, Limiter: lim, Audit: logger})
 	srv := httptest.NewUnstartedServer(nil)
 	pub := "http://" + srv.Listener.Addr().String()
 	gw, err := gateway.New(gateway.Options{
@@ -231,6 +240,16 @@ func TestPasswordGrantOverRealS3(t *testing.T) {
 		if keys := b.keys(t, "users/dave/"); len(keys) != 0 {
 			t.Fatalf("objects under users/dave/: %v", keys)
 		}
+	})
+	t.Run("an account recreated under a bound name gets 401", func(t *testing.T) {
+		idp.addUser("frank", "frank-pw-1", "frank")
+		expect(t, "frank's first sign-in", e.call(t, "PROPFIND", "/dav/", basicOf("frank", "frank-pw-1"), depth0, ""), http.StatusMultiStatus)
+		// The IdP deletes frank and creates a new account of that name.
+		idp.mu.Lock()
+		idp.subs["frank"] = "sub-new-frank"
+		idp.mu.Unlock()
+		idp.addUser("frank", "frank-pw-2", "frank")
+		expect(t, "the new frank", e.call(t, "PROPFIND", "/dav/", basicOf("frank", "frank-pw-2"), depth0, ""), http.StatusUnauthorized)
 	})
 	t.Run("repeated wrong passwords are rate limited with 429", func(t *testing.T) {
 		for range 3 {

@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +45,9 @@ const (
 	loginTTL          = 10 * time.Minute
 	maxSessions       = 10000
 	maxPending        = 10000
+	// DefaultLoginRate is how many sign-ins (/login) one client address
+	// (an IPv6 /64) may start per minute.
+	DefaultLoginRate = 20
 )
 
 // Options configure a Handler.
@@ -53,8 +57,15 @@ type Options struct {
 	// either).
 	OIDC   *auth.OIDC
 	Mapper *auth.Mapper
-	// AppPasswords, when set, lets users mint and revoke app passwords.
+	// AppPasswords, when set, lets users mint and revoke app passwords;
+	// each sign-in refreshes the claims of the user's app passwords.
 	AppPasswords *auth.AppPasswords
+	// Identities, when set, binds the user name to the {iss, sub} of the
+	// first sign-in and refuses other subjects under that name.
+	Identities *auth.Identities
+	// LoginRate is how many sign-ins one client address may start per
+	// minute (0 = DefaultLoginRate).
+	LoginRate int
 	// PublicURL is how browsers reach the gateway ("https://dav.example.com");
 	// the redirect URL is PublicURL + "/callback".
 	PublicURL string
@@ -75,6 +86,7 @@ type Handler struct {
 	cookie   string
 	log      *slog.Logger
 	handler  http.Handler
+	logins   *auth.Limiter // /login per client address
 	mu       sync.Mutex
 	sessions map[string]*session // by SHA-256 of the cookie value
 	pending  map[string]*pending // by state
@@ -108,6 +120,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = DefaultSessionTTL
 	}
+	if opts.LoginRate <= 0 {
+		opts.LoginRate = DefaultLoginRate
+	}
 	h := &Handler{
 		opts:     opts,
 		pub:      pub,
@@ -116,6 +131,7 @@ func New(opts Options) (*Handler, error) {
 		log:      opts.Logger,
 		sessions: map[string]*session{},
 		pending:  map[string]*pending{},
+		logins:   auth.NewLimiter(1, opts.LoginRate, time.Minute),
 	}
 	if h.secure {
 		h.cookie = "__Host-davgw_session"
@@ -158,6 +174,8 @@ type pageData struct {
 	List      []auth.AppPassword
 	NewSecret string
 	NewName   string
+	MaxAge    string // "" = app passwords never expire
+	Now       time.Time
 	DAVURL    string
 	WinPath   string
 	Error     string
@@ -165,6 +183,7 @@ type pageData struct {
 
 func (h *Handler) render(w http.ResponseWriter, status int, d pageData) {
 	d.DAVURL = h.pub.String() + h.opts.DAVPrefix
+	d.Now = time.Now()
 	host := h.pub.Host
 	ssl := ""
 	if h.secure {
@@ -198,6 +217,7 @@ func (h *Handler) renderSigned(w http.ResponseWriter, r *http.Request, s *sessio
 	d := pageData{Signed: true, User: s.p.Username, Root: s.p.Root, ReadOnly: s.p.ReadOnly, NewSecret: secret, NewName: name, Error: errMsg}
 	if h.opts.AppPasswords != nil {
 		d.AppPass = true
+		d.MaxAge = humanAge(h.opts.AppPasswords.MaxAge())
 		list, err := h.opts.AppPasswords.List(r.Context(), s.p.Username)
 		if err != nil {
 			h.log.Error("web: list app passwords", "user", s.p.Username, "err", err)
@@ -213,6 +233,14 @@ func (h *Handler) renderSigned(w http.ResponseWriter, r *http.Request, s *sessio
 // nonce. The state is also set in a short-lived cookie, which binds the
 // callback to this browser.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	addr := peer(r)
+	if lim := h.logins.Check("", addr); lim != nil {
+		h.log.Warn("audit: sign-in refused", "method", "browser", "addr", addr, "reason", "too many sign-ins started")
+		w.Header().Set("Retry-After", strconv.Itoa(int(lim.RetryAfter.Seconds())+1))
+		h.render(w, http.StatusTooManyRequests, pageData{Error: "Too many sign-ins from your address. Please wait a minute."})
+		return
+	}
+	h.logins.Fail("", addr) // counts every start, not only failures
 	cfg, err := h.opts.OIDC.OAuth2Config(r.Context(), h.pub.String()+"/callback")
 	if err == nil {
 		// Do not send the browser to an IdP that is known to be down.
@@ -227,11 +255,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	h.mu.Lock()
 	if len(h.pending) >= maxPending {
-		for k, p := range h.pending {
-			if now.After(p.expires) || len(h.pending) >= maxPending {
-				delete(h.pending, k)
-			}
-		}
+		evict(h.pending, maxPending, now, func(p *pending) time.Time { return p.expires })
 	}
 	h.pending[state] = &pending{nonce: nonce, verifier: verifier, expires: now.Add(loginTTL)}
 	h.mu.Unlock()
@@ -298,13 +322,32 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	if claims.Username == "" && tok.AccessToken != "" {
 		// Some IdPs put profile claims only in userinfo.
 		if ui, err := h.opts.OIDC.Userinfo(r.Context(), tok.AccessToken); err == nil && ui.Subject == claims.Subject {
-			claims.Username, claims.Email, claims.Groups = ui.Username, ui.Email, ui.Groups
+			claims.Username, claims.Email, claims.EmailVerified, claims.Groups = ui.Username, ui.Email, ui.EmailVerified, ui.Groups
 		}
 	}
 	pr, err := h.opts.Mapper.Principal(claims)
 	if err != nil {
-		fail(http.StatusUnauthorized, err.Error(), "Your account cannot be mapped to a folder (its user name is empty or has characters that are not allowed). Ask your administrator.")
+		fail(http.StatusUnauthorized, err.Error(), "Your account cannot be mapped to a folder (its user name is empty, has characters that are not allowed, is reserved, or uses an unverified e-mail address). Ask your administrator.")
 		return
+	}
+	if h.opts.Identities != nil {
+		err := h.opts.Identities.Check(r.Context(), claims)
+		if errors.Is(err, auth.ErrIdentityMismatch) {
+			fail(http.StatusUnauthorized, err.Error(), "Your user name belongs to another account. Ask your administrator.")
+			return
+		}
+		if err != nil {
+			h.log.Error("web: identity binding", "user", pr.Username, "err", err)
+			h.render(w, http.StatusServiceUnavailable, pageData{Error: "Sign-in is not possible right now; try again shortly."})
+			return
+		}
+	}
+	claims.Username = pr.Username
+	if h.opts.AppPasswords != nil {
+		// The user's app passwords map with these claims from now on.
+		if err := h.opts.AppPasswords.RefreshClaims(r.Context(), claims); err != nil {
+			h.log.Warn("web: refresh the claims of the app passwords", "user", pr.Username, "err", err)
+		}
 	}
 	id := randomToken()
 	s := &session{claims: claims, p: pr, expires: time.Now().Add(h.opts.SessionTTL)}
@@ -402,13 +445,44 @@ func (h *Handler) storeSession(id string, s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(h.sessions) >= maxSessions {
-		for k, x := range h.sessions {
-			if now.After(x.expires) || len(h.sessions) >= maxSessions {
-				delete(h.sessions, k)
-			}
-		}
+		evict(h.sessions, maxSessions, now, func(s *session) time.Time { return s.expires })
 	}
 	h.sessions[sessionKey(id)] = s
+}
+
+// evict makes room in a full map: every expired entry goes, and only if
+// none has expired the one that expires first (the oldest), so that a
+// flood cannot push out live entries while expired ones remain.
+func evict[V any](m map[string]V, limit int, now time.Time, expires func(V) time.Time) {
+	oldest, first := "", time.Time{}
+	for k, v := range m {
+		e := expires(v)
+		if now.After(e) {
+			delete(m, k)
+			continue
+		}
+		if oldest == "" || e.Before(first) {
+			oldest, first = k, e
+		}
+	}
+	if len(m) >= limit && oldest != "" {
+		delete(m, oldest)
+	}
+}
+
+// humanAge shows a maximum age in days or hours ("" for 0 = never).
+func humanAge(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return ""
+	case d%(24*time.Hour) == 0:
+		if n := d / (24 * time.Hour); n != 1 {
+			return strconv.Itoa(int(n)) + " days"
+		}
+		return "1 day"
+	default:
+		return d.String()
+	}
 }
 
 // sessionKey is the map key of a session cookie value: its SHA-256, so the

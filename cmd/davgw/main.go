@@ -3,6 +3,7 @@
 //	davgw serve [-config FILE] [-listen ADDR] [-log-format text|json]
 //	davgw check [-config FILE]
 //	davgw hash-password < password
+//	davgw app-passwords list|revoke -user NAME [-name N | -all] [-config FILE]
 //	davgw version
 //
 // Exit codes: 0 ok, 1 runtime failure, 2 bad config or usage.
@@ -47,6 +48,7 @@ Usage:
   davgw serve [-config FILE] [-listen ADDR] [-log-format text|json]
   davgw check [-config FILE]
   davgw hash-password          (reads one password line on stdin)
+  davgw app-passwords list|revoke -user NAME [-name N | -all] [-config FILE]
   davgw version
 
 The config file is -config, else $DAVGW_CONFIG, else ./config.toml. Without
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCheck(ctx, rest, stdout, stderr)
 	case "hash-password":
 		return runHashPassword(rest, stdin, stdout, stderr)
+	case "app-passwords":
+		return runAppPasswords(ctx, rest, stdout, stderr)
 	case "version", "-version", "--version":
 		return runVersion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":

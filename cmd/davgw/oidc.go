@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,6 +43,7 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 		Audiences:     o.Audiences,
 		UsernameClaim: o.UsernameClaim,
 		GroupsClaim:   o.GroupsClaim,
+		OpaqueTokens:  o.OpaqueTokens,
 	})
 	if err != nil {
 		return nil, err
@@ -54,21 +56,23 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 	if err != nil {
 		return nil, err
 	}
+	// An IdP account never gets a static user's name (ignoring case).
+	names := make([]string, 0, len(cfg.Auth.Users))
+	for _, u := range cfg.Auth.Users {
+		names = append(names, u.Name)
+	}
+	mapper.ReserveNames(names)
+	st, ids, err := signInStores(cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	identities := auth.NewIdentities(ids, o.Issuer)
 	var ap *auth.AppPasswords
 	if o.AppPasswords == nil || *o.AppPasswords {
-		var st auth.AppPasswordStore
-		if dir, ok := strings.CutPrefix(o.AppPasswordStore, "local:"); ok {
-			fs, err := auth.NewFileAppPasswords(dir)
-			if err != nil {
-				return nil, fmt.Errorf("app password store: %w", err)
-			}
-			st = fs
-		} else {
-			st = auth.NewBucketAppPasswords(store, cfg.Prefix())
-		}
 		ap = auth.NewAppPasswords(st, 0)
+		ap.SetMaxAge(cfg.AppPasswordMaxAge())
 	}
-	cc := auth.ChainConfig{OIDC: oc, Mapper: mapper, AppPasswords: ap, Audit: log}
+	cc := auth.ChainConfig{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: identities, Audit: log}
 	if o.PasswordGrant {
 		if cc.PasswordGrant, err = auth.NewPasswordGrant(oc, 0); err != nil {
 			return nil, err
@@ -79,7 +83,7 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 	}
 	chain := auth.NewChain(cc)
 	pages, err := web.New(web.Options{
-		OIDC: oc, Mapper: mapper, AppPasswords: ap,
+		OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: identities,
 		PublicURL: cfg.Server.PublicURL, DAVPrefix: cfg.Server.DAVPrefix, Logger: log,
 	})
 	if err != nil {
@@ -90,9 +94,44 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 	if err := oc.Discover(dctx); err != nil {
 		log.Warn("OIDC: identity provider not reachable yet; Bearer and browser sign-in answer 503 until it is", "issuer", o.Issuer, "err", err)
 	} else {
-		log.Info("OIDC", "issuer", o.Issuer, "app_passwords", ap != nil, "password_grant", o.PasswordGrant, "sign_in", strings.TrimSuffix(cfg.Server.PublicURL, "/")+"/")
+		log.Info("OIDC", "issuer", o.Issuer, "app_passwords", ap != nil, "app_password_max_age", cfg.AppPasswordMaxAge().String(), "password_grant", o.PasswordGrant, "sign_in", strings.TrimSuffix(cfg.Server.PublicURL, "/")+"/")
+		logOpaqueTokens(oc, log)
 	}
 	return &signIn{auth: chain, web: pages, ready: oc.Ready}, nil
+}
+
+// logOpaqueTokens says at start-up how opaque Bearer tokens will be checked,
+// loudly when they will all be refused.
+func logOpaqueTokens(oc *auth.OIDC, log *slog.Logger) {
+	endpoint, mode := oc.IntrospectionEndpoint()
+	switch {
+	case endpoint != "" && mode == auth.OpaqueIntrospect:
+		log.Info("OIDC: opaque Bearer tokens are checked at the introspection endpoint", "endpoint", endpoint)
+	case endpoint != "":
+		log.Info("OIDC: opaque Bearer tokens are checked at the introspection endpoint (opaque_tokens = \"userinfo\" only applies without one)", "endpoint", endpoint)
+	case mode == auth.OpaqueUserinfo:
+		log.Warn("OIDC: the IdP advertises no introspection_endpoint: opaque Bearer tokens are checked at userinfo only, which accepts tokens issued to any client (auth.oidc.opaque_tokens = \"userinfo\")")
+	default:
+		log.Warn("OIDC: the IdP advertises no introspection_endpoint: opaque (non-JWT) Bearer tokens will be REFUSED; use JWT access tokens, or set auth.oidc.opaque_tokens = \"userinfo\" to accept any token the userinfo endpoint accepts")
+	}
+}
+
+// signInStores opens the configured app-password store and the store of
+// identity bindings next to it: in the bucket under <prefix>.davgw/, or
+// for "local:DIR" in DIR/ and DIR/.identities/.
+func signInStores(cfg *config.Config, store *s3vfs.Store) (auth.AppPasswordStore, auth.IdentityStore, error) {
+	if dir, ok := strings.CutPrefix(cfg.Auth.OIDC.AppPasswordStore, "local:"); ok {
+		fs, err := auth.NewFileAppPasswords(dir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("app password store: %w", err)
+		}
+		ids, err := auth.NewFileIdentities(filepath.Join(dir, ".identities"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("identity store: %w", err)
+		}
+		return fs, ids, nil
+	}
+	return auth.NewBucketAppPasswords(store, cfg.Prefix()), auth.NewBucketIdentities(store, cfg.Prefix()), nil
 }
 
 // probeOIDC is `davgw check`'s OIDC part: discovery, then one JWKS fetch.
