@@ -65,6 +65,8 @@ type Options struct {
 	// IndexLocks, shared by all requests, serialises index updates of a
 	// folder within the process.
 	IndexLocks *IndexLocks
+	// IndexCache, shared by all requests, keeps recently read indexes.
+	IndexCache *IndexCache
 }
 
 // FS is a webdav.FileSystem over the keys below one root prefix.
@@ -356,7 +358,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	prefix := f.dirPrefix(name)
 	byName := make(map[string]*FileInfo)
 	var marker *s3vfs.ObjectInfo
-	hasIndex := false
+	hasIndex, indexETag := false, ""
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/"}) {
 		if err != nil {
 			return nil, false, pathError("readdir", name, f.note(err))
@@ -376,7 +378,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 				marker = e.Object // the folder's own marker
 				continue
 			case child == indexName:
-				hasIndex = true
+				hasIndex, indexETag = true, e.Object.ETag
 				continue
 			case !validName(child), f.opts.Hide != nil && f.opts.Hide(child):
 				continue
@@ -397,7 +399,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 
 	var entries map[string]metaEntry
 	if hasIndex {
-		li, err := f.loadIndex(ctx, name, false)
+		li, err := f.loadIndexListed(ctx, name, false, indexETag, true)
 		if err != nil {
 			return nil, false, pathError("readdir", name, err)
 		}

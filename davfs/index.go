@@ -100,7 +100,16 @@ func entryName(name string, dir bool) (parent, entry string) {
 // GET. An index that cannot be read (corrupt, from a newer davgw, larger
 // than maxIndexBytes) reads as empty and is never overwritten.
 func (f *FS) loadIndex(ctx context.Context, folder string, fresh bool) (*loadedIndex, error) {
+	return f.loadIndexListed(ctx, folder, fresh, "", false)
+}
+
+// loadIndexListed is loadIndex for a folder whose listing just showed its
+// index with ETag listedETag (listed = true): a copy in the shared cache
+// with that ETag is used without a request. Without a listing, a shared
+// copy younger than the cache's TTL is used.
+func (f *FS) loadIndexListed(ctx context.Context, folder string, fresh bool, listedETag string, listed bool) (*loadedIndex, error) {
 	folder = Clean(folder)
+	key := f.dirPrefix(folder) + indexName
 	if !fresh {
 		f.mu.Lock()
 		li, ok := f.indexes[folder]
@@ -108,8 +117,27 @@ func (f *FS) loadIndex(ctx context.Context, folder string, fresh bool) (*loadedI
 		if ok {
 			return li, nil
 		}
+		if li, ok := f.opts.IndexCache.get(key, listedETag, listed); ok {
+			f.mu.Lock()
+			f.indexes[folder] = li
+			f.mu.Unlock()
+			return li, nil
+		}
 	}
-	body, info, err := f.store.GetSmall(ctx, f.dirPrefix(folder)+indexName, maxIndexBytes)
+	li, err := f.fetchIndex(ctx, folder, key)
+	if err != nil {
+		return nil, err
+	}
+	f.opts.IndexCache.put(key, li)
+	f.mu.Lock()
+	f.indexes[folder] = li
+	f.mu.Unlock()
+	return li, nil
+}
+
+// fetchIndex GETs a folder's index.
+func (f *FS) fetchIndex(ctx context.Context, folder, key string) (*loadedIndex, error) {
+	body, info, err := f.store.GetSmall(ctx, key, maxIndexBytes)
 	li := &loadedIndex{entries: map[string]metaEntry{}}
 	switch {
 	case errors.Is(err, s3vfs.ErrNotFound):
@@ -128,19 +156,18 @@ func (f *FS) loadIndex(ctx context.Context, folder string, fresh bool) (*loadedI
 			li.entries = idx.Entries
 		}
 	}
-	f.mu.Lock()
-	f.indexes[folder] = li
-	f.mu.Unlock()
 	return li, nil
 }
 
 // noIndex records that a folder has no index (its listing showed none).
 func (f *FS) noIndex(folder string) {
+	li := &loadedIndex{entries: map[string]metaEntry{}}
 	f.mu.Lock()
 	if _, ok := f.indexes[folder]; !ok {
-		f.indexes[folder] = &loadedIndex{entries: map[string]metaEntry{}}
+		f.indexes[folder] = li
 	}
 	f.mu.Unlock()
+	f.opts.IndexCache.put(f.dirPrefix(folder)+indexName, li)
 }
 
 // indexVersion is the format this code reads and writes.
@@ -208,8 +235,10 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		info, err = f.store.PutObject(ctx, key, body, opts)
 		switch {
 		case err == nil:
+			li := &loadedIndex{entries: entries, etag: info.ETag}
+			f.opts.IndexCache.put(key, li)
 			f.mu.Lock()
-			f.indexes[folder] = &loadedIndex{entries: entries, etag: info.ETag}
+			f.indexes[folder] = li
 			f.mu.Unlock()
 			return nil
 		case errors.Is(err, s3vfs.ErrPreconditionFailed), errors.Is(err, s3vfs.ErrConflict), errors.Is(err, s3vfs.ErrUnavailable):
@@ -219,6 +248,76 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		}
 	}
 	return f.note(errors.Join(errIndexBusy, err))
+}
+
+// IndexCache keeps recently read folder indexes for every request of the
+// process, so that a burst of requests in one folder (a listing followed by
+// GETs, Finder's probes) reads its index once. A listing revalidates a
+// cached copy for free (it shows the index's ETag); other requests use a
+// copy younger than TTL, so another gateway's update can take up to TTL to
+// show there. This gateway's own updates replace the cached copy at once.
+// The zero value is not usable; nil disables caching.
+type IndexCache struct {
+	TTL      time.Duration
+	MaxBytes int
+
+	mu    sync.Mutex
+	items map[string]cachedIndex
+	bytes int
+}
+
+type cachedIndex struct {
+	li   *loadedIndex
+	at   time.Time
+	size int
+}
+
+// NewIndexCache returns a cache of at most maxBytes (approximate) whose
+// copies serve requests without a listing for ttl.
+func NewIndexCache(ttl time.Duration, maxBytes int) *IndexCache {
+	return &IndexCache{TTL: ttl, MaxBytes: maxBytes, items: make(map[string]cachedIndex)}
+}
+
+func (c *IndexCache) get(key, listedETag string, listed bool) (*loadedIndex, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[key]
+	switch {
+	case !ok || it.li.unwritable:
+		return nil, false
+	case listed:
+		return it.li, it.li.etag == listedETag
+	default:
+		return it.li, time.Since(it.at) < c.TTL
+	}
+}
+
+func (c *IndexCache) put(key string, li *loadedIndex) {
+	if c == nil {
+		return
+	}
+	size := 64 + len(li.entries)*96
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.items[key]; ok {
+		c.bytes -= old.size
+	}
+	for k, it := range c.items { // evict arbitrary entries until it fits
+		if c.bytes+size <= c.MaxBytes {
+			break
+		}
+		delete(c.items, k)
+		c.bytes -= it.size
+	}
+	if size > c.MaxBytes {
+		delete(c.items, key)
+		return
+	}
+	c.items[key] = cachedIndex{li: li, at: time.Now(), size: size}
+	c.bytes += size
 }
 
 // IndexLocks serialises index updates per folder within one process. Share

@@ -34,6 +34,7 @@ type Gateway struct {
 	pubHost string // host of PublicURL, "" if none
 	locks   *LockManager
 	indexes *davfs.IndexLocks
+	icache  *davfs.IndexCache
 	quota   *quotaTracker // nil without a quota
 	log     *slog.Logger
 }
@@ -94,6 +95,9 @@ func New(opts Options) (*Gateway, error) {
 	return &Gateway{
 		quota:   quota,
 		indexes: &davfs.IndexLocks{},
+		// A few seconds: a listing and the requests that follow it share
+		// one read of the folder's index.
+		icache:  davfs.NewIndexCache(3*time.Second, 32<<20),
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
 		pubHost: pubHost,
@@ -228,6 +232,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			MaxEntries: g.opts.MaxPropfindEntries,
 			Hide:       g.hidden,
 			IndexLocks: g.indexes,
+			IndexCache: g.icache,
 		}),
 		locks: g.locks.ForRoot(root),
 		root:  root,
