@@ -49,7 +49,7 @@ func TestS3CredentialProblems(t *testing.T) {
 		name, doc, key string
 	}{
 		{name: "iam_lookup with another secret is refused", doc: "access_key_id = \"iam_lookup\"\nsecret_access_key = \"x\"", key: "s3.secret_access_key"},
-		{name: "imds settings without the instance role are refused", doc: "imds_v1_fallback = true", key: "s3.imds_endpoint"},
+		{name: "imds settings with static keys are refused", doc: "access_key_id = \"K\"\nsecret_access_key = \"S\"\nimds_v1_fallback = true", key: "s3.imds_endpoint"},
 		{name: "an external id without a role is refused", doc: "external_id = \"x\"", key: "s3.role_arn"},
 		{name: "an unknown provider is refused", doc: "provider = \"azure\"", key: "s3.provider"},
 		{name: "a non-AWS provider needs an endpoint", doc: "provider = \"b2\"", key: "s3.endpoint"},

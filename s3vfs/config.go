@@ -57,8 +57,13 @@ type Config struct {
 	// Bucket is the bucket name (required).
 	Bucket string
 	// PathStyle addresses the bucket as Endpoint/Bucket instead of
-	// Bucket.Endpoint (needed by most S3-compatible stores).
+	// Bucket.Endpoint (needed by most S3-compatible stores). When false
+	// and PathStyleSet is false, the Provider preset decides (path style
+	// for every preset but "aws").
 	PathStyle bool
+	// PathStyleSet tells that PathStyle was chosen explicitly: false then
+	// forces virtual-host addressing whatever the Provider.
+	PathStyleSet bool
 	// AccessKeyID and SecretAccessKey (and the optional SessionToken) are
 	// static credentials. When both are empty, the SDK default credential
 	// chain is used (environment, shared files, web identity, ECS, EC2 IMDS).
@@ -106,11 +111,22 @@ type Config struct {
 	// UploadConcurrency is the number of part buffers (and so concurrent part
 	// uploads) per upload; 0 = 4.
 	UploadConcurrency int
+	// UploadMemory caps the bytes of part buffers of all the Store's
+	// uploads together; 0 = DefaultUploadMemory(PartSize,
+	// UploadConcurrency). Uploads wait for room; an upload whose part
+	// alone exceeds it fails with ErrTooLarge.
+	UploadMemory int64
 	// HTTPClient, when set, sends every S3 request. Its Transport (or
 	// http.DefaultTransport) is wrapped to count requests (WithCallCounter);
 	// the client itself is not modified. Its Timeout must be 0 or long
 	// enough for whole downloads. nil = a tuned client (MaxIdleConnsPerHost 64).
 	HTTPClient *http.Client
+}
+
+// DefaultUploadMemory is the default Config.UploadMemory: room for two
+// uploads at full concurrency, at least 1 GiB.
+func DefaultUploadMemory(partSize int64, concurrency int) int64 {
+	return max(GiB, 2*partSize*int64(concurrency))
 }
 
 // Validate reports every problem of c at once (errors.Join). It makes no
@@ -193,6 +209,11 @@ func (c Config) Validate() error {
 	if c.PartSize != 0 && (c.PartSize < MinPartSize || c.PartSize > MaxPartSize) {
 		bad("part size %d: want between %d (5 MiB) and %d (5 GiB)", c.PartSize, MinPartSize, MaxPartSize)
 	}
+	if c.UploadMemory < 0 {
+		bad("upload memory %d: want at least 0 (0 = default)", c.UploadMemory)
+	} else if c.UploadMemory > 0 && c.UploadMemory < MinPartSize {
+		bad("upload memory %d: want at least one part (5 MiB)", c.UploadMemory)
+	}
 	if c.UploadConcurrency < 0 {
 		bad("upload concurrency %d: want at least 1 (0 = default %d)", c.UploadConcurrency, DefaultUploadConcurrency)
 	} else if c.UploadConcurrency > 256 {
@@ -211,6 +232,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UploadConcurrency == 0 {
 		c.UploadConcurrency = DefaultUploadConcurrency
+	}
+	if c.UploadMemory == 0 {
+		c.UploadMemory = DefaultUploadMemory(c.PartSize, c.UploadConcurrency)
 	}
 	return c
 }

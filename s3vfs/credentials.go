@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,6 +50,19 @@ const (
 // is left.
 const maxRefreshMargin = 5 * time.Minute
 
+// refreshJitter spreads refreshes over the last half of maxRefreshMargin,
+// so that many gateways do not call STS at once.
+const refreshJitter = 0.5
+
+// failedRefreshRetry is how soon a refresh is tried again after one failed
+// while the previous credentials were still valid.
+const failedRefreshRetry = 15 * time.Second
+
+// minCredentialLife is the validity below which credentials are no longer
+// used after a failed refresh: a request signed with them must still reach
+// S3 before they expire. A variable for tests.
+var minCredentialLife = 5 * time.Second
+
 // imdsTimeout bounds each call to the instance metadata service.
 const imdsTimeout = 5 * time.Second
 
@@ -87,11 +102,12 @@ func baseCredentials(ctx context.Context, cfg Config, imdsClient *http.Client) (
 			source:   src,
 		}, nil
 	case CredentialsIMDS:
-		client := newIMDSClient(cfg, imdsClient)
+		client := newIMDSClient(cfg, imdsClient, imds.ClientEnabled)
 		ch := credentialChain{
-			provider: aws.NewCredentialsCache(
-				refreshEarly{ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = client })}),
-			source: "EC2 instance role via " + imdsDescription(cfg),
+			// The provider's own HandleFailToRefresh (keep using the role's
+			// credentials during an IMDS outage) and AdjustExpiresBy apply.
+			provider: newCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = client })),
+			source:   "EC2 instance role via " + imdsDescription(cfg),
 		}
 		if cfg.Region == "" {
 			rctx, cancel := context.WithTimeout(ctx, imdsTimeout)
@@ -104,13 +120,14 @@ func baseCredentials(ctx context.Context, cfg Config, imdsClient *http.Client) (
 		}
 		return ch, nil
 	default:
-		return credentialChain{source: "the AWS SDK default chain (environment, shared files, web identity, ECS, EC2 IMDS)"}, nil
+		return credentialChain{source: "the AWS SDK default chain (environment, shared files, web identity, ECS, EC2 IMDS: " + imdsDescription(cfg) + ")"}, nil
 	}
 }
 
 // newIMDSClient returns a metadata client that asks for an IMDSv2 token
-// first and falls back to IMDSv1 only when the config allows it.
-func newIMDSClient(cfg Config, hc *http.Client) *imds.Client {
+// first and falls back to IMDSv1 only when the config allows it. hc must
+// not go through a proxy.
+func newIMDSClient(cfg Config, hc *http.Client, enable imds.ClientEnableState) *imds.Client {
 	fallback := aws.FalseTernary
 	if cfg.IMDSv1Fallback {
 		fallback = aws.TrueTernary
@@ -119,12 +136,15 @@ func newIMDSClient(cfg Config, hc *http.Client) *imds.Client {
 		Endpoint:          strings.TrimSuffix(cfg.IMDSEndpoint, "/"),
 		HTTPClient:        hc,
 		EnableFallback:    fallback,
-		ClientEnableState: imds.ClientEnabled,
+		ClientEnableState: enable,
 	})
 }
 
 func imdsDescription(cfg Config) string {
 	ep := cfg.IMDSEndpoint
+	if ep == "" {
+		ep = os.Getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+	}
 	if ep == "" {
 		ep = "http://169.254.169.254"
 	}
@@ -161,26 +181,81 @@ func assumeRole(cfg Config, base aws.CredentialsProvider, region string, stsHTTP
 			o.ExternalID = aws.String(cfg.ExternalID)
 		}
 	})
-	return aws.NewCredentialsCache(refreshEarly{p})
+	return newCredentialsCache(&refreshBeforeExpiry{next: p})
 }
 
-// refreshEarly reports credentials as expiring before they do, so that the
-// cache around it fetches new ones while the old ones still work: a fifth
-// of their lifetime early, at most maxRefreshMargin. No request is then
-// signed with credentials about to expire.
-type refreshEarly struct {
+// newCredentialsCache caches p's credentials and refreshes them before
+// they expire (see refreshBeforeExpiry; providers with their own
+// AdjustExpiresBy and HandleFailToRefresh, such as ec2rolecreds, keep them).
+func newCredentialsCache(p aws.CredentialsProvider) *aws.CredentialsCache {
+	return aws.NewCredentialsCache(p, cacheOptions)
+}
+
+// cacheOptions makes a credentials cache refresh up to maxRefreshMargin
+// before expiry, with jitter.
+func cacheOptions(o *aws.CredentialsCacheOptions) {
+	o.ExpiryWindow = maxRefreshMargin
+	o.ExpiryWindowJitterFrac = refreshJitter
+}
+
+// refreshBeforeExpiry wraps a provider of expiring credentials (STS
+// AssumeRole) for an aws.CredentialsCache. The cache refreshes them a
+// fifth of their lifetime early, at most its expiry window
+// (AdjustExpiresBy), so that no request is signed with credentials about
+// to expire. When that early refresh fails, the previous credentials are
+// used while they are really valid, and the refresh is retried soon
+// (HandleFailToRefresh): a failed refresh never fails a request that the
+// old credentials could still sign.
+type refreshBeforeExpiry struct {
 	next aws.CredentialsProvider
+
+	mu   sync.Mutex
+	last aws.Credentials // as retrieved, with the real expiry
 }
 
 // Retrieve implements aws.CredentialsProvider.
-func (r refreshEarly) Retrieve(ctx context.Context) (aws.Credentials, error) {
+func (r *refreshBeforeExpiry) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	c, err := r.next.Retrieve(ctx)
-	if err != nil || !c.CanExpire {
+	if err != nil {
 		return c, err
 	}
-	c.Expires = c.Expires.Add(-refreshMargin(time.Until(c.Expires)))
+	r.mu.Lock()
+	r.last = c
+	r.mu.Unlock()
 	return c, nil
 }
+
+// AdjustExpiresBy implements aws.AdjustExpiresByCredentialsCacheStrategy:
+// the cache asks to move the expiry by dur (negative: its expiry window);
+// credentials are refreshed at most a fifth of their remaining life early.
+func (r *refreshBeforeExpiry) AdjustExpiresBy(c aws.Credentials, dur time.Duration) (aws.Credentials, error) {
+	if !c.CanExpire || dur >= 0 {
+		return c, nil
+	}
+	c.Expires = c.Expires.Add(-min(-dur, refreshMargin(time.Until(c.Expires))))
+	return c, nil
+}
+
+// HandleFailToRefresh implements aws.HandleFailRefreshCredentialsCacheStrategy:
+// after a failed refresh, the last credentials are returned while they
+// stay valid for more than minCredentialLife, marked to be refreshed
+// again within failedRefreshRetry; otherwise the error is.
+func (r *refreshBeforeExpiry) HandleFailToRefresh(_ context.Context, _ aws.Credentials, err error) (aws.Credentials, error) {
+	r.mu.Lock()
+	last := r.last
+	r.mu.Unlock()
+	left := time.Until(last.Expires)
+	if !last.HasKeys() || !last.CanExpire || left <= minCredentialLife {
+		return aws.Credentials{}, err
+	}
+	last.Expires = time.Now().Add(min(failedRefreshRetry, left-minCredentialLife))
+	return last, nil
+}
+
+var (
+	_ aws.AdjustExpiresByCredentialsCacheStrategy   = (*refreshBeforeExpiry)(nil)
+	_ aws.HandleFailRefreshCredentialsCacheStrategy = (*refreshBeforeExpiry)(nil)
+)
 
 // refreshMargin is how long before expiry credentials with the given
 // remaining lifetime are refreshed.
@@ -190,8 +265,6 @@ func refreshMargin(life time.Duration) time.Duration {
 	}
 	return min(life/5, maxRefreshMargin)
 }
-
-var _ aws.CredentialsProvider = refreshEarly{}
 
 // CredentialSource describes where the Store's credentials come from
 // (static keys, instance role, default chain, assumed role), without any

@@ -2,6 +2,7 @@ package s3vfs
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 func TestRefreshMargin(t *testing.T) {
@@ -37,27 +39,88 @@ type fixedCreds struct{ c aws.Credentials }
 
 func (f fixedCreds) Retrieve(context.Context) (aws.Credentials, error) { return f.c, nil }
 
-func TestRefreshEarlyMovesOnlyExpiringCredentials(t *testing.T) {
+func TestRefreshBeforeExpiryMovesOnlyExpiringCredentials(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	tests := []struct {
 		name string
 		in   aws.Credentials
 		want func(aws.Credentials) bool
 	}{
-		{name: "expiring credentials expire five minutes early", in: aws.Credentials{CanExpire: true, Expires: exp},
+		{name: "hour-long credentials are refreshed within the cache's window", in: aws.Credentials{AccessKeyID: "K", CanExpire: true, Expires: exp},
 			want: func(c aws.Credentials) bool {
-				return c.Expires.Before(exp.Add(-4*time.Minute)) && c.Expires.After(exp.Add(-6*time.Minute))
+				return !c.Expires.Before(exp.Add(-maxRefreshMargin)) && !c.Expires.After(exp.Add(-maxRefreshMargin/2))
 			}},
 		{name: "static credentials are left alone", in: aws.Credentials{AccessKeyID: "K"},
 			want: func(c aws.Credentials) bool { return !c.CanExpire && c.Expires.IsZero() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := refreshEarly{fixedCreds{tt.in}}.Retrieve(t.Context())
+			got, err := newCredentialsCache(&refreshBeforeExpiry{next: fixedCreds{tt.in}}).Retrieve(t.Context())
 			if err != nil || !tt.want(got) {
 				t.Fatalf("got %+v, %v", got, err)
 			}
 		})
+	}
+	t.Run("six-second credentials are refreshed 1.2 seconds early", func(t *testing.T) {
+		exp := time.Now().Add(6 * time.Second)
+		got, _ := (&refreshBeforeExpiry{}).AdjustExpiresBy(aws.Credentials{CanExpire: true, Expires: exp}, -maxRefreshMargin)
+		if d := exp.Sub(got.Expires); d < time.Second || d > 1200*time.Millisecond {
+			t.Fatalf("refreshed %v early", d)
+		}
+	})
+}
+
+// flakyCreds succeeds once with credentials valid until exp, then fails.
+type flakyCreds struct {
+	mu    sync.Mutex
+	calls int
+	exp   time.Time
+}
+
+func (p *flakyCreds) Retrieve(context.Context) (aws.Credentials, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if p.calls > 1 {
+		return aws.Credentials{}, errors.New("sts: throttled")
+	}
+	return aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey, CanExpire: true, Expires: p.exp}, nil
+}
+
+// TestFailedRefreshKeepsValidCredentials: when the early refresh fails
+// while the credentials still have time left, requests keep being signed
+// with them (and the refresh is retried); once really expired, they fail.
+func TestFailedRefreshKeepsValidCredentials(t *testing.T) {
+	gw := startVersitygw(t)
+	defer func(d time.Duration) { minCredentialLife = d }(minCredentialLife)
+	minCredentialLife = 500 * time.Millisecond
+	life := 8 * time.Second
+	p := &flakyCreds{exp: time.Now().Add(life)}
+	creds := newCredentialsCache(&refreshBeforeExpiry{next: p})
+	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(gw.Endpoint), UsePathStyle: true,
+		Credentials: creds, HTTPClient: &http.Client{}})
+	list := func() error {
+		_, err := client.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(testBucket)})
+		return err
+	}
+	if err := list(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(life*4/5 + 300*time.Millisecond) // past the early refresh, before the expiry
+	for i := range 3 {
+		if err := list(); err != nil {
+			t.Fatalf("request %d after a failed refresh, with %v of validity left: %v", i, time.Until(p.exp).Round(time.Millisecond), err)
+		}
+	}
+	p.mu.Lock()
+	calls := p.calls
+	p.mu.Unlock()
+	if calls < 2 {
+		t.Fatalf("%d Retrieve calls: the early refresh was not tried", calls)
+	}
+	time.Sleep(time.Until(p.exp) + 100*time.Millisecond)
+	if _, err := creds.Retrieve(t.Context()); err == nil {
+		t.Fatal("expired credentials were still handed out")
 	}
 }
 

@@ -57,6 +57,9 @@ func sentinelOf(err error) error {
 	if errors.As(err, &apiErr) {
 		code = apiErr.ErrorCode()
 	}
+	if s := sentinelOfServerProblem(code); s != nil {
+		return s
+	}
 	if s := sentinelOfStatus(httpStatus(err), code); s != nil {
 		return s
 	}
@@ -77,6 +80,21 @@ func sentinelOf(err error) error {
 	if errors.As(err, &maxAttempts) {
 		// The last attempt's error was not recognised above; retries were
 		// exhausted, so the service is at least temporarily unusable.
+		return ErrUnavailable
+	}
+	return nil
+}
+
+// sentinelOfServerProblem picks ErrUnavailable for the error codes that
+// say the gateway's setup or clock is wrong rather than the request, so
+// that they are never taken for a missing object or a client's mistake
+// whatever their HTTP status: a missing bucket (NoSuchBucket: a DELETE
+// must not answer 204 when nothing was deleted), expired or malformed
+// session credentials, and a skewed clock (sent with 403).
+func sentinelOfServerProblem(code string) error {
+	switch code {
+	case "NoSuchBucket", "ExpiredToken", "InvalidToken", "TokenRefreshRequired",
+		"AuthorizationHeaderMalformed", "RequestTimeTooSkewed":
 		return ErrUnavailable
 	}
 	return nil
@@ -118,7 +136,8 @@ func sentinelOfStatus(status int, code string) error {
 	case http.StatusRequestEntityTooLarge:
 		return ErrTooLarge
 	case http.StatusNotImplemented:
-		return ErrInvalid
+		// The store lacks the feature: not the client's mistake.
+		return ErrUnavailable
 	}
 	if s := sentinelOfCode(code); s != nil {
 		// A 400 or 416 whose code says more (EntityTooLarge, RequestTimeout).
@@ -138,19 +157,19 @@ func sentinelOfCode(code string) error {
 	switch code {
 	case "":
 		return nil
-	case "NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchBucket", "NoSuchVersion":
+	case "NoSuchKey", "NotFound", "NoSuchUpload", "NoSuchVersion":
 		return ErrNotFound
 	case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled":
 		return ErrAccessDenied
 	case "PreconditionFailed", "ConditionalRequestConflict":
 		return ErrPreconditionFailed
 	case "SlowDown", "RequestTimeout", "ServiceUnavailable", "InternalError", "Throttling",
-		"ThrottlingException", "RequestTimeTooSkewed", "TooManyRequestsException":
+		"ThrottlingException", "TooManyRequestsException", "NotImplemented":
 		return ErrUnavailable
 	case "EntityTooLarge":
 		return ErrTooLarge
 	case "InvalidArgument", "KeyTooLongError", "InvalidObjectName", "MetadataTooLarge", "InvalidRequest",
-		"InvalidRange", "EntityTooSmall", "InvalidPart", "InvalidPartOrder", "MalformedXML", "NotImplemented",
+		"InvalidRange", "EntityTooSmall", "InvalidPart", "InvalidPartOrder", "MalformedXML",
 		"InvalidDigest", "BadDigest", "XAmzContentSHA256Mismatch", "InvalidBucketName":
 		return ErrInvalid
 	}

@@ -50,7 +50,13 @@ func TestClassify(t *testing.T) {
 		{"a HEAD 404 without a body is not found", fakeS3Error("HeadObject", 404, "", nil), ErrNotFound},
 		{"NoSuchKey is not found", fakeS3Error("GetObject", 404, "NoSuchKey", nil), ErrNotFound},
 		{"NoSuchUpload is not found", fakeS3Error("UploadPart", 404, "NoSuchUpload", nil), ErrNotFound},
-		{"NoSuchBucket is not found", fakeS3Error("HeadBucket", 404, "NoSuchBucket", nil), ErrNotFound},
+		{"NoSuchBucket is unavailable (misconfigured, not a missing object)", fakeS3Error("DeleteObject", 404, "NoSuchBucket", nil), ErrUnavailable},
+		{"a 400 ExpiredToken is unavailable", fakeS3Error("PutObject", 400, "ExpiredToken", nil), ErrUnavailable},
+		{"a 400 InvalidToken is unavailable", fakeS3Error("PutObject", 400, "InvalidToken", nil), ErrUnavailable},
+		{"a 400 TokenRefreshRequired is unavailable", fakeS3Error("PutObject", 400, "TokenRefreshRequired", nil), ErrUnavailable},
+		{"a 400 AuthorizationHeaderMalformed is unavailable", fakeS3Error("GetObject", 400, "AuthorizationHeaderMalformed", nil), ErrUnavailable},
+		{"a 403 RequestTimeTooSkewed is unavailable", fakeS3Error("GetObject", 403, "RequestTimeTooSkewed", nil), ErrUnavailable},
+		{"a 403 ExpiredToken is unavailable", fakeS3Error("GetObject", 403, "ExpiredToken", nil), ErrUnavailable},
 		{"a 403 is access denied", fakeS3Error("PutObject", 403, "AccessDenied", nil), ErrAccessDenied},
 		{"a HEAD 403 without a body is access denied", fakeS3Error("HeadObject", 403, "", nil), ErrAccessDenied},
 		{"a 412 is a failed precondition", fakeS3Error("PutObject", 412, "PreconditionFailed", nil), ErrPreconditionFailed},
@@ -67,7 +73,8 @@ func TestClassify(t *testing.T) {
 		{"a 400 KeyTooLongError is invalid", fakeS3Error("PutObject", 400, "KeyTooLongError", nil), ErrInvalid},
 		{"a 400 MetadataTooLarge is invalid", fakeS3Error("PutObject", 400, "MetadataTooLarge", nil), ErrInvalid},
 		{"a 400 InvalidObjectName is invalid", fakeS3Error("PutObject", 400, "InvalidObjectName", nil), ErrInvalid},
-		{"a 501 NotImplemented is invalid", fakeS3Error("UploadPartCopy", 501, "NotImplemented", nil), ErrInvalid},
+		{"a 501 NotImplemented is unavailable", fakeS3Error("UploadPartCopy", 501, "NotImplemented", nil), ErrUnavailable},
+		{"a 501 without a code is unavailable", fakeS3Error("UploadPartCopy", 501, "", nil), ErrUnavailable},
 		{"an unknown 4xx is invalid", fakeS3Error("GetObject", 416, "InvalidRange", nil), ErrInvalid},
 		{"a code without a status still classifies", &smithy.GenericAPIError{Code: "NoSuchKey"}, ErrNotFound},
 		{"a dial error is unavailable", &smithy.OperationError{ServiceID: "S3", OperationName: "GetObject",
@@ -155,5 +162,22 @@ func TestRetryAfter(t *testing.T) {
 				t.Fatalf("RetryAfter = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestMissingBucketIsUnavailable: deleting from a bucket that does not
+// exist is an error (not "already gone"), and not ErrNotFound.
+func TestMissingBucketIsUnavailable(t *testing.T) {
+	s, _ := newTestStore(t, func(c *Config) { c.Bucket = "no-such-bucket-here" })
+	ctx := context.Background()
+	for _, keys := range [][]string{{"a"}, {"a", "b"}} {
+		if err := s.Delete(ctx, keys); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Delete(%v) = %v, want ErrUnavailable", keys, err)
+		}
+	}
+	for _, err := range s.List(ctx, ListOptions{Prefix: "p/"}) {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("List = %v, want ErrUnavailable", err)
+		}
 	}
 }

@@ -135,6 +135,8 @@ func (s *Store) multipartCopy(ctx context.Context, srcKey string, src ObjectInfo
 		return ObjectInfo{}, fail(err)
 	}
 	uploadID := aws.ToString(created.UploadId)
+	s.trackUpload(uploadID) // the janitor leaves it alone until it ends
+	defer s.untrackUpload(uploadID)
 	abort := func(cause error) error {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
@@ -255,6 +257,9 @@ func (s *Store) Delete(ctx context.Context, keys []string) error {
 		}
 		return nil
 	}
+	if s.noBatchDelete {
+		return s.deleteEach(ctx, keys)
+	}
 	var errs []error
 	for batch := range batches(keys, s.deleteBatchSize) {
 		if err := s.deleteBatch(ctx, batch); err != nil {
@@ -284,10 +289,14 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) error {
 	for i := range keys {
 		objs[i] = types.ObjectIdentifier{Key: &keys[i]}
 	}
+	var optFns []func(*s3.Options)
+	if !s.sendChecksums {
+		optFns = append(optFns, func(o *s3.Options) { o.APIOptions = append(o.APIOptions, contentMD5) })
+	}
 	out, err := s.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &s.bucket,
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
-	})
+	}, optFns...)
 	if err != nil {
 		return fmt.Errorf("delete %d keys from %q: %w", len(keys), keys[0], Classify(err))
 	}
@@ -302,6 +311,69 @@ func (s *Store) deleteBatch(ctx context.Context, keys []string) error {
 	}
 	if len(errs) == 0 {
 		return nil
+	}
+	return perKeyError{errors.Join(errs...)}
+}
+
+// deleteConcurrency bounds the DeleteObject calls in flight when a store
+// has no DeleteObjects.
+const deleteConcurrency = 8
+
+// deleteEach deletes keys with one DeleteObject each, deleteConcurrency at
+// a time, for stores without DeleteObjects (GCS). Missing keys are not an
+// error; failures are returned as per-key errors, joined. It stops early
+// (with the error) on a failure that is not about one key, such as
+// ErrAccessDenied or ErrUnavailable, or when ctx ends.
+func (s *Store) deleteEach(ctx context.Context, keys []string) error {
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		errs    []error
+		wg      sync.WaitGroup
+		stopped bool
+	)
+	sem := make(chan struct{}, deleteConcurrency)
+	for _, key := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-dctx.Done():
+		}
+		if dctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			_, err := s.client.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &key})
+			if err == nil || errors.Is(Classify(err), ErrNotFound) {
+				return
+			}
+			err = opError("delete", key, err)
+			mu.Lock()
+			defer mu.Unlock()
+			if stopped {
+				return
+			}
+			if c := Classify(err); errors.Is(c, ErrAccessDenied) || errors.Is(c, ErrUnavailable) || dctx.Err() != nil {
+				stopped = true
+				errs = append(errs, err)
+				cancel()
+				return
+			}
+			errs = append(errs, err)
+		}()
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return nil
+	}
+	if stopped {
+		return errors.Join(errs...)
 	}
 	return perKeyError{errors.Join(errs...)}
 }

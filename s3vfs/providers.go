@@ -2,7 +2,10 @@ package s3vfs
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"math"
 
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -54,6 +57,12 @@ type quirks struct {
 	// supportsChecksums: the store accepts the SDK's default flexible
 	// checksums (checksums = "when_supported").
 	supportsChecksums bool
+	// pathStyle: the store is addressed as endpoint/bucket unless
+	// path_style is set explicitly.
+	pathStyle bool
+	// noBatchDelete: the store has no DeleteObjects; keys are deleted one
+	// DeleteObject at a time.
+	noBatchDelete bool
 }
 
 // providerQuirks returns the quirks of a provider name (see ProviderNames).
@@ -62,7 +71,9 @@ func providerQuirks(p string) quirks {
 	case ProviderAWS:
 		return quirks{supportsChecksums: true}
 	case ProviderGCS:
-		return quirks{defaultEndpoint: GCSEndpoint, noMultipartCopy: true, unsignedAcceptEncoding: true}
+		return quirks{defaultEndpoint: GCSEndpoint, noMultipartCopy: true, unsignedAcceptEncoding: true, pathStyle: true, noBatchDelete: true}
+	case ProviderB2, ProviderCeph, ProviderMinIO, ProviderOther:
+		return quirks{pathStyle: true}
 	default:
 		return quirks{}
 	}
@@ -86,6 +97,35 @@ func (s *Store) applyQuirks(q quirks) {
 	if q.noMultipartCopy {
 		s.copyThreshold = math.MaxInt64
 	}
+	s.noBatchDelete = q.noBatchDelete
+}
+
+// contentMD5 sets the Content-MD5 header of a request to the MD5 of its
+// body, before it is signed. With checksums = "when_required" the SDK
+// sends DeleteObjects with an x-amz-checksum-crc32 only, and stores that
+// predate flexible checksums (MinIO, Ceph RGW) require Content-MD5.
+func contentMD5(stack *middleware.Stack) error {
+	mw := middleware.FinalizeMiddlewareFunc("davgwContentMD5", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		req, ok := in.Request.(*smithyhttp.Request)
+		if !ok || req.Header.Get("Content-MD5") != "" {
+			return next.HandleFinalize(ctx, in)
+		}
+		h := md5.New()
+		if body := req.GetStream(); body != nil {
+			if _, err := io.Copy(h, body); err != nil {
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("s3vfs: Content-MD5: %w", err)
+			}
+			if err := req.RewindStream(); err != nil {
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("s3vfs: Content-MD5: %w", err)
+			}
+		}
+		req.Header.Set("Content-MD5", base64.StdEncoding.EncodeToString(h.Sum(nil)))
+		return next.HandleFinalize(ctx, in)
+	})
+	if err := stack.Finalize.Insert(mw, "Signing", middleware.Before); err != nil {
+		return fmt.Errorf("s3vfs: Content-MD5: %w", err)
+	}
+	return nil
 }
 
 // acceptEncodingKey carries a stashed Accept-Encoding header between the

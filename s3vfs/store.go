@@ -6,12 +6,16 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/semaphore"
 )
 
 // s3API names the S3 operations this package makes; *s3.Client implements it.
@@ -51,9 +55,19 @@ type Store struct {
 	copyThreshold   int64 // CopyObject up to this size, multipart copy above
 	copyPartSize    int64 // minimum part size of a multipart copy
 	deleteBatchSize int
+	noBatchDelete   bool                // no DeleteObjects (GCS): one DeleteObject per key
+	memory          *semaphore.Weighted // bytes of part buffers, all uploads together
+	memoryBudget    int64
 	creds           aws.CredentialsProvider // for ResolveCredentials
 	credSource      string                  // where creds come from, for logs and `davgw check`
 	region          string                  // signing region in use
+	active          *uploadSet              // multipart uploads this Store is writing
+}
+
+// uploadSet is a set of upload IDs, safe for concurrent use.
+type uploadSet struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
 }
 
 // New builds a Store from cfg (after Validate). Credentials come from
@@ -90,6 +104,14 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if chain.provider != nil {
 		opts = append(opts, config.WithCredentialsProvider(chain.provider))
+	} else {
+		// The default chain's last step, the EC2 instance role, goes to
+		// the metadata service directly (never through the proxy), with
+		// IMDSv1 only when allowed; AWS_EC2_METADATA_DISABLED still applies.
+		imdsClient := newIMDSClient(cfg, imdsHTTP, imds.ClientDefaultEnableState)
+		opts = append(opts,
+			config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = imdsClient }),
+			config.WithCredentialsCacheOptions(cacheOptions))
 	}
 	if cfg.HTTPClient == nil {
 		proxy, err := proxyFunc(cfg.Proxy, os.Getenv)
@@ -135,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			o.BaseEndpoint = aws.String(strings.TrimSuffix(cfg.Endpoint, "/"))
 		}
 		o.Credentials = creds
-		o.UsePathStyle = cfg.PathStyle
+		o.UsePathStyle = cfg.PathStyle || (!cfg.PathStyleSet && q.pathStyle)
 		o.HTTPClient = httpClient
 		o.RequestChecksumCalculation = reqChecksum
 		o.ResponseChecksumValidation = respChecksum
@@ -157,10 +179,13 @@ func newStore(client s3API, cfg Config) *Store {
 		partSize:        cfg.PartSize,
 		concurrency:     cfg.UploadConcurrency,
 		sendChecksums:   cfg.Checksums == ChecksumsWhenSupported,
-		buffers:         newBufferPool(),
+		buffers:         newBufferPool(cfg.PartSize * int64(cfg.UploadConcurrency)),
 		copyThreshold:   MaxPartSize,
 		copyPartSize:    512 * MiB,
 		deleteBatchSize: 1000,
+		memory:          semaphore.NewWeighted(cfg.UploadMemory),
+		memoryBudget:    cfg.UploadMemory,
+		active:          &uploadSet{ids: make(map[string]struct{})},
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 // Sentinel errors. Every error returned by this package that comes from S3
 // wraps exactly one of these (errors.Is), plus the original error for logs.
 var (
-	// ErrNotFound: the key (or bucket) does not exist (404, NoSuchKey, NoSuchUpload, NotFound).
+	// ErrNotFound: the key does not exist (404, NoSuchKey, NoSuchUpload,
+	// NotFound; HeadBucket's 404 for a missing bucket). NoSuchBucket from
+	// an object call is ErrUnavailable: the gateway is misconfigured.
 	ErrNotFound = errors.New("s3vfs: not found")
 	// ErrAccessDenied: the credentials may not do this (403, AccessDenied).
 	ErrAccessDenied = errors.New("s3vfs: access denied")
@@ -16,7 +18,9 @@ var (
 	// ConditionalRequestConflict).
 	ErrPreconditionFailed = errors.New("s3vfs: precondition failed")
 	// ErrUnavailable: throttled, timed out or the service is down (429, 500,
-	// 502, 503, 504, SlowDown, network errors). Callers answer 503 with Retry-After.
+	// 502, 503, 504, SlowDown, network errors), or the gateway's setup is
+	// wrong (NoSuchBucket, expired or malformed session credentials,
+	// RequestTimeTooSkewed, 501 NotImplemented). Callers answer 503 with Retry-After.
 	ErrUnavailable = errors.New("s3vfs: unavailable")
 	// ErrConflict: the store refused the key because of another key (409 from
 	// stricter stores such as versitygw, where a file and a folder cannot share a name).

@@ -31,7 +31,10 @@ const (
 // sends a single PutObject when the body fits in it; otherwise it runs a
 // multipart upload whose parts are sent concurrently, with at most
 // Store.UploadConcurrency part buffers in existence (the one being filled
-// included), taken from a pool shared by the Store.
+// included), taken from a pool shared by the Store. Every part buffer
+// also takes its bytes from the Store-wide upload memory budget
+// (Config.UploadMemory): a Writer waits for room, and one whose part alone
+// exceeds the budget fails with ErrTooLarge.
 //
 // Nothing becomes visible until Commit, which completes the upload only if
 // the whole body arrived; Commit or Abort must be called. If the context
@@ -268,6 +271,7 @@ func (w *Writer) complete() (ObjectInfo, error) {
 		return ObjectInfo{}, errors.Join(opError("complete upload of", w.key, err), w.cleanup())
 	}
 	w.upCancel(nil)
+	w.s.untrackUpload(w.uploadID)
 	return ObjectInfo{
 		Key:          w.key,
 		Size:         w.written,
@@ -303,7 +307,9 @@ func (w *Writer) cleanup() error {
 	w.mu.Lock()
 	interrupted := w.interrupted
 	w.mu.Unlock()
-	return w.abortUpload(interrupted)
+	err := w.abortUpload(interrupted)
+	w.s.untrackUpload(w.uploadID)
+	return err
 }
 
 // errAborted is the cause given to part uploads cancelled by Abort.
@@ -404,13 +410,28 @@ func (w *Writer) room() error {
 		return w.stopped()
 	default:
 	}
+	size, small := w.partSize, w.nextPart == 1 && w.opts.Size >= 0 && w.opts.Size < w.partSize
+	if small {
+		size = w.opts.Size // small known body: no full part buffer
+	}
+	if size > w.s.memoryBudget {
+		return w.fail(fmt.Errorf("%w: %q: a part of %d bytes exceeds the upload memory budget of %d bytes",
+			ErrTooLarge, w.key, size, w.s.memoryBudget))
+	}
 	select {
 	case w.tokens <- struct{}{}:
 	case <-w.upCtx.Done():
 		return w.stopped()
 	}
-	if w.nextPart == 1 && w.opts.Size >= 0 && w.opts.Size < w.partSize {
-		w.buf = make([]byte, 0, w.opts.Size) // small known body: no full part buffer
+	// Every buffer this Writer holds now is a part in flight, which ends
+	// (uploaded, failed or cancelled) and gives its bytes back: waiting
+	// for the Store-wide budget cannot deadlock.
+	if err := w.s.memory.Acquire(w.upCtx, size); err != nil {
+		<-w.tokens
+		return w.stopped()
+	}
+	if small {
+		w.buf = make([]byte, 0, size)
 	} else {
 		w.buf = w.s.buffers.get(w.partSize)
 	}
@@ -470,7 +491,11 @@ func (w *Writer) create() error {
 		return opError("create upload of", w.key, err)
 	}
 	w.uploadID = aws.ToString(out.UploadId)
-	w.stopAutoAbort = context.AfterFunc(w.ctx, func() { _ = w.abortUpload(true) })
+	w.s.trackUpload(w.uploadID) // the janitor leaves it alone until it ends
+	w.stopAutoAbort = context.AfterFunc(w.ctx, func() {
+		_ = w.abortUpload(true)
+		w.s.untrackUpload(w.uploadID)
+	})
 	return nil
 }
 
@@ -512,9 +537,11 @@ func (w *Writer) release(buf []byte) {
 	if buf == nil {
 		return
 	}
-	if int64(cap(buf)) == w.partSize {
+	n := int64(cap(buf))
+	if n == w.partSize {
 		w.s.buffers.put(buf)
 	}
+	w.s.memory.Release(n)
 	<-w.tokens
 }
 

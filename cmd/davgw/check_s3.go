@@ -49,43 +49,48 @@ func credentialFix(cfg *config.Config) string {
 	return fix
 }
 
-// probeMultipart creates a multipart upload on mpKey (by writing more than
-// one part), lists it and aborts it: the calls of a large PUT and of the
-// janitor.
+// probeMultipart calls each operation of a large PUT and of the janitor
+// on its own, and reports each: CreateMultipartUpload, UploadPart,
+// ListMultipartUploads, ListParts and AbortMultipartUpload. The upload is
+// aborted whatever happens.
 func probeMultipart(ctx context.Context, c *checker, store *s3vfs.Store, mpKey string,
 	probe func(string, func(context.Context) error, string) bool, bucketARN, objectARN string) {
-	w := store.NewWriter(ctx, mpKey, s3vfs.WriteOptions{Size: -1})
-	aborted := false
-	defer func() {
-		if !aborted {
-			_ = w.Abort()
-		}
-	}()
-	if !probe("multipart create and upload part (CreateMultipartUpload, UploadPart)", func(context.Context) error {
-		chunk := make([]byte, 1<<20)
-		for n := int64(0); n <= store.PartSize(); n += int64(len(chunk)) {
-			if _, err := w.Write(chunk); err != nil {
-				return err
-			}
-		}
-		return nil
+	var up s3vfs.Upload
+	if !probe("multipart create (CreateMultipartUpload)", func(ctx context.Context) error {
+		var err error
+		up, err = store.CreateUpload(ctx, mpKey)
+		return err
 	}, "grant s3:PutObject on "+objectARN) {
 		return
 	}
-	probe("multipart list (ListMultipartUploads)", func(ctx context.Context) error {
-		ups, err := store.ListUploads(ctx, mpKey, 0)
-		if err != nil {
-			return err
+	aborted := false
+	defer func() {
+		if !aborted {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), probeTimeout)
+			defer cancel()
+			_ = store.AbortUpload(actx, up)
 		}
-		for _, u := range ups {
-			if u.Key == mpKey {
+	}()
+	probe("multipart upload part (UploadPart)", func(ctx context.Context) error {
+		return store.UploadPart(ctx, up, 1, []byte("davgw check multipart\n"))
+	}, "grant s3:PutObject on "+objectARN)
+	probe("multipart list (ListMultipartUploads)", func(ctx context.Context) error {
+		for u, err := range store.Uploads(ctx, mpKey) {
+			if err != nil {
+				return err
+			}
+			if u.UploadID == up.UploadID {
 				return nil
 			}
 		}
 		return errors.New("the upload just created is not listed")
 	}, "grant s3:ListBucketMultipartUploads on "+bucketARN+" (the janitor of abandoned uploads needs it)")
-	probe("multipart abort (AbortMultipartUpload)", func(context.Context) error {
+	probe("multipart list parts (ListParts)", func(ctx context.Context) error {
+		_, err := store.LastActivity(ctx, up)
+		return err
+	}, "grant s3:ListMultipartUploadParts on "+objectARN+" (the janitor needs it)")
+	probe("multipart abort (AbortMultipartUpload)", func(ctx context.Context) error {
 		aborted = true
-		return w.Abort()
+		return store.AbortUpload(ctx, up)
 	}, "grant s3:AbortMultipartUpload on "+objectARN)
 }

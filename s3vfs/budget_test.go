@@ -1,0 +1,83 @@
+package s3vfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestUploadMemoryBudgetIsSharedWithoutDeadlock runs several multipart
+// Writers at once under a budget of two part buffers: they take turns,
+// all complete with the right bytes, and every byte of the budget is
+// given back.
+func TestUploadMemoryBudgetIsSharedWithoutDeadlock(t *testing.T) {
+	const budget = 2 * MinPartSize
+	s, gw := newTestStore(t, func(c *Config) { c.UploadMemory = budget; c.UploadConcurrency = 3 })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const writers = 5
+	bodies := make([][]byte, writers)
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := range writers {
+		bodies[i] = randomBytes(17*MiB+i, uint64(i+10))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := s.NewWriter(ctx, fmt.Sprintf("budget/%d", i), WriteOptions{Size: -1})
+			for off := 0; off < len(bodies[i]); off += 300 * 1024 {
+				if _, err := w.Write(bodies[i][off:min(off+300*1024, len(bodies[i]))]); err != nil {
+					errs[i] = errors.Join(err, w.Abort())
+					return
+				}
+			}
+			_, errs[i] = w.Commit()
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(90 * time.Second):
+		t.Fatal("writers deadlocked under the memory budget")
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("writer %d: %v", i, err)
+		}
+		if got := gw.objectBytes(t, fmt.Sprintf("budget/%d", i)); !bytes.Equal(got, bodies[i]) {
+			t.Fatalf("writer %d stored %d bytes, want %d", i, len(got), len(bodies[i]))
+		}
+	}
+	if !s.memory.TryAcquire(budget) {
+		t.Fatal("part buffers were not all given back to the budget")
+	}
+	s.memory.Release(budget)
+}
+
+// TestUploadMemoryBudgetRefusesAPartLargerThanItself: a part that alone
+// exceeds the budget fails with ErrTooLarge instead of waiting forever; a
+// small body still fits.
+func TestUploadMemoryBudgetRefusesAPartLargerThanItself(t *testing.T) {
+	s, gw := newTestStore(t, func(c *Config) { c.UploadMemory = MinPartSize; c.PartSize = 6 * MiB })
+	ctx := context.Background()
+	w := s.NewWriter(ctx, "big", WriteOptions{Size: -1})
+	if _, err := w.Write([]byte("x")); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Write = %v, want ErrTooLarge", err)
+	}
+	_ = w.Abort()
+	w = s.NewWriter(ctx, "small", WriteOptions{Size: 5})
+	if _, err := w.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := gw.objectBytes(t, "small"); string(got) != "hello" {
+		t.Fatalf("stored %q", got)
+	}
+}
