@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,6 +48,9 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 			}
 		}
 		if !matched {
+			if err := rq.lockFailure(); err != nil {
+				return nil, rq.lockOutage(err)
+			}
 			return nil, http.StatusPreconditionFailed
 		}
 	}
@@ -82,11 +86,31 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 			if err == webdav.ErrLocked {
 				return nil, webdav.StatusLocked
 			}
+			if errors.Is(err, ErrLockStoreUnavailable) {
+				return nil, rq.lockOutage(err)
+			}
 			return nil, http.StatusInternalServerError
 		}
 		releases = append(releases, func() { _ = ls.Unlock(now, tok) })
 	}
 	return releaseAll, 0
+}
+
+// lockFailure returns the lock store outage this request met, if any.
+func (rq *request) lockFailure() error {
+	if rl, ok := rq.locks.(*rootLocks); ok {
+		return rl.storeFailure()
+	}
+	return nil
+}
+
+// lockOutage logs a lock store outage and returns its status: 503 (the
+// caller's fail adds Retry-After).
+func (rq *request) lockOutage(err error) int {
+	if rq.w.err == nil {
+		rq.w.err = err
+	}
+	return http.StatusServiceUnavailable
 }
 
 // listHolds reports whether every condition of one If list is true for the

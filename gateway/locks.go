@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -12,7 +13,9 @@ import (
 )
 
 // LockManager is the gateway's one lock table, shared by every request and
-// user. It wraps x/net/webdav's in-memory LockSystem with two fixes:
+// user. Its default backend wraps x/net/webdav's in-memory LockSystem; a
+// Redis backend (NewRedisLockManager) shares the table between gateways.
+// Either way:
 //
 //   - names are scoped by the user's key root, so alice's lock on "/a.txt"
 //     does not block bob's "/a.txt", while two users sharing a root (a group
@@ -21,31 +24,44 @@ import (
 //     MemLS hands out a counter, and a token only works for the root that
 //     created it.
 type LockManager struct {
-	inner webdav.LockSystem
-
-	mu     sync.Mutex
-	tokens map[string]lockRef // public token -> MemLS token
-	sweeps int
+	b     lockBackend
+	close func() error
 }
 
-type lockRef struct {
-	inner  string
-	root   string
-	expiry time.Time // zero = infinite
-	// What lockdiscovery reports (x/net/webdav keeps it but cannot list it).
-	name      string // in the user's namespace
-	zeroDepth bool
-	owner     string
-	temporary bool // a request's own short lock (If header checks)
+// lockBackend is a lock table in scoped names (see rootLocks.scope). Every
+// method checks that a token belongs to root. An error other than the
+// webdav.Err* values is an outage of the store and wraps
+// ErrLockStoreUnavailable.
+type lockBackend interface {
+	confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error)
+	// create treats a negative Duration as a request's temporary lock.
+	create(now time.Time, root string, details webdav.LockDetails) (string, error)
+	refresh(now time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error)
+	unlock(now time.Time, root, token string) error
+	// discover lists root's client (not temporary) locks covering name.
+	discover(now time.Time, root, name string) ([]activeLock, error)
 }
+
+// ErrLockStoreUnavailable marks a failure of a shared lock store (Redis):
+// the gateway answers 503 with Retry-After.
+var ErrLockStoreUnavailable = errors.New("lock store unavailable")
 
 // NewLockManager returns an empty in-memory lock table.
 func NewLockManager() *LockManager {
-	return &LockManager{inner: webdav.NewMemLS(), tokens: make(map[string]lockRef)}
+	return &LockManager{b: &memLocks{inner: webdav.NewMemLS(), tokens: make(map[string]lockRef)}}
+}
+
+// Close releases the lock store's resources (the Redis connections).
+func (m *LockManager) Close() error {
+	if m == nil || m.close == nil {
+		return nil
+	}
+	return m.close()
 }
 
 // ForRoot returns the LockSystem seen by requests whose file system is
-// rooted at root (a key prefix).
+// rooted at root (a key prefix). Use one per request: it remembers a store
+// outage for the request's answer.
 func (m *LockManager) ForRoot(root string) webdav.LockSystem {
 	return &rootLocks{m: m, root: root}
 }
@@ -53,6 +69,9 @@ func (m *LockManager) ForRoot(root string) webdav.LockSystem {
 type rootLocks struct {
 	m    *LockManager
 	root string
+
+	mu      sync.Mutex
+	failure error // the first store outage met, for a 503
 }
 
 var _ webdav.LockSystem = (*rootLocks)(nil)
@@ -77,28 +96,109 @@ func (l *rootLocks) unscope(name string) string {
 	return rest
 }
 
-func (l *rootLocks) inner(token string) (lockRef, bool) {
-	l.m.mu.Lock()
-	defer l.m.mu.Unlock()
-	ref, ok := l.m.tokens[token]
-	if !ok || ref.root != l.root {
+// note remembers a store outage.
+func (l *rootLocks) note(err error) error {
+	if err != nil && errors.Is(err, ErrLockStoreUnavailable) {
+		l.mu.Lock()
+		if l.failure == nil {
+			l.failure = err
+		}
+		l.mu.Unlock()
+	}
+	return err
+}
+
+// storeFailure returns the lock store outage met so far, if any.
+func (l *rootLocks) storeFailure() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failure
+}
+
+// Confirm implements webdav.LockSystem.
+func (l *rootLocks) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
+	rel, err := l.m.b.confirm(now, l.root, l.scope(name0), l.scope(name1), conditions)
+	return rel, l.note(err)
+}
+
+// Create implements webdav.LockSystem.
+func (l *rootLocks) Create(now time.Time, details webdav.LockDetails) (string, error) {
+	details.Root = l.scope(details.Root)
+	tok, err := l.m.b.create(now, l.root, details)
+	return tok, l.note(err)
+}
+
+// Refresh implements webdav.LockSystem.
+func (l *rootLocks) Refresh(now time.Time, token string, duration time.Duration) (webdav.LockDetails, error) {
+	ld, err := l.m.b.refresh(now, l.root, token, duration)
+	if err != nil {
+		return ld, l.note(err)
+	}
+	ld.Root = l.unscope(ld.Root)
+	return ld, nil
+}
+
+// Unlock implements webdav.LockSystem.
+func (l *rootLocks) Unlock(now time.Time, token string) error {
+	return l.note(l.m.b.unlock(now, l.root, token))
+}
+
+// discover lists the clients' locks that cover name (a lock on name, or a
+// depth-infinity lock on a folder above it), in the user's namespace. A
+// store outage lists none.
+func (l *rootLocks) discover(now time.Time, name string) []activeLock {
+	locks, err := l.m.b.discover(now, l.root, l.scope(name))
+	if l.note(err) != nil {
+		return nil
+	}
+	for i := range locks {
+		locks[i].name = l.unscope(locks[i].name)
+	}
+	return locks
+}
+
+// memLocks is the in-memory backend: x/net/webdav's MemLS behind a table of
+// public tokens.
+type memLocks struct {
+	inner webdav.LockSystem
+
+	mu     sync.Mutex
+	tokens map[string]lockRef // public token -> MemLS token
+	sweeps int
+}
+
+type lockRef struct {
+	inner  string
+	root   string
+	expiry time.Time // zero = infinite
+	// What lockdiscovery reports (x/net/webdav keeps it but cannot list it).
+	name      string // scoped
+	zeroDepth bool
+	owner     string
+	temporary bool // a request's own short lock (If header checks)
+}
+
+func (m *memLocks) ref(root, token string) (lockRef, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ref, ok := m.tokens[token]
+	if !ok || ref.root != root {
 		return lockRef{}, false
 	}
 	return ref, true
 }
 
-func (l *rootLocks) drop(token string) {
-	l.m.mu.Lock()
-	delete(l.m.tokens, token)
-	l.m.mu.Unlock()
+func (m *memLocks) drop(token string) {
+	m.mu.Lock()
+	delete(m.tokens, token)
+	m.mu.Unlock()
 }
 
-// Confirm implements webdav.LockSystem.
-func (l *rootLocks) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
+func (m *memLocks) confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error) {
 	mapped := make([]webdav.Condition, 0, len(conditions))
 	for _, c := range conditions {
 		if c.Token != "" {
-			ref, ok := l.inner(c.Token)
+			ref, ok := m.ref(root, c.Token)
 			if !ok {
 				continue // unknown here: it can match nothing
 			}
@@ -106,77 +206,92 @@ func (l *rootLocks) Confirm(now time.Time, name0, name1 string, conditions ...we
 		}
 		mapped = append(mapped, c)
 	}
-	return l.m.inner.Confirm(now, l.scope(name0), l.scope(name1), mapped...)
+	return m.inner.Confirm(now, name0, name1, mapped...)
 }
 
-// Create implements webdav.LockSystem.
-func (l *rootLocks) Create(now time.Time, details webdav.LockDetails) (string, error) {
-	details.Root = l.scope(details.Root)
-	tok, err := l.m.inner.Create(now, details)
+func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails) (string, error) {
+	tok, err := m.inner.Create(now, details)
 	if err != nil {
 		return "", err
 	}
 	public, err := newLockToken()
 	if err != nil {
-		_ = l.m.inner.Unlock(now, tok)
+		_ = m.inner.Unlock(now, tok)
 		return "", err
 	}
-	ref := lockRef{inner: tok, root: l.root, name: l.unscope(details.Root),
+	ref := lockRef{inner: tok, root: root, name: details.Root,
 		zeroDepth: details.ZeroDepth, owner: details.OwnerXML, temporary: details.Duration < 0}
 	if details.Duration >= 0 {
 		ref.expiry = now.Add(details.Duration)
 	}
-	l.m.mu.Lock()
-	l.m.tokens[public] = ref
-	l.m.sweeps++
-	if l.m.sweeps%1024 == 0 {
-		for t, r := range l.m.tokens {
+	m.mu.Lock()
+	m.tokens[public] = ref
+	m.sweeps++
+	if m.sweeps%1024 == 0 {
+		for t, r := range m.tokens {
 			if !r.expiry.IsZero() && now.After(r.expiry) {
-				delete(l.m.tokens, t)
+				delete(m.tokens, t)
 			}
 		}
 	}
-	l.m.mu.Unlock()
+	m.mu.Unlock()
 	return public, nil
 }
 
-// Refresh implements webdav.LockSystem.
-func (l *rootLocks) Refresh(now time.Time, token string, duration time.Duration) (webdav.LockDetails, error) {
-	ref, ok := l.inner(token)
+func (m *memLocks) refresh(now time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error) {
+	ref, ok := m.ref(root, token)
 	if !ok {
 		return webdav.LockDetails{}, webdav.ErrNoSuchLock
 	}
-	ld, err := l.m.inner.Refresh(now, ref.inner, duration)
+	ld, err := m.inner.Refresh(now, ref.inner, duration)
 	if err == webdav.ErrNoSuchLock {
-		l.drop(token)
+		m.drop(token)
 		return ld, err
 	}
 	if err != nil {
 		return ld, err
 	}
-	l.m.mu.Lock()
+	m.mu.Lock()
 	if duration >= 0 {
 		ref.expiry = now.Add(duration)
 	} else {
 		ref.expiry = time.Time{}
 	}
-	l.m.tokens[token] = ref
-	l.m.mu.Unlock()
-	ld.Root = l.unscope(ld.Root)
+	m.tokens[token] = ref
+	m.mu.Unlock()
 	return ld, nil
 }
 
-// Unlock implements webdav.LockSystem.
-func (l *rootLocks) Unlock(now time.Time, token string) error {
-	ref, ok := l.inner(token)
+func (m *memLocks) unlock(now time.Time, root, token string) error {
+	ref, ok := m.ref(root, token)
 	if !ok {
 		return webdav.ErrNoSuchLock
 	}
-	err := l.m.inner.Unlock(now, ref.inner)
+	err := m.inner.Unlock(now, ref.inner)
 	if err == nil || err == webdav.ErrNoSuchLock {
-		l.drop(token)
+		m.drop(token)
 	}
 	return err
+}
+
+func (m *memLocks) discover(now time.Time, root, name string) ([]activeLock, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []activeLock
+	for tok, ref := range m.tokens {
+		if ref.root != root || ref.temporary || (!ref.expiry.IsZero() && now.After(ref.expiry)) {
+			continue
+		}
+		if lockCovers(ref.name, ref.zeroDepth, name) {
+			out = append(out, activeLock{token: tok, name: ref.name, zeroDepth: ref.zeroDepth, owner: ref.owner, left: ref.expiry.Sub(now)})
+		}
+	}
+	return out, nil
+}
+
+// lockCovers reports whether a lock on lockName covers name.
+func lockCovers(lockName string, zeroDepth bool, name string) bool {
+	return lockName == name || (!zeroDepth && (lockName == "/" || strings.HasPrefix(name, lockName+"/")))
 }
 
 // newLockToken returns an opaquelocktoken URI with a random (version 4) UUID.
@@ -197,22 +312,4 @@ type activeLock struct {
 	zeroDepth bool
 	owner     string
 	left      time.Duration
-}
-
-// discover lists the clients' locks that cover name (a lock on name, or a
-// depth-infinity lock on a folder above it), in the user's namespace.
-func (l *rootLocks) discover(now time.Time, name string) []activeLock {
-	l.m.mu.Lock()
-	defer l.m.mu.Unlock()
-	var out []activeLock
-	for tok, ref := range l.m.tokens {
-		if ref.root != l.root || ref.temporary || (!ref.expiry.IsZero() && now.After(ref.expiry)) {
-			continue
-		}
-		covers := ref.name == name || (!ref.zeroDepth && (ref.name == "/" || strings.HasPrefix(name, ref.name+"/")))
-		if covers {
-			out = append(out, activeLock{token: tok, name: ref.name, zeroDepth: ref.zeroDepth, owner: ref.owner, left: ref.expiry.Sub(now)})
-		}
-	}
-	return out
 }

@@ -1,0 +1,464 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/webdav"
+)
+
+// The Redis lock store ([locks].store = "redis://..." or "rediss://...")
+// lets several gateways share one lock table. Its keys, under a prefix P
+// (scoped names, see rootLocks.scope):
+//
+//	P t:<token>  hash: root, name, zd ("1" zero depth), owner, exp (ms), temp
+//	P d:<name>   sorted set: tokens of infinite-depth locks on name
+//	P z:<name>   sorted set: tokens of zero-depth locks on name
+//	P b:<name>   sorted set: tokens of locks strictly below name
+//
+// Scores are expiry times (ms, Redis's clock); the hash expires by
+// PEXPIREAT at the same time, and a set member whose score has passed
+// counts as gone. Creating a lock checks d: and z: of its name, d: of each
+// ancestor and, for an infinite-depth request, b: of its name, then writes,
+// all in one Lua script: O(depth), and atomic across gateways. Every time
+// comes from Redis (TIME), so the gateways' clocks do not matter; the now
+// arguments of the LockSystem methods are ignored.
+//
+// A request's temporary lock (Duration < 0) lives in Redis too, flagged
+// temp and never listed, with a safety TTL that this process renews while
+// the request runs; a crashed gateway's temporary locks vanish after it.
+// "Held" (Confirm until release) is per process.
+//
+// Limits: a client lock held by a running request on one gateway can still
+// be UNLOCKed through another, and expires on time even while a request
+// uses it (MemLS pauses expiry while held). Redis must keep what it is
+// given: maxmemory-policy noeviction (every key here has a TTL, so volatile
+// policies would drop locks), and a failover to an asynchronous replica
+// can lose the newest locks. Scripts call TIME before writing: Redis 5 or
+// later.
+
+// redisTempTTL is the lifetime of a temporary lock between renewals.
+const redisTempTTL = 2 * time.Minute
+
+// redisTimeout bounds one lock operation.
+const redisTimeout = 5 * time.Second
+
+type redisLocks struct {
+	c       redis.UniversalClient
+	prefix  string
+	tempTTL time.Duration
+	log     *slog.Logger
+
+	mu   sync.Mutex
+	held map[string]int    // token -> holds by this process's Confirm
+	temp map[string]string // temporary token -> root, renewed until unlocked
+	stop chan struct{}
+	done chan struct{}
+}
+
+// NewRedisLockManager returns a lock table kept in Redis at rawURL
+// (redis://[user:password@]host:port/db or rediss:// for TLS). It does not
+// connect yet: an unreachable Redis makes lock operations fail (503), and
+// Ping tells. Errors never show the URL's password. Close it when done.
+func NewRedisLockManager(rawURL string, log *slog.Logger) (*LockManager, error) {
+	opts, err := redisOptions(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return newRedisLockManager(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log), nil
+}
+
+// redisOptions parses a redis:// or rediss:// URL, with timeouts that make
+// an outage answer 503 within about a second rather than hang.
+func redisOptions(rawURL string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, password and all
+		}
+		return nil, fmt.Errorf("gateway: locks store %s: %v", RedactURL(rawURL), err)
+	}
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 2 * time.Second
+	opts.WriteTimeout = 2 * time.Second
+	opts.MaxRetries = 1
+	opts.DialerRetries = 2
+	return opts, nil
+}
+
+func newRedisLockManager(c redis.UniversalClient, prefix string, tempTTL time.Duration, log *slog.Logger) *LockManager {
+	r := &redisLocks{c: c, prefix: prefix, tempTTL: tempTTL, log: log,
+		held: make(map[string]int), temp: make(map[string]string),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go r.renewLoop()
+	var once sync.Once
+	return &LockManager{b: r, close: func() error {
+		var err error
+		once.Do(func() {
+			close(r.stop)
+			<-r.done
+			err = c.Close()
+		})
+		return err
+	}}
+}
+
+// Ping checks that the lock store answers (nil for the memory store).
+func (m *LockManager) Ping(ctx context.Context) error {
+	r, ok := m.b.(*redisLocks)
+	if !ok {
+		return nil
+	}
+	return r.fail(r.c.Ping(ctx).Err())
+}
+
+// RedactURL hides the password of a URL (for logs and errors).
+func RedactURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "(unparsable URL)"
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		rest = "xxxxx" + rest[i:]
+	}
+	return scheme + "://" + rest
+}
+
+// fail marks err (not nil) as a store outage.
+func (r *redisLocks) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: redis: %v", ErrLockStoreUnavailable, err)
+}
+
+func (r *redisLocks) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), redisTimeout)
+}
+
+// luaPrelude is shared by every script: ARGV[1] is the key prefix.
+const luaPrelude = `
+local P = ARGV[1]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function parents(name)
+  local out = {}
+  while name ~= '/' and name ~= '' do
+    name = string.match(name, '^(.*)/[^/]*$')
+    if name == '' then name = '/' end
+    out[#out + 1] = name
+  end
+  return out
+end
+local function live(key, now)
+  return redis.call('ZCOUNT', key, '(' .. now, '+inf') > 0
+end
+local function put(key, tok, exp, now)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, exp, tok)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 or now + ttl < exp then redis.call('PEXPIREAT', key, exp) end
+end
+local function place(tok, name, zd, exp, now)
+  if zd == '1' then put(P .. 'z:' .. name, tok, exp, now) else put(P .. 'd:' .. name, tok, exp, now) end
+  for _, a in ipairs(parents(name)) do put(P .. 'b:' .. a, tok, exp, now) end
+end
+`
+
+// createScript: ARGV token, root, name, zd, owner, duration ms (< 0:
+// temporary), temporary TTL ms. 1 created, 0 locked, -1 token taken.
+var createScript = redis.NewScript(luaPrelude + `
+local tok, root, name, zd = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local now = now_ms()
+if live(P .. 'd:' .. name, now) or live(P .. 'z:' .. name, now) then return 0 end
+if zd ~= '1' and live(P .. 'b:' .. name, now) then return 0 end
+for _, a in ipairs(parents(name)) do
+  if live(P .. 'd:' .. a, now) then return 0 end
+end
+local hk = P .. 't:' .. tok
+if redis.call('EXISTS', hk) == 1 then return -1 end
+local d, temp, exp = tonumber(ARGV[7]), '0', 0
+if d < 0 then temp = '1'; exp = now + tonumber(ARGV[8]) else exp = now + d end
+redis.call('HSET', hk, 'root', root, 'name', name, 'zd', zd, 'owner', ARGV[6], 'exp', exp, 'temp', temp)
+redis.call('PEXPIREAT', hk, exp)
+place(tok, name, zd, exp, now)
+return 1
+`)
+
+// refreshScript: ARGV token, root, duration ms. {name, zd, owner}, or
+// false for no such lock (of root).
+var refreshScript = redis.NewScript(luaPrelude + `
+local tok, root = ARGV[2], ARGV[3]
+local hk = P .. 't:' .. tok
+local h = redis.call('HMGET', hk, 'root', 'name', 'zd', 'owner')
+if h[1] ~= root then return false end
+local now = now_ms()
+local exp = now + tonumber(ARGV[4])
+redis.call('HSET', hk, 'exp', exp)
+redis.call('PEXPIREAT', hk, exp)
+place(tok, h[2], h[3], exp, now)
+return {h[2], h[3], h[4]}
+`)
+
+// unlockScript: ARGV token, root. 1 unlocked, 0 no such lock (of root).
+var unlockScript = redis.NewScript(luaPrelude + `
+local tok, root = ARGV[2], ARGV[3]
+local hk = P .. 't:' .. tok
+local h = redis.call('HMGET', hk, 'root', 'name', 'zd')
+if h[1] ~= root then return 0 end
+redis.call('DEL', hk)
+if h[3] == '1' then redis.call('ZREM', P .. 'z:' .. h[2], tok) else redis.call('ZREM', P .. 'd:' .. h[2], tok) end
+for _, a in ipairs(parents(h[2])) do redis.call('ZREM', P .. 'b:' .. a, tok) end
+return 1
+`)
+
+// discoverScript: ARGV name, root. Flat {token, name, zd, owner, ms left}
+// for root's client locks covering name.
+var discoverScript = redis.NewScript(luaPrelude + `
+local name, root = ARGV[2], ARGV[3]
+local now = now_ms()
+local keys = {P .. 'z:' .. name, P .. 'd:' .. name}
+for _, a in ipairs(parents(name)) do keys[#keys + 1] = P .. 'd:' .. a end
+local out = {}
+for _, k in ipairs(keys) do
+  for _, tok in ipairs(redis.call('ZRANGEBYSCORE', k, '(' .. now, '+inf')) do
+    local h = redis.call('HMGET', P .. 't:' .. tok, 'root', 'name', 'zd', 'owner', 'exp', 'temp')
+    if h[1] == root and h[6] == '0' then
+      for _, v in ipairs({tok, h[2], h[3], h[4], tostring(tonumber(h[5]) - now)}) do out[#out + 1] = v end
+    end
+  end
+end
+return out
+`)
+
+type redisLock struct {
+	name      string
+	zeroDepth bool
+}
+
+func (r *redisLocks) confirm(_ time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error) {
+	var toks []string
+	for _, c := range conditions {
+		if c.Token != "" {
+			toks = append(toks, c.Token)
+		}
+	}
+	cmds := make([]*redis.SliceCmd, len(toks))
+	if len(toks) > 0 {
+		ctx, cancel := r.ctx()
+		defer cancel()
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, t := range toks {
+				cmds[i] = p.HMGet(ctx, r.prefix+"t:"+t, "root", "name", "zd")
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, r.fail(err)
+		}
+	}
+	locks := make(map[string]redisLock, len(toks))
+	for i, t := range toks {
+		v := cmds[i].Val()
+		if len(v) == 3 && v[0] == root {
+			name, _ := v[1].(string)
+			zd, _ := v[2].(string)
+			locks[t] = redisLock{name: name, zeroDepth: zd == "1"}
+		}
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lookup := func(name string) string {
+		for _, t := range toks {
+			l, ok := locks[t]
+			if ok && r.held[t] == 0 && lockCovers(l.name, l.zeroDepth, name) {
+				return t
+			}
+		}
+		return ""
+	}
+	var t0, t1 string
+	if name0 != "" {
+		if t0 = lookup(name0); t0 == "" {
+			return nil, webdav.ErrConfirmationFailed
+		}
+	}
+	if name1 != "" {
+		if t1 = lookup(name1); t1 == "" {
+			return nil, webdav.ErrConfirmationFailed
+		}
+	}
+	if t1 == t0 {
+		t1 = ""
+	}
+	for _, t := range []string{t0, t1} {
+		if t != "" {
+			r.held[t]++
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, t := range []string{t0, t1} {
+				if t == "" {
+					continue
+				}
+				if r.held[t]--; r.held[t] <= 0 {
+					delete(r.held, t)
+				}
+			}
+		})
+	}, nil
+}
+
+func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails) (string, error) {
+	zd := "0"
+	if details.ZeroDepth {
+		zd = "1"
+	}
+	dur := int64(-1)
+	if details.Duration >= 0 {
+		dur = details.Duration.Milliseconds()
+	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	for range 3 {
+		tok, err := newLockToken()
+		if err != nil {
+			return "", err
+		}
+		res, err := createScript.Run(ctx, r.c, nil, r.prefix, tok, root, details.Root, zd,
+			details.OwnerXML, dur, r.tempTTL.Milliseconds()).Int()
+		if err != nil {
+			return "", r.fail(err)
+		}
+		switch res {
+		case 1:
+			if details.Duration < 0 {
+				r.mu.Lock()
+				r.temp[tok] = root
+				r.mu.Unlock()
+			}
+			return tok, nil
+		case 0:
+			return "", webdav.ErrLocked
+		}
+		// -1: a random token already taken; draw again.
+	}
+	return "", errors.New("gateway: could not draw a fresh lock token")
+}
+
+func (r *redisLocks) isHeld(token string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.held[token] > 0
+}
+
+func (r *redisLocks) refresh(_ time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error) {
+	if r.isHeld(token) {
+		return webdav.LockDetails{}, webdav.ErrLocked
+	}
+	if duration < 0 || duration > maxLockTimeout {
+		duration = maxLockTimeout // Redis keeps no lock for ever
+	}
+	ctx, cancel := r.ctx()
+	defer cancel()
+	v, err := refreshScript.Run(ctx, r.c, nil, r.prefix, token, root, duration.Milliseconds()).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return webdav.LockDetails{}, webdav.ErrNoSuchLock
+	}
+	if err != nil {
+		return webdav.LockDetails{}, r.fail(err)
+	}
+	if len(v) != 3 {
+		return webdav.LockDetails{}, r.fail(fmt.Errorf("refresh answered %d values", len(v)))
+	}
+	return webdav.LockDetails{Root: v[0], ZeroDepth: v[1] == "1", OwnerXML: v[2], Duration: duration}, nil
+}
+
+func (r *redisLocks) unlock(_ time.Time, root, token string) error {
+	if r.isHeld(token) {
+		return webdav.ErrLocked
+	}
+	// A request's temporary lock is released once, whatever happens: if
+	// Redis fails now, the lock expires within tempTTL.
+	r.mu.Lock()
+	delete(r.temp, token)
+	r.mu.Unlock()
+	ctx, cancel := r.ctx()
+	defer cancel()
+	res, err := unlockScript.Run(ctx, r.c, nil, r.prefix, token, root).Int()
+	if err != nil {
+		return r.fail(err)
+	}
+	if res == 0 {
+		return webdav.ErrNoSuchLock
+	}
+	return nil
+}
+
+func (r *redisLocks) discover(_ time.Time, root, name string) ([]activeLock, error) {
+	ctx, cancel := r.ctx()
+	defer cancel()
+	v, err := discoverScript.Run(ctx, r.c, nil, r.prefix, name, root).StringSlice()
+	if err != nil {
+		return nil, r.fail(err)
+	}
+	var out []activeLock
+	for i := 0; i+5 <= len(v); i += 5 {
+		left, _ := strconv.ParseInt(v[i+4], 10, 64)
+		out = append(out, activeLock{token: v[i], name: v[i+1], zeroDepth: v[i+2] == "1",
+			owner: v[i+3], left: time.Duration(left) * time.Millisecond})
+	}
+	return out, nil
+}
+
+// renewLoop keeps this process's temporary locks alive while their
+// requests run (a request can outlast redisTempTTL: a large PUT).
+func (r *redisLocks) renewLoop() {
+	defer close(r.done)
+	t := time.NewTicker(r.tempTTL / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		temp := make(map[string]string, len(r.temp))
+		for tok, root := range r.temp {
+			temp[tok] = root
+		}
+		r.mu.Unlock()
+		for tok, root := range temp {
+			ctx, cancel := r.ctx()
+			err := refreshScript.Run(ctx, r.c, nil, r.prefix, tok, root, r.tempTTL.Milliseconds()).Err()
+			cancel()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				r.log.Warn("locks: renewing a request's temporary lock failed", "err", r.fail(err))
+			}
+		}
+	}
+}
