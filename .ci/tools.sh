@@ -69,6 +69,9 @@ command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # X-OC-Mtime and reads oc:checksums with vendor=owncloud).
 command -v cadaver >/dev/null 2>&1 || need_apt+=(cadaver)
 command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
+# Debian's redis-server for the shared lock store ([locks].store = redis://):
+# the tests start their own on a free loopback port.
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -86,4 +89,5 @@ export DAVGW_HYDRA=$hydra
 export DAVGW_CHROMIUM=$(command -v chromium)
 export DAVGW_CADAVER=$(command -v cadaver)
 export DAVGW_RCLONE=$(command -v rclone)
+export DAVGW_REDIS_SERVER=$(command -v redis-server)
 ENV

@@ -16,6 +16,7 @@ func (c *Config) S3Config() s3vfs.Config {
 		Region:            s.Region,
 		Bucket:            s.Bucket,
 		PathStyle:         s.PathStyle,
+		PathStyleSet:      s.PathStyleSet,
 		AccessKeyID:       s.AccessKeyID,
 		SecretAccessKey:   s.SecretAccessKey,
 		SessionToken:      c.S3.SessionToken,
@@ -33,6 +34,11 @@ func (c *Config) S3Config() s3vfs.Config {
 	}
 	if n, err := c.S3.PartSize.Bytes(); err == nil {
 		cfg.PartSize = n
+	}
+	if c.S3.UploadMemory != "" {
+		if n, err := c.S3.UploadMemory.Bytes(); err == nil {
+			cfg.UploadMemory = n
+		}
 	}
 	if c.S3.RoleARN != "" {
 		cfg.RoleDuration = c.RoleDuration()
@@ -99,6 +105,9 @@ type S3Settings struct {
 	Prefix string
 	// PathStyle is the effective path-style setting.
 	PathStyle bool
+	// PathStyleSet tells that [s3].path_style was given: otherwise a
+	// provider preset may turn path style on.
+	PathStyleSet bool
 	// AccessKeyID is the static key ID, "" for the default chain.
 	AccessKeyID string
 	// SecretAccessKey is the static secret (never print it).
@@ -142,7 +151,7 @@ func (c *Config) S3Settings() S3Settings {
 		}
 	}
 	if s.PathStyle != nil {
-		out.PathStyle = *s.PathStyle
+		out.PathStyle, out.PathStyleSet = *s.PathStyle, true
 	}
 	return out
 }

@@ -72,7 +72,8 @@ type Server struct {
 	TLSCert string `toml:"tls_cert"`
 	// TLSKey is the PEM private key matching TLSCert.
 	TLSKey string `toml:"tls_key"`
-	// AdminListen is the host:port of the /metrics listener (planned).
+	// AdminListen is the host:port of the admin listener (/metrics,
+	// /healthz, /readyz); "" = none. It has no authentication.
 	AdminListen string `toml:"admin_listen"`
 }
 
@@ -90,8 +91,9 @@ type S3 struct {
 	Bucket string `toml:"bucket"`
 	// Prefix is the key prefix everything stays under ("" or ending in "/").
 	Prefix string `toml:"prefix"`
-	// PathStyle forces path-style addressing. Unset: true when the endpoint
-	// comes from a custom host in URL, else false.
+	// PathStyle forces path-style addressing (true) or virtual-host
+	// addressing (false). Unset: true when the endpoint comes from a custom
+	// host in URL or the provider preset is not "aws", else false.
 	PathStyle *bool `toml:"path_style"`
 	// AccessKeyID is the static access key; "iam_lookup" (with the secret
 	// "lookup") selects the EC2 instance role.
@@ -126,6 +128,9 @@ type S3 struct {
 	PartSize ByteSize `toml:"part_size"`
 	// UploadConcurrency is the number of parts uploaded at once per PUT.
 	UploadConcurrency int `toml:"upload_concurrency"`
+	// UploadMemory caps the part buffers of all uploads together ("1GiB");
+	// "" = max(1GiB, 2 x part_size x upload_concurrency).
+	UploadMemory ByteSize `toml:"upload_memory"`
 	// Proxy is an HTTP(S) proxy URL for S3 and STS.
 	Proxy string `toml:"proxy"`
 	// Provider is a preset for a store's quirks: "aws", "gcs", "b2",
@@ -215,7 +220,8 @@ type WebDAV struct {
 
 // Locks is the [locks] table.
 type Locks struct {
-	// Store is "memory" or a redis:// URL (planned).
+	// Store is "memory" or a redis:// (rediss:// for TLS) URL whose Redis
+	// several gateways share, e.g. "redis://:password@host:6379/0".
 	Store string `toml:"store"`
 }
 

@@ -225,9 +225,7 @@ store = "etcd://x"
 func TestValidateNamesPlannedFeatures(t *testing.T) {
 	tests := []struct {
 		name, doc, key string
-	}{
-		{name: "a redis lock store is not supported yet", doc: "[locks]\nstore = \"redis://127.0.0.1:6379/0\"", key: "locks.store"},
-	}
+	}{}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(minimal+"\n"+strings.Replace(tt.doc, "[s3]\n", "", 1)), env(nil))
@@ -245,6 +243,20 @@ func TestValidateNamesPlannedFeatures(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a redis lock store is supported", func(t *testing.T) {
+		for _, u := range []string{"redis://127.0.0.1:6379/0", "rediss://:s3cret@redis.example:6380/2", "redis://localhost:6379"} {
+			c, err := Parse([]byte(minimal+"\n[locks]\nstore = \""+u+"\"\n"), env(nil))
+			if err != nil || c.Locks.Store != u {
+				t.Fatalf("%s: err = %v", u, err)
+			}
+		}
+	})
+	t.Run("a bad redis URL is refused without its password", func(t *testing.T) {
+		_, err := Parse([]byte(minimal+"\n[locks]\nstore = \"redis://:s3cret@host:6379/x\"\n"), env(nil))
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 	t.Run("TLS files are supported", func(t *testing.T) {
 		c, err := Parse([]byte("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n"+minimal), env(nil))
 		if err != nil || !c.TLS() {

@@ -47,8 +47,8 @@ func (c *Config) Validate() error {
 	if c.Server.AdminListen != "" {
 		if err := checkHostPort(c.Server.AdminListen); err != nil {
 			add("server.admin_listen", "%v", err)
-		} else {
-			notYet("server.admin_listen")
+		} else if sameListenAddr(c.Server.AdminListen, c.Server.Listen) {
+			add("server.admin_listen", "must differ from server.listen: /metrics is never served on the WebDAV listener")
 		}
 	}
 
@@ -76,8 +76,10 @@ func (c *Config) Validate() error {
 	case strings.HasPrefix(c.Locks.Store, "redis://") || strings.HasPrefix(c.Locks.Store, "rediss://"):
 		if u, err := url.Parse(c.Locks.Store); err != nil || u.Host == "" {
 			add("locks.store", `must be "memory" or a URL such as "redis://127.0.0.1:6379/0"`)
-		} else {
-			notYet("locks.store")
+		} else if db := strings.Trim(u.Path, "/"); db != "" {
+			if n, err := strconv.Atoi(db); err != nil || n < 0 {
+				add("locks.store", "the URL's path must be a database number, e.g. /0")
+			}
 		}
 	default:
 		add("locks.store", `must be "memory" or a URL such as "redis://127.0.0.1:6379/0"`)
@@ -143,8 +145,8 @@ func (c *Config) validateS3(add func(string, string, ...any), notYet func(string
 			add("s3.imds_endpoint", `must be an http:// URL such as "http://169.254.169.254"`)
 		}
 	}
-	if (s.IMDSv1Fallback || s.IMDSEndpoint != "") && c.S3CredentialSource() != "iam_lookup" {
-		add("s3.imds_endpoint", `imds_endpoint and imds_v1_fallback apply only to the instance role: set credentials = "iam_lookup" (or access_key_id = "iam_lookup")`)
+	if (s.IMDSv1Fallback || s.IMDSEndpoint != "") && c.S3CredentialSource() == "static" {
+		add("s3.imds_endpoint", `imds_endpoint and imds_v1_fallback apply only to the instance role (credentials = "iam_lookup") and the default chain (credentials = "default"), not to static keys`)
 	}
 	if s.RoleARN != "" && !strings.HasPrefix(s.RoleARN, "arn:") {
 		add("s3.role_arn", `must be an ARN such as "arn:aws:iam::123456789012:role/NAME"`)
@@ -190,6 +192,13 @@ func (c *Config) validateS3(add func(string, string, ...any), notYet func(string
 	}
 	if s.UploadConcurrency < 1 || s.UploadConcurrency > maxUploadConcurrency {
 		add("s3.upload_concurrency", "must be between 1 and %d", maxUploadConcurrency)
+	}
+	if s.UploadMemory != "" {
+		if n, err := s.UploadMemory.Bytes(); err != nil {
+			add("s3.upload_memory", "%v", err)
+		} else if ps, perr := s.PartSize.Bytes(); n <= 0 || (perr == nil && n < ps) {
+			add("s3.upload_memory", "must be at least part_size (one part buffer)")
+		}
 	}
 	if s.Proxy != "" {
 		if u, err := url.Parse(s.Proxy); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
@@ -308,6 +317,19 @@ func checkHostPort(s string) error {
 		return fmt.Errorf("invalid host")
 	}
 	return nil
+}
+
+// sameListenAddr reports whether two valid host:port listen addresses
+// would collide: the same port (not 0, which picks a free one) on the same
+// host, or on all interfaces for either.
+func sameListenAddr(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { ip := net.ParseIP(h); return h == "" || (ip != nil && ip.IsUnspecified()) }
+	return ha == hb || wildcard(ha) || wildcard(hb)
 }
 
 func checkDAVPrefix(p string) error {

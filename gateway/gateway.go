@@ -88,6 +88,10 @@ func New(opts Options) (*Gateway, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	locks := opts.Locks
+	if locks == nil {
+		locks = NewLockManager()
+	}
 	var quota *quotaTracker
 	if opts.QuotaBytes > 0 {
 		quota = newQuotaTracker(opts.QuotaBytes, opts.Store, logger)
@@ -101,7 +105,7 @@ func New(opts Options) (*Gateway, error) {
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
 		pubHost: pubHost,
-		locks:   NewLockManager(),
+		locks:   locks,
 		log:     logger,
 	}, nil
 }
@@ -195,13 +199,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var limited *auth.RateLimitError
 	switch {
 	case errors.As(err, &limited):
+		rec.authRefused(r, err)
 		rec.Header().Set("Retry-After", strconv.Itoa(max(1, int((limited.RetryAfter+time.Second-1)/time.Second))))
 		rec.fail(http.StatusTooManyRequests, err)
 		return
 	case err != nil:
+		rec.authRefused(r, err)
 		rec.fail(http.StatusServiceUnavailable, err)
 		return
 	case !ok:
+		rec.authRefused(r, err)
 		challenges := []string{`Basic realm="` + g.opts.Realm + `", charset="UTF-8"`}
 		if c, isC := g.opts.Auth.(auth.Challenger); isC {
 			challenges = c.Challenges(g.opts.Realm)
@@ -322,5 +329,5 @@ func (rq *request) delegate(ls webdav.LockSystem, w http.ResponseWriter) {
 			}
 		},
 	}
-	h.ServeHTTP(&honestWriter{ResponseWriter: w, rec: rq.w, fs: rq.fs}, r)
+	h.ServeHTTP(&honestWriter{ResponseWriter: w, rec: rq.w, fs: rq.fs, locks: rq.lockFailure}, r)
 }

@@ -274,14 +274,17 @@ func (rq *request) put() {
 	}
 	if _, err := w.ReadFrom(body); err != nil {
 		_ = w.Abort()
+		rq.w.uploadAborted()
 		rq.w.fail(statusFor(err, http.StatusBadRequest), err)
 		return
 	}
 	info, err := w.Commit()
 	if err != nil {
+		rq.w.uploadAborted()
 		rq.w.failErr(err, http.StatusConflict)
 		return
 	}
+	rq.w.uploadCommitted(info.Size())
 	if q := rq.g.quota; q != nil {
 		delta := info.Size()
 		if fi != nil {

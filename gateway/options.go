@@ -42,4 +42,11 @@ type Options struct {
 	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
 	// PROPFIND answers 507.
 	MaxPropfindEntries int
+	// Metrics, when set, are filled by every request ([server].admin_listen
+	// serves them with AdminHandler); nil = no metrics.
+	Metrics *Metrics
+	// Locks is the lock table ([locks].store); nil = a new in-memory one.
+	// Gateways that share one (NewRedisLockManager, or the same value in
+	// tests) share WebDAV locks.
+	Locks *LockManager
 }

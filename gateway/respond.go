@@ -30,6 +30,7 @@ type recorder struct {
 	warning error // went wrong without failing the request
 	start   time.Time
 	s3calls *atomic.Int64
+	meterNotes
 }
 
 func (w *recorder) WriteHeader(code int) {
@@ -101,7 +102,7 @@ func statusFor(err error, notExist int) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
-	case errors.Is(err, s3vfs.ErrUnavailable):
+	case errors.Is(err, s3vfs.ErrUnavailable), errors.Is(err, ErrLockStoreUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, davfs.ErrTooManyEntries), errors.Is(err, errQuotaExceeded):
 		return webdav.StatusInsufficientStorage
@@ -135,6 +136,7 @@ type honestWriter struct {
 	http.ResponseWriter // where the answer goes
 	rec                 *recorder
 	fs                  *davfs.FS
+	locks               func() error // the lock store's outage, if any
 	wrote               bool
 	swallowed           bool
 }
@@ -145,7 +147,11 @@ func (w *honestWriter) WriteHeader(code int) {
 	}
 	w.wrote = true
 	if code >= 400 {
-		if failure := w.fs.Failure(); failure != nil {
+		failure := w.fs.Failure()
+		if failure == nil && w.locks != nil {
+			failure = w.locks()
+		}
+		if failure != nil {
 			if honest := statusFor(failure, code); honest != code || code == http.StatusInternalServerError {
 				if w.rec.err == nil {
 					w.rec.err = failure
@@ -169,7 +175,7 @@ func (w *honestWriter) Write(p []byte) (int, error) {
 	return w.ResponseWriter.Write(p)
 }
 
-// begin starts a request: id, S3 call counter, recorder.
+// begin starts a request: id, S3 call counter, recorder, in-flight gauge.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*recorder, *http.Request) {
 	id := r.Header.Get("X-Request-Id")
 	if !safeRequestID(id) {
@@ -179,15 +185,17 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*recorder, *htt
 	}
 	w.Header().Set("X-Request-Id", id)
 	ctx, calls := s3vfs.WithCallCounter(r.Context())
+	g.opts.Metrics.started()
 	return &recorder{ResponseWriter: w, id: id, start: time.Now(), s3calls: calls}, r.WithContext(ctx)
 }
 
-// finish writes the request's one log line.
+// finish writes the request's one log line and counts it in the metrics.
 func (g *Gateway) finish(rec *recorder, r *http.Request) {
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK
 	}
+	g.opts.Metrics.finished(rec, r.Method, status)
 	attrs := []slog.Attr{
 		slog.String("id", rec.id),
 		slog.String("user", rec.user),

@@ -80,6 +80,8 @@ type setup struct {
 	apple     string
 	quota     int64
 	ln        net.Listener
+	adminLn   net.Listener         // [server].admin_listen; nil = none
+	locks     *gateway.LockManager // nil = in memory
 	tlsCert   string
 	tlsKey    string
 	cleanup   func()
@@ -109,6 +111,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	defer s.cleanup()
 
+	var metrics *gateway.Metrics
+	if s.adminLn != nil {
+		metrics = gateway.NewMetrics()
+	}
 	gw, err := gateway.New(gateway.Options{
 		Store:              s.store,
 		Prefix:             s.prefix,
@@ -120,12 +126,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		MaxPropfindEntries: s.maxProp,
 		AppleFiles:         s.apple,
 		QuotaBytes:         s.quota,
+		Metrics:            metrics,
+		Locks:              s.locks,
 		Web:                s.web,
 		Ready:              s.ready,
 	})
 	if err != nil {
 		log.Error("gateway", "err", err)
 		return exitRuntime
+	}
+	if s.adminLn != nil {
+		defer serveAdmin(ctx, s.adminLn, gw.AdminHandler(), log)()
 	}
 	return listenAndServe(ctx, s, gw, log)
 }
@@ -205,6 +216,18 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 			ln.Close()
 		}
 	}()
+	var adminLn net.Listener
+	if cfg.Server.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.Server.AdminListen); err != nil {
+			log.Error("listen", "addr", cfg.Server.AdminListen, "err", err)
+			return nil, exitRuntime
+		}
+		defer func() {
+			if !ok {
+				adminLn.Close()
+			}
+		}()
+	}
 	// Relative TLS paths are relative to the config file.
 	tlsCert, tlsKey := cfg.Server.TLSCert, cfg.Server.TLSKey
 	if tlsCert != "" && !filepath.IsAbs(tlsCert) {
@@ -241,9 +264,15 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("auth", "err", err)
 		return nil, exitUsage
 	}
+	locks, err := openLocks(ctx, cfg.Locks.Store, log)
+	if err != nil {
+		log.Error("locks", "err", err)
+		return nil, exitUsage
+	}
 	ok = true
 	stopJanitor := startJanitor(ctx, store, cfg, log)
 	return &setup{
+		locks:     locks,
 		store:     store,
 		prefix:    cfg.Prefix(),
 		davPrefix: cfg.Server.DAVPrefix,
@@ -256,10 +285,32 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		apple:     cfg.WebDAV.AppleFiles,
 		quota:     quotaBytes(cfg),
 		ln:        ln,
+		adminLn:   adminLn,
 		tlsCert:   tlsCert,
 		tlsKey:    tlsKey,
-		cleanup:   stopJanitor,
+		cleanup:   func() { stopJanitor(); _ = locks.Close() },
 	}, exitOK
+}
+
+// openLocks opens [locks].store: nil (the gateway's own memory table) or a
+// Redis table shared with other gateways. An unreachable Redis is only
+// logged: lock operations answer 503 until it is back.
+func openLocks(ctx context.Context, store string, log *slog.Logger) (*gateway.LockManager, error) {
+	if store == "" || store == "memory" {
+		return nil, nil
+	}
+	locks, err := gateway.NewRedisLockManager(store, log)
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := locks.Ping(pctx); err != nil {
+		log.Warn("the lock store is not reachable: LOCK and writes answer 503 until it is", "store", gateway.RedactURL(store), "err", err)
+	} else {
+		log.Info("locks", "store", gateway.RedactURL(store))
+	}
+	return locks, nil
 }
 
 func staticUsers(cfg *config.Config) []auth.StaticUser {
