@@ -81,3 +81,44 @@ func TestUploadMemoryBudgetRefusesAPartLargerThanItself(t *testing.T) {
 		t.Fatalf("stored %q", got)
 	}
 }
+
+func TestAnUploadWaitsForMemoryOnlyABoundedTime(t *testing.T) {
+	const budget = 2 * MinPartSize
+	s, _ := newTestStore(t, func(c *Config) { c.UploadMemory = budget; c.UploadConcurrency = 1 })
+	s.budgetWait = 300 * time.Millisecond
+	ctx := context.Background()
+	// Two uploads whose clients stalled after a few bytes hold the budget.
+	var stalled []*Writer
+	for i := range 2 {
+		w := s.NewWriter(ctx, fmt.Sprintf("stalled/%d", i), WriteOptions{Size: -1})
+		if _, err := w.Write([]byte("a few bytes")); err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, w)
+	}
+	start := time.Now()
+	w := s.NewWriter(ctx, "blocked", WriteOptions{Size: -1})
+	_, err := w.Write([]byte("x"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("a third upload got %v, want ErrUnavailable once the wait ran out", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the third upload waited %v", d)
+	}
+	_ = w.Abort()
+	for _, w := range stalled {
+		_ = w.Abort()
+	}
+	if !s.memory.TryAcquire(budget) {
+		t.Fatal("aborted uploads did not give their memory back")
+	}
+}
+
+func TestAHugeDeclaredLengthCannotTakeTheWholeBudget(t *testing.T) {
+	s, _ := newTestStore(t, func(c *Config) { c.UploadMemory = 64 * MiB; c.UploadConcurrency = 4 })
+	w := s.NewWriter(context.Background(), "huge", WriteOptions{Size: 4 << 40})
+	if _, err := w.Write([]byte("x")); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a 4 TiB upload with a 64 MiB budget: %v, want ErrTooLarge", err)
+	}
+	_ = w.Abort()
+}

@@ -57,6 +57,7 @@ type Store struct {
 	deleteBatchSize int
 	noBatchDelete   bool                // no DeleteObjects (GCS): one DeleteObject per key
 	memory          *semaphore.Weighted // bytes of part buffers, all uploads together
+	budgetWait      time.Duration       // how long an upload waits for memory
 	memoryBudget    int64
 	creds           aws.CredentialsProvider // for ResolveCredentials
 	credSource      string                  // where creds come from, for logs and `davgw check`
@@ -185,6 +186,7 @@ func newStore(client s3API, cfg Config) *Store {
 		deleteBatchSize: 1000,
 		memory:          semaphore.NewWeighted(cfg.UploadMemory),
 		memoryBudget:    cfg.UploadMemory,
+		budgetWait:      budgetWait,
 		active:          &uploadSet{ids: make(map[string]struct{})},
 	}
 }

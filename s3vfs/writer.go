@@ -91,9 +91,18 @@ func (s *Store) NewWriter(ctx context.Context, key string, opts WriteOptions) *W
 		w.err = fmt.Errorf("%w: %q: %d bytes is more than S3's 5 TiB limit", ErrTooLarge, key, opts.Size)
 	case opts.Size > 0:
 		w.partSize = partSizeFor(opts.Size, s.partSize)
+		// One upload may hold at most a fair share of the Store's memory
+		// budget, so a huge declared length cannot take it all.
+		if share := s.memoryBudget / int64(2*s.concurrency); w.partSize > max(share, s.partSize) {
+			w.err = fmt.Errorf("%w: %q: %d bytes need parts of %d bytes, more than this gateway's upload memory allows (raise [s3].upload_memory)",
+				ErrTooLarge, key, opts.Size, w.partSize)
+		}
 	}
 	return w
 }
+
+// budgetWait bounds how long an upload waits for the Store's upload memory.
+const budgetWait = 15 * time.Second
 
 // partSizeFor returns the part size for an upload of size bytes: at least
 // min, and large enough (in whole MiB) that MaxParts parts hold size.
@@ -426,8 +435,19 @@ func (w *Writer) room() error {
 	// Every buffer this Writer holds now is a part in flight, which ends
 	// (uploaded, failed or cancelled) and gives its bytes back: waiting
 	// for the Store-wide budget cannot deadlock.
-	if err := w.s.memory.Acquire(w.upCtx, size); err != nil {
+	// The budget is shared by every upload of the Store: wait for it only
+	// a bounded time, so that stalled uploads (clients that stopped
+	// sending) cannot hold every other user's upload forever. Past it the
+	// upload fails as unavailable (503 with Retry-After).
+	actx, cancel := context.WithTimeout(w.upCtx, w.s.budgetWait)
+	err := w.s.memory.Acquire(actx, size)
+	cancel()
+	if err != nil {
 		<-w.tokens
+		if w.upCtx.Err() == nil {
+			return w.fail(fmt.Errorf("%w: %q: no upload memory free within %v (upload_memory is in use by other uploads)",
+				ErrUnavailable, w.key, w.s.budgetWait))
+		}
 		return w.stopped()
 	}
 	if small {
