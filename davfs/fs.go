@@ -356,6 +356,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	f.mu.Unlock()
 
 	prefix := f.dirPrefix(name)
+	gen := f.opts.IndexCache.generation(prefix + indexName)
 	byName := make(map[string]*FileInfo)
 	var marker *s3vfs.ObjectInfo
 	hasIndex, indexETag := false, ""
@@ -405,7 +406,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 		}
 		entries = li.entries
 	} else {
-		f.noIndex(name)
+		f.noIndex(name, gen)
 	}
 	list = make([]*FileInfo, 0, len(byName))
 	for _, fi := range byName {

@@ -82,6 +82,7 @@ type loadedIndex struct {
 	entries    map[string]metaEntry
 	etag       string // of the index object; "" = it does not exist
 	unwritable bool   // unreadable: it must not be overwritten
+	size       int    // bytes of its JSON, for the shared cache's budget
 }
 
 // entryName is the name of fi's entry in its parent's index.
@@ -124,11 +125,12 @@ func (f *FS) loadIndexListed(ctx context.Context, folder string, fresh bool, lis
 			return li, nil
 		}
 	}
+	gen := f.opts.IndexCache.generation(key)
 	li, err := f.fetchIndex(ctx, folder, key)
 	if err != nil {
 		return nil, err
 	}
-	f.opts.IndexCache.put(key, li)
+	f.opts.IndexCache.putIfCurrent(key, li, gen)
 	f.mu.Lock()
 	f.indexes[folder] = li
 	f.mu.Unlock()
@@ -147,7 +149,7 @@ func (f *FS) fetchIndex(ctx context.Context, folder, key string) (*loadedIndex, 
 	case err != nil:
 		return nil, f.note(err)
 	default:
-		li.etag = info.ETag
+		li.etag, li.size = info.ETag, len(body)
 		var idx folderIndex
 		if json.Unmarshal(body, &idx) != nil || idx.Version != indexVersion {
 			li.unwritable = true
@@ -160,14 +162,14 @@ func (f *FS) fetchIndex(ctx context.Context, folder, key string) (*loadedIndex, 
 }
 
 // noIndex records that a folder has no index (its listing showed none).
-func (f *FS) noIndex(folder string) {
+func (f *FS) noIndex(folder string, gen uint64) {
 	li := &loadedIndex{entries: map[string]metaEntry{}}
 	f.mu.Lock()
 	if _, ok := f.indexes[folder]; !ok {
 		f.indexes[folder] = li
 	}
 	f.mu.Unlock()
-	f.opts.IndexCache.put(f.dirPrefix(folder)+indexName, li)
+	f.opts.IndexCache.putIfCurrent(f.dirPrefix(folder)+indexName, li, gen)
 }
 
 // indexVersion is the format this code reads and writes.
@@ -191,9 +193,11 @@ var errIndexBusy = fmt.Errorf("davfs: the folder's index is being updated concur
 func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries map[string]metaEntry) bool) error {
 	folder = Clean(folder)
 	key := f.dirPrefix(folder) + indexName
-	unlock := f.opts.IndexLocks.lock(key)
+	unlock, err := f.opts.IndexLocks.lock(ctx, key)
+	if err != nil {
+		return err
+	}
 	defer unlock()
-	var err error
 	for attempt := 0; attempt < 10; attempt++ {
 		if attempt > 0 {
 			select {
@@ -235,7 +239,7 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		info, err = f.store.PutObject(ctx, key, body, opts)
 		switch {
 		case err == nil:
-			li := &loadedIndex{entries: entries, etag: info.ETag}
+			li := &loadedIndex{entries: entries, etag: info.ETag, size: len(body)}
 			f.opts.IndexCache.put(key, li)
 			f.mu.Lock()
 			f.indexes[folder] = li
@@ -261,9 +265,11 @@ type IndexCache struct {
 	TTL      time.Duration
 	MaxBytes int
 
-	mu    sync.Mutex
-	items map[string]cachedIndex
-	bytes int
+	mu     sync.Mutex
+	items  map[string]cachedIndex
+	gens   map[string]uint64 // bumped by every update of a key
+	bytes  int
+	stores int
 }
 
 type cachedIndex struct {
@@ -272,10 +278,11 @@ type cachedIndex struct {
 	size int
 }
 
-// NewIndexCache returns a cache of at most maxBytes (approximate) whose
-// copies serve requests without a listing for ttl.
+// NewIndexCache returns a cache of at most maxBytes (counted as the
+// indexes' JSON sizes) whose copies serve requests without a listing for
+// ttl.
 func NewIndexCache(ttl time.Duration, maxBytes int) *IndexCache {
-	return &IndexCache{TTL: ttl, MaxBytes: maxBytes, items: make(map[string]cachedIndex)}
+	return &IndexCache{TTL: ttl, MaxBytes: maxBytes, items: make(map[string]cachedIndex), gens: make(map[string]uint64)}
 }
 
 func (c *IndexCache) get(key, listedETag string, listed bool) (*loadedIndex, bool) {
@@ -295,46 +302,104 @@ func (c *IndexCache) get(key, listedETag string, listed bool) (*loadedIndex, boo
 	}
 }
 
+// generation returns a key's update count, to be passed to putIfCurrent
+// by a reader that started then.
+func (c *IndexCache) generation(key string) uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gens[key]
+}
+
+// putIfCurrent stores what a reader fetched, unless an update of the key
+// landed since the reader started (its copy would be older than the
+// cached one).
+func (c *IndexCache) putIfCurrent(key string, li *loadedIndex, gen uint64) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gens[key] != gen {
+		return
+	}
+	c.store(key, li)
+}
+
+// put stores the index this process just wrote.
 func (c *IndexCache) put(key string, li *loadedIndex) {
 	if c == nil {
 		return
 	}
-	size := 64 + len(li.entries)*96
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gens[key]++
+	c.store(key, li)
+}
+
+func (c *IndexCache) store(key string, li *loadedIndex) {
+	size := 256 + li.size
 	if old, ok := c.items[key]; ok {
+		delete(c.items, key)
 		c.bytes -= old.size
 	}
-	for k, it := range c.items { // evict arbitrary entries until it fits
+	if size > c.MaxBytes {
+		return
+	}
+	now := time.Now()
+	c.stores++
+	if c.stores%256 == 0 { // now and then, drop copies long expired
+		for k, it := range c.items {
+			if now.Sub(it.at) > 10*c.TTL {
+				delete(c.items, k)
+				c.bytes -= it.size
+			}
+		}
+	}
+	for k, it := range c.items { // then arbitrary ones until it fits
 		if c.bytes+size <= c.MaxBytes {
 			break
 		}
 		delete(c.items, k)
 		c.bytes -= it.size
 	}
-	if size > c.MaxBytes {
-		delete(c.items, key)
-		return
+	if len(c.gens) > 100000 {
+		// Bounded: after a reset a reader that started before it may cache
+		// one stale copy, for TTL at most.
+		clear(c.gens)
 	}
-	c.items[key] = cachedIndex{li: li, at: time.Now(), size: size}
+	c.items[key] = cachedIndex{li: li, at: now, size: size}
 	c.bytes += size
 }
 
 // IndexLocks serialises index updates per folder within one process. Share
-// one among all requests (nil works, without the serialisation).
+// one among all requests (nil works, without the serialisation). Waiting
+// for a lock gives up when the request's context ends.
 type IndexLocks struct {
-	stripes [64]sync.Mutex
+	once    sync.Once
+	stripes [256]chan struct{}
 }
 
-func (l *IndexLocks) lock(key string) func() {
+func (l *IndexLocks) lock(ctx context.Context, key string) (unlock func(), err error) {
 	if l == nil {
-		return func() {}
+		return func() {}, nil
 	}
+	l.once.Do(func() {
+		for i := range l.stripes {
+			l.stripes[i] = make(chan struct{}, 1)
+		}
+	})
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
-	m := &l.stripes[h.Sum32()%uint32(len(l.stripes))]
-	m.Lock()
-	return m.Unlock
+	ch := l.stripes[h.Sum32()%uint32(len(l.stripes))]
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // applyMeta sets what the index (or the object's metadata) keeps for fi.

@@ -2,6 +2,7 @@ package davfs
 
 import (
 	"encoding/xml"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,42 @@ func TestReservedNamesAreRecognisedInAnySegment(t *testing.T) {
 		if got := IsReserved(name); got != want {
 			t.Errorf("IsReserved(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+func TestIndexCacheStaysWithinItsBudget(t *testing.T) {
+	c := NewIndexCache(time.Minute, 10_000)
+	real := func() int {
+		n := 0
+		for _, it := range c.items {
+			n += it.size
+		}
+		return n
+	}
+	for i := range 20000 {
+		key := fmt.Sprintf("k%d", i%50)
+		li := &loadedIndex{entries: map[string]metaEntry{}, size: 100 + i%900}
+		if i%3 == 0 {
+			c.putIfCurrent(key, li, c.generation(key))
+		} else {
+			c.put(key, li)
+		}
+		if c.bytes != real() {
+			t.Fatalf("after %d stores the count says %d bytes, the items hold %d", i, c.bytes, real())
+		}
+		if c.bytes > c.MaxBytes {
+			t.Fatalf("after %d stores the cache holds %d bytes, more than %d", i, c.bytes, c.MaxBytes)
+		}
+	}
+}
+
+func TestAFetchThatRacedAnUpdateIsNotCached(t *testing.T) {
+	c := NewIndexCache(time.Minute, 1<<20)
+	gen := c.generation("k") // a reader starts
+	fresh := &loadedIndex{entries: map[string]metaEntry{"a": {MTime: 2}}, etag: `"new"`}
+	c.put("k", fresh) // an update lands meanwhile
+	c.putIfCurrent("k", &loadedIndex{entries: map[string]metaEntry{}, etag: `"old"`}, gen)
+	if li, ok := c.get("k", "", false); !ok || li.etag != `"new"` {
+		t.Fatalf("the cache holds %+v, want the update", li)
 	}
 }

@@ -170,6 +170,12 @@ func (rq *request) moveFolder(dst string) {
 		rq.w.failErr(err, http.StatusConflict)
 		return
 	}
+	if src, err := rq.fs.Lookup(ctx, rq.name, true); err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	} else if !rq.checkPreconditions(src) {
+		return
+	}
 	release, status := rq.confirmLocks(rq.name, dst, true)
 	if status != 0 {
 		rq.w.fail(status, errors.New("lock or If header check failed"))

@@ -9,6 +9,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/webdav"
 
@@ -83,6 +84,31 @@ func (rq *request) get() {
 	if err := rq.fs.Failure(); err != nil {
 		rq.w.err = err
 	}
+}
+
+// idleBodyTimeout is how long a request body may send nothing.
+const idleBodyTimeout = 2 * time.Minute
+
+// idleReader renews the connection's read deadline before each read, so a
+// body that keeps flowing is never cut, and one that stalls is.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+	ok   bool // the connection supports read deadlines
+}
+
+func newIdleReader(w http.ResponseWriter, r io.Reader, idle time.Duration) io.Reader {
+	rc := http.NewResponseController(w)
+	ok := rc.SetReadDeadline(time.Now().Add(idle)) == nil
+	return &idleReader{r: r, rc: rc, idle: idle, ok: ok}
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	if r.ok {
+		_ = r.rc.SetReadDeadline(time.Now().Add(r.idle))
+	}
+	return r.r.Read(p)
 }
 
 // activeContent reports content types a browser would run or render as a
@@ -272,6 +298,10 @@ func (rq *request) put() {
 		rq.w.failErr(err, http.StatusConflict)
 		return
 	}
+	// No overall timeout limits an upload (large files take long), but a
+	// client that stops sending for idleBodyTimeout is dropped, so that a
+	// stalled upload does not hold its share of the upload memory.
+	body = newIdleReader(rq.w, body, idleBodyTimeout)
 	if _, err := w.ReadFrom(body); err != nil {
 		_ = w.Abort()
 		rq.w.uploadAborted()
@@ -327,15 +357,24 @@ func (rq *request) delete() {
 	if !rq.checkPreconditions(fi) {
 		return
 	}
+	var freed int64 = -1
+	if rq.g.quota != nil && fi.IsDir() {
+		if n, err := rq.fs.TreeSize(ctx, rq.name); err == nil {
+			freed = n // so the space is free at once, not after the next count
+		}
+	}
 	if err := rq.fs.RemoveAll(ctx, rq.name); err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
 	if q := rq.g.quota; q != nil {
-		if fi.IsDir() {
-			q.invalidate(rq.root) // recounted by the next background listing
-		} else {
+		switch {
+		case !fi.IsDir():
 			q.add(rq.root, -fi.Size())
+		case freed >= 0:
+			q.add(rq.root, -freed)
+		default:
+			q.invalidate(rq.root) // recounted by the next background listing
 		}
 	}
 	rq.w.WriteHeader(http.StatusNoContent)

@@ -172,7 +172,6 @@ func TestMetricsCountRequestsWithBoundedLabels(t *testing.T) {
 		`davgw_auth_failures_total{reason="unavailable"}`:                 1,
 		`davgw_s3_errors_total{kind="denied"}`:                            1,
 		`davgw_s3_errors_total{kind="unavailable"}`:                       0,
-		`davgw_s3_requests_total`:                                         float64(s3calls.Load()),
 		`davgw_uploads_total{result="committed"}`:                         0,
 	}
 	for series, v := range want {
@@ -180,8 +179,11 @@ func TestMetricsCountRequestsWithBoundedLabels(t *testing.T) {
 			t.Errorf("%s = %v, want %v", series, got[series], v)
 		}
 	}
-	if got[`davgw_s3_requests_total`] < 1 {
-		t.Errorf("no S3 requests counted")
+	// The gateway counts requests as it sends them; a HEAD cancelled
+	// because the LIST beside it found a folder may never reach the fake
+	// S3, so the metric may exceed the server's count by a little.
+	if n, seen := got[`davgw_s3_requests_total`], float64(s3calls.Load()); n < 1 || n < seen || n > seen+4 {
+		t.Errorf("davgw_s3_requests_total = %v, the fake S3 saw %v", n, seen)
 	}
 	if got[`davgw_http_response_bytes_total`] <= 0 {
 		t.Errorf("no response bytes counted")

@@ -34,6 +34,7 @@ type usage struct {
 	known      bool
 	at         time.Time
 	refreshing bool
+	changed    time.Time // last adjustment by a request
 }
 
 func newQuotaTracker(limit int64, store *s3vfs.Store, log *slog.Logger) *quotaTracker {
@@ -66,6 +67,7 @@ func (q *quotaTracker) add(root string, delta int64) {
 	q.mu.Lock()
 	if u, ok := q.roots[root]; ok && u.known {
 		u.bytes = max(0, u.bytes+delta)
+		u.changed = time.Now()
 	}
 	q.mu.Unlock()
 }
@@ -82,6 +84,7 @@ func (q *quotaTracker) invalidate(root string) {
 func (q *quotaTracker) refresh(root string) {
 	q.sem <- struct{}{}
 	defer func() { <-q.sem }()
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var total int64
@@ -104,6 +107,12 @@ func (q *quotaTracker) refresh(root string) {
 	u.refreshing = false
 	if err != nil {
 		q.log.Warn("quota: cannot compute usage", slog.String("root", root), slog.String("error", err.Error()))
+		return
+	}
+	if u.known && u.changed.After(started) {
+		// A request changed the usage while the listing ran, which may or
+		// may not have seen it: keep the adjusted count and count again.
+		u.at = time.Time{}
 		return
 	}
 	u.bytes, u.known, u.at = total, true, time.Now()
