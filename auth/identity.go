@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -227,9 +226,8 @@ func (f *FileIdentities) Create(_ context.Context, user string, id Identity) (bo
 
 // identityObjects is what BucketIdentities needs of s3vfs.Store.
 type identityObjects interface {
-	Head(ctx context.Context, key string) (s3vfs.ObjectInfo, error)
+	GetSmall(ctx context.Context, key string, limit int64) ([]byte, s3vfs.ObjectInfo, error)
 	PutObject(ctx context.Context, key string, body []byte, opts s3vfs.WriteOptions) (s3vfs.ObjectInfo, error)
-	NewReader(ctx context.Context, key string, info s3vfs.ObjectInfo) *s3vfs.Reader
 }
 
 // BucketIdentities keeps bindings in the bucket under
@@ -262,21 +260,13 @@ func (b *BucketIdentities) Get(ctx context.Context, user string) (Identity, bool
 	if err != nil {
 		return Identity{}, false, err
 	}
-	info, err := b.store.Head(ctx, k)
+	// One bounded GET (not HEAD then GET): this runs on sign-ins.
+	data, _, err := b.store.GetSmall(ctx, k, 64<<10)
 	if errors.Is(err, s3vfs.ErrNotFound) {
 		return Identity{}, false, nil
 	}
 	if err != nil {
-		return Identity{}, false, err
-	}
-	if info.Size > 64<<10 {
-		return Identity{}, false, fmt.Errorf("auth: identity of %q: %d bytes", user, info.Size)
-	}
-	r := b.store.NewReader(ctx, k, info)
-	data, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return Identity{}, false, err
+		return Identity{}, false, fmt.Errorf("auth: identity of %q: %w", user, err)
 	}
 	var id Identity
 	if err := json.Unmarshal(data, &id); err != nil {
