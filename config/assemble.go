@@ -82,6 +82,16 @@ func (c *Config) AppPasswordMaxAge() time.Duration {
 	return d
 }
 
+// BodyIdleTimeout returns [server].body_idle_timeout, or the default 60s
+// when it does not parse.
+func (c *Config) BodyIdleTimeout() time.Duration {
+	d, err := c.Server.BodyIdleTimeout.Value()
+	if err != nil || d <= 0 {
+		d, _ = Duration(DefaultBodyIdleTimeout).Value()
+	}
+	return d
+}
+
 // AbandonedUploadAge returns [s3].abandoned_upload_age: 0 turns the
 // janitor off; one that does not parse gives the default 24h.
 func (c *Config) AbandonedUploadAge() time.Duration {

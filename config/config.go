@@ -27,6 +27,7 @@ import (
 const (
 	DefaultListen             = "127.0.0.1:8080"
 	DefaultDAVPrefix          = "/dav/"
+	DefaultBodyIdleTimeout    = "60s"
 	DefaultRegion             = "us-east-1"
 	DefaultAbandonedUploadAge = "24h"
 	DefaultRoleSessionName    = "davgw"
@@ -75,6 +76,9 @@ type Server struct {
 	// AdminListen is the host:port of the admin listener (/metrics,
 	// /healthz, /readyz); "" = none. It has no authentication.
 	AdminListen string `toml:"admin_listen"`
+	// BodyIdleTimeout is how long a request body may send nothing before
+	// its connection is cut; XML bodies must arrive whole within it.
+	BodyIdleTimeout Duration `toml:"body_idle_timeout"`
 }
 
 // S3 is the [s3] table: the bucket the gateway serves and how to reach it.
@@ -228,7 +232,7 @@ type Locks struct {
 // Default returns a Config with every default of SPEC section 2 filled in.
 func Default() *Config {
 	return &Config{
-		Server: Server{Listen: DefaultListen, DAVPrefix: DefaultDAVPrefix},
+		Server: Server{Listen: DefaultListen, DAVPrefix: DefaultDAVPrefix, BodyIdleTimeout: DefaultBodyIdleTimeout},
 		S3: S3{
 			RoleSessionName:   DefaultRoleSessionName,
 			RoleDuration:      DefaultRoleDuration,

@@ -52,6 +52,12 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if d, err := c.Server.BodyIdleTimeout.Value(); err != nil {
+		add("server.body_idle_timeout", "%v", err)
+	} else if d < time.Second {
+		add("server.body_idle_timeout", `must be at least 1s, e.g. "60s"`)
+	}
+
 	c.validateS3(add, notYet)
 	c.validateAuth(add, notYet)
 

@@ -81,6 +81,9 @@ func New(opts Options) (*Gateway, error) {
 	default:
 		return nil, errors.New(`gateway: AppleFiles must be "allow", "hide" or "reject"`)
 	}
+	if opts.BodyIdleTimeout <= 0 {
+		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
 	if opts.MaxPropfindEntries <= 0 {
 		opts.MaxPropfindEntries = 100000
 	}

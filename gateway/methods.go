@@ -9,7 +9,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/net/webdav"
 
@@ -84,31 +83,6 @@ func (rq *request) get() {
 	if err := rq.fs.Failure(); err != nil {
 		rq.w.err = err
 	}
-}
-
-// idleBodyTimeout is how long a request body may send nothing.
-const idleBodyTimeout = 2 * time.Minute
-
-// idleReader renews the connection's read deadline before each read, so a
-// body that keeps flowing is never cut, and one that stalls is.
-type idleReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	idle time.Duration
-	ok   bool // the connection supports read deadlines
-}
-
-func newIdleReader(w http.ResponseWriter, r io.Reader, idle time.Duration) io.Reader {
-	rc := http.NewResponseController(w)
-	ok := rc.SetReadDeadline(time.Now().Add(idle)) == nil
-	return &idleReader{r: r, rc: rc, idle: idle, ok: ok}
-}
-
-func (r *idleReader) Read(p []byte) (int, error) {
-	if r.ok {
-		_ = r.rc.SetReadDeadline(time.Now().Add(r.idle))
-	}
-	return r.r.Read(p)
 }
 
 // activeContent reports content types a browser would run or render as a
@@ -299,9 +273,9 @@ func (rq *request) put() {
 		return
 	}
 	// No overall timeout limits an upload (large files take long), but a
-	// client that stops sending for idleBodyTimeout is dropped, so that a
-	// stalled upload does not hold its share of the upload memory.
-	body = newIdleReader(rq.w, body, idleBodyTimeout)
+	// client that stops sending for the body idle timeout is dropped
+	// (bodyReader), so that a stalled upload does not hold its share of
+	// the upload memory.
 	if _, err := w.ReadFrom(body); err != nil {
 		_ = w.Abort()
 		rq.w.uploadAborted()

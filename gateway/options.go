@@ -3,6 +3,7 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/s3vfs"
@@ -39,6 +40,12 @@ type Options struct {
 	// QuotaBytes is each user's quota ([webdav].quota_bytes); 0 = none. It
 	// is reported with RFC 4331's properties, and uploads past it get 507.
 	QuotaBytes int64
+	// BodyIdleTimeout is [server].body_idle_timeout (DefaultBodyIdleTimeout
+	// when 0): a request body that sends nothing for this long is cut and
+	// its connection closed; one that keeps flowing never is. XML bodies
+	// (PROPFIND, PROPPATCH, LOCK) must arrive whole within it, and a body
+	// the gateway does not read (a refused sign-in) gets drainWindow.
+	BodyIdleTimeout time.Duration
 	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
 	// PROPFIND answers 507.
 	MaxPropfindEntries int

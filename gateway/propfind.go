@@ -25,13 +25,14 @@ const maxXMLBody = 1 << 20
 // XML Namespaces 1.0 forbids: litmus propfind_invalid2). It answers the
 // error itself and returns ok = false.
 func (rq *request) readXMLBody() (body []byte, ok bool) {
+	rq.w.body.whole() // a small body: all of it within the idle timeout
 	b, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, maxXMLBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			rq.w.fail(http.StatusRequestEntityTooLarge, err)
 		} else {
-			rq.w.fail(http.StatusBadRequest, err)
+			rq.w.fail(statusFor(err, http.StatusBadRequest), err)
 		}
 		return nil, false
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ type recorder struct {
 	warning error // went wrong without failing the request
 	start   time.Time
 	s3calls *atomic.Int64
+	body    *bodyReader // the request body; nil when it has none
 	meterNotes
 }
 
@@ -122,6 +124,8 @@ func statusFor(err error, notExist int) int {
 		return http.StatusConflict
 	case errors.Is(err, s3vfs.ErrInvalid), errors.Is(err, s3vfs.ErrIncomplete):
 		return http.StatusBadRequest
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout // the body stopped flowing
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusBadRequest // the client is gone; nobody reads this
 	}
@@ -186,11 +190,17 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*recorder, *htt
 	w.Header().Set("X-Request-Id", id)
 	ctx, calls := s3vfs.WithCallCounter(r.Context())
 	g.opts.Metrics.started()
-	return &recorder{ResponseWriter: w, id: id, start: time.Now(), s3calls: calls}, r.WithContext(ctx)
+	rec := &recorder{ResponseWriter: w, id: id, start: time.Now(), s3calls: calls}
+	r = r.WithContext(ctx)
+	if rec.body = newBodyReader(w, r, g.opts.BodyIdleTimeout); rec.body != nil {
+		r.Body = rec.body
+	}
+	return rec, r
 }
 
 // finish writes the request's one log line and counts it in the metrics.
 func (g *Gateway) finish(rec *recorder, r *http.Request) {
+	rec.body.unread()
 	status := rec.status
 	if status == 0 {
 		status = http.StatusOK

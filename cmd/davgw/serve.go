@@ -77,6 +77,7 @@ type setup struct {
 	realm     string
 	publicURL string
 	maxProp   int
+	bodyIdle  time.Duration // 0 = the gateway's default
 	apple     string
 	quota     int64
 	ln        net.Listener
@@ -124,6 +125,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		PublicURL:          s.publicURL,
 		Logger:             log,
 		MaxPropfindEntries: s.maxProp,
+		BodyIdleTimeout:    s.bodyIdle,
 		AppleFiles:         s.apple,
 		QuotaBytes:         s.quota,
 		Metrics:            metrics,
@@ -282,6 +284,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		realm:     cfg.Auth.Realm,
 		publicURL: cfg.Server.PublicURL,
 		maxProp:   cfg.WebDAV.MaxPropfindEntries,
+		bodyIdle:  cfg.BodyIdleTimeout(),
 		apple:     cfg.WebDAV.AppleFiles,
 		quota:     quotaBytes(cfg),
 		ln:        ln,

@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"time"
+)
+
+// DefaultBodyIdleTimeout is how long a request body may send nothing
+// ([server].body_idle_timeout).
+const DefaultBodyIdleTimeout = 60 * time.Second
+
+// drainWindow is how long a client gets to finish sending a body the
+// gateway did not read (a refused sign-in, an error answer) before its
+// connection is closed. net/http reads up to 256 KiB of such a body so
+// that the connection can be reused; a client still sending at any
+// useful speed is done well within it.
+const drainWindow = 5 * time.Second
+
+// bodyReader wraps every request body. Before each read it renews the
+// connection's read deadline, so a body that keeps flowing is never cut
+// and one that sends nothing for idle is. With until set (XML bodies) the
+// whole body must also have arrived by then. At the end of the body it
+// clears the deadline: net/http then watches the idle connection for the
+// client going away, and that watch must not time out under a handler
+// that takes long after reading its body.
+//
+// The deadline is set when the request begins, so a body nobody reads is
+// bounded too: net/http's drain of an unread body (after a 401, say) runs
+// under it, and finish shortens it to drainWindow.
+type bodyReader struct {
+	io.ReadCloser
+	rc    *http.ResponseController
+	idle  time.Duration
+	until time.Time // zero: no limit on the whole body
+	eof   bool
+	ok    bool // the connection supports read deadlines
+}
+
+// newBodyReader wraps r.Body, or returns nil when the request has none.
+func newBodyReader(w http.ResponseWriter, r *http.Request, idle time.Duration) *bodyReader {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return nil
+	}
+	b := &bodyReader{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle}
+	b.ok = b.rc.SetReadDeadline(time.Now().Add(idle)) == nil
+	return b
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.ok && !b.eof {
+		d := time.Now().Add(b.idle)
+		if !b.until.IsZero() && b.until.Before(d) {
+			d = b.until
+		}
+		_ = b.rc.SetReadDeadline(d)
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.eof {
+		b.eof = true
+		if b.ok {
+			_ = b.rc.SetReadDeadline(time.Time{})
+		}
+	}
+	return n, err
+}
+
+// whole requires the rest of the body to arrive within the idle timeout
+// (for small bodies read whole: XML).
+func (b *bodyReader) whole() {
+	if b != nil {
+		b.until = time.Now().Add(b.idle)
+	}
+}
+
+// unread shortens the deadline of a body the handler left unread, so that
+// net/http's drain after the answer cannot hold the connection.
+func (b *bodyReader) unread() {
+	if b != nil && b.ok && !b.eof {
+		_ = b.rc.SetReadDeadline(time.Now().Add(min(drainWindow, b.idle)))
+	}
+}

@@ -1,0 +1,260 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/davgw/davgw/auth"
+)
+
+// servedGateway is `davgw serve` run as operators run it (the binary, its
+// http.Server and config), over the versitygw back end.
+type servedGateway struct {
+	base string // http://127.0.0.1:PORT
+	addr string // 127.0.0.1:PORT
+	p    *process
+	b    *backend
+}
+
+// serveBinary starts `davgw serve` under prlimit with at most nofile open
+// files, with [server] extra lines, [s3] extra lines and the users given
+// (name -> password), over versitygw through its counting proxy.
+func serveBinary(t *testing.T, nofile int, serverExtra, s3Extra string, users map[string]string) *servedGateway {
+	t.Helper()
+	b := getBackend(t, "versitygw")
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatalf("prlimit (util-linux) is needed to run the gateway with a low file limit: %v", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc strings.Builder
+	fmt.Fprintf(&doc, "[server]\nlisten = \"127.0.0.1:%d\"\n%s\n", port, serverExtra)
+	fmt.Fprintf(&doc, "[s3]\nendpoint = %q\nbucket = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\npart_size = \"5MiB\"\n%s\n",
+		b.proxy.URL, b.bucket, b.server.access, b.server.secret, s3Extra)
+	for name, pw := range users {
+		h, err := auth.HashPasswordCost(pw, bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&doc, "[[auth.users]]\nname = %q\npassword_hash = %q\n", name, h)
+	}
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte(doc.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProcess("davgw serve", t.TempDir(), prlimit, nil,
+		"--nofile="+strconv.Itoa(nofile)+":"+strconv.Itoa(nofile), davgwBinary(t), "serve", "-config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(5 * time.Second) })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := waitHTTP(context.Background(), p, "http://"+addr+"/healthz", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return &servedGateway{base: "http://" + addr, addr: addr, p: p, b: b}
+}
+
+// do sends one request as user (password pw) and returns the status and body.
+func (g *servedGateway) do(t *testing.T, method, path, user, pw string, body []byte, hdr ...string) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, g.base+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(user, pw)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	client := &http.Client{Timeout: 60 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s as %s: %v\n%s", method, path, user, err, g.p.log.String())
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s as %s: reading the body: %v", method, path, user, err)
+	}
+	return resp.StatusCode, got
+}
+
+// stalledRequest opens a raw connection, sends head (a request head ending
+// in a blank line) and then drip (if any) one byte at a time every
+// dripEvery, and returns the status line the gateway answers and whether
+// it then closed the connection, all within limit.
+func stalledRequest(addr, head string, drip []byte, dripEvery, limit time.Duration) (status string, closed bool, err error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", false, err
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, head); err != nil {
+		return "", false, err
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	if len(drip) > 0 {
+		go func() {
+			for _, b := range drip {
+				select {
+				case <-stop:
+					return
+				case <-time.After(dripEvery):
+				}
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	_ = c.SetReadDeadline(time.Now().Add(limit))
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", false, fmt.Errorf("no answer within %v: %w", limit, err)
+	}
+	// Read the rest of the answer and then wait for the close.
+	_, err = io.Copy(io.Discard, br)
+	return strings.TrimSpace(line), err == nil, nil
+}
+
+// TestStalledBodiesCannotHoldTheGateway is row F1 of the bounded-resources
+// issue: clients that send a request head (with or without credentials)
+// and then no body, or an XML body a byte at a time, must be answered and
+// disconnected, so that a gateway with few file descriptors keeps serving
+// everyone else; a body that keeps flowing, however slowly, is never cut.
+func TestStalledBodiesCannotHoldTheGateway(t *testing.T) {
+	users := map[string]string{"f1alice": "pw-f1-alice", "f1bob": "pw-f1-bob"}
+	// 48 open files: the listener, S3 connections and the runtime's own
+	// use about 15, so 40 held connections would exhaust it.
+	g := serveBinary(t, 48, `body_idle_timeout = "2s"`, "", users)
+	const limit = 30 * time.Second // far beyond every deadline; only a hang reaches it
+
+	type outcome struct {
+		what   string
+		status string
+		closed bool
+		err    error
+	}
+	var (
+		mu       sync.Mutex
+		outcomes []outcome
+		wg       sync.WaitGroup
+	)
+	run := func(what, head string, drip []byte) {
+		defer wg.Done()
+		st, closed, err := stalledRequest(g.addr, head, drip, 500*time.Millisecond, limit)
+		mu.Lock()
+		outcomes = append(outcomes, outcome{what, st, closed, err})
+		mu.Unlock()
+	}
+	host := "Host: " + g.addr + "\r\n"
+	for i := range 20 {
+		wg.Add(2)
+		go run("PUT without credentials, Content-Length and no body",
+			fmt.Sprintf("PUT /dav/f1-%d.bin HTTP/1.1\r\n%sContent-Length: 200000\r\n\r\n", i, host), nil)
+		go run("PUT without credentials, chunked and no body",
+			fmt.Sprintf("PUT /dav/f1-c%d.bin HTTP/1.1\r\n%sTransfer-Encoding: chunked\r\n\r\n", i, host), nil)
+	}
+	basic := "Authorization: Basic " + basicToken("f1alice", "pw-f1-alice") + "\r\n"
+	xml := []byte(`<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:allprop/></D:propfind>`)
+	for range 10 {
+		wg.Add(1)
+		go run("signed-in PROPFIND whose body drips a byte every 0.5 s",
+			fmt.Sprintf("PROPFIND /dav/ HTTP/1.1\r\n%s%sDepth: 1\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n", host, basic, len(xml)), xml)
+	}
+	wg.Wait()
+
+	want := map[string]string{
+		"PUT without credentials, Content-Length and no body":    "HTTP/1.1 401 Unauthorized",
+		"PUT without credentials, chunked and no body":           "HTTP/1.1 401 Unauthorized",
+		"signed-in PROPFIND whose body drips a byte every 0.5 s": "HTTP/1.1 408 Request Timeout",
+	}
+	for _, o := range outcomes {
+		if o.err != nil {
+			t.Errorf("%s: %v", o.what, o.err)
+			continue
+		}
+		if o.status != want[o.what] {
+			t.Errorf("%s: answered %q, want %q", o.what, o.status, want[o.what])
+		}
+		if !o.closed {
+			t.Errorf("%s: the connection stayed open after the answer", o.what)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("gateway log:\n%s", g.p.log.String())
+	}
+
+	// The service is still there for another user, and nothing was stored.
+	if code, _ := g.do(t, http.MethodGet, "/healthz", "", "", nil); code != http.StatusOK {
+		t.Fatalf("/healthz: %d", code)
+	}
+	content := bytes.Repeat([]byte("f1 "), 1000)
+	if code, _ := g.do(t, http.MethodPut, "/dav/after.txt", "f1bob", "pw-f1-bob", content); code != http.StatusCreated {
+		t.Fatalf("PUT as f1bob after the stalled clients: %d", code)
+	}
+	if code, got := g.do(t, http.MethodGet, "/dav/after.txt", "f1bob", "pw-f1-bob", nil); code != http.StatusOK || !bytes.Equal(got, content) {
+		t.Fatalf("GET as f1bob: %d, %d bytes (want 200, %d bytes)", code, len(got), len(content))
+	}
+	if keys := g.b.keys(t, "users/f1alice/"); len(keys) != 0 {
+		t.Fatalf("keys stored for the stalled requests: %v", keys)
+	}
+
+	// A body that keeps flowing is never cut, even when it takes several
+	// idle timeouts: 12 pieces, one every second, with a 2 s idle timeout.
+	slow := bytes.Repeat([]byte("0123456789abcdef"), 12*1024)
+	pr, pw := io.Pipe()
+	go func() {
+		piece := len(slow) / 12
+		for i := 0; i < 12; i++ {
+			time.Sleep(time.Second)
+			if _, err := pw.Write(slow[i*piece : (i+1)*piece]); err != nil {
+				return
+			}
+		}
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPut, g.base+"/dav/slow.bin", pr)
+	req.ContentLength = int64(len(slow))
+	req.SetBasicAuth("f1bob", "pw-f1-bob")
+	resp, err := (&http.Client{Timeout: limit}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("slow but flowing PUT: %d, want 201\n%s", resp.StatusCode, g.p.log.String())
+	}
+	if code, got := g.do(t, http.MethodGet, "/dav/slow.bin", "f1bob", "pw-f1-bob", nil); code != http.StatusOK || !bytes.Equal(got, slow) {
+		t.Fatalf("GET slow.bin: %d, %d bytes (want 200, %d bytes)", code, len(got), len(slow))
+	}
+}
+
+func basicToken(user, pw string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pw))
+}
