@@ -82,6 +82,13 @@ func (c *Config) AppPasswordMaxAge() time.Duration {
 	return d
 }
 
+// UploadLimits returns [limits] for the gateway (0 = its default).
+func (c *Config) UploadLimits() (perUser, perAddress int, memPerUser, memPerAddress int64) {
+	memPerUser, _ = c.Limits.UploadMemoryPerUser.Bytes()
+	memPerAddress, _ = c.Limits.UploadMemoryPerAddress.Bytes()
+	return c.Limits.UploadsPerUser, c.Limits.UploadsPerAddress, memPerUser, memPerAddress
+}
+
 // BodyIdleTimeout returns [server].body_idle_timeout, or the default 60s
 // when it does not parse.
 func (c *Config) BodyIdleTimeout() time.Duration {

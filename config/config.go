@@ -59,6 +59,8 @@ type Config struct {
 	WebDAV WebDAV `toml:"webdav"`
 	// Locks is [locks].
 	Locks Locks `toml:"locks"`
+	// Limits is [limits].
+	Limits Limits `toml:"limits"`
 }
 
 // Server is the [server] table: where and how the gateway listens.
@@ -220,6 +222,20 @@ type WebDAV struct {
 	// QuotaBytes is the per-user quota reported by RFC 4331; uploads past
 	// it answer 507. 0 = none.
 	QuotaBytes ByteSize `toml:"quota_bytes"`
+}
+
+// Limits is the [limits] table: what one user or one client address may
+// take of the gateway, so that no client can starve the others.
+type Limits struct {
+	// UploadsPerUser and UploadsPerAddress cap running PUTs (429 beyond);
+	// 0 = the gateway's defaults (32 and 64).
+	UploadsPerUser    int `toml:"uploads_per_user"`
+	UploadsPerAddress int `toml:"uploads_per_address"`
+	// UploadMemoryPerUser and UploadMemoryPerAddress cap the part buffers
+	// of those uploads within [s3].upload_memory; "" = a quarter and a
+	// half of it.
+	UploadMemoryPerUser    ByteSize `toml:"upload_memory_per_user"`
+	UploadMemoryPerAddress ByteSize `toml:"upload_memory_per_address"`
 }
 
 // Locks is the [locks] table.

@@ -76,6 +76,27 @@ func (c *Config) Validate() error {
 		add("webdav.quota_bytes", "must not be negative")
 	}
 
+	// [limits]
+	if c.Limits.UploadsPerUser < 0 {
+		add("limits.uploads_per_user", "must be at least 1, or 0 for the default")
+	}
+	if c.Limits.UploadsPerAddress < 0 {
+		add("limits.uploads_per_address", "must be at least 1, or 0 for the default")
+	}
+	for key, v := range map[string]ByteSize{
+		"limits.upload_memory_per_user":    c.Limits.UploadMemoryPerUser,
+		"limits.upload_memory_per_address": c.Limits.UploadMemoryPerAddress,
+	} {
+		if v == "" {
+			continue
+		}
+		if n, err := v.Bytes(); err != nil {
+			add(key, "%v", err)
+		} else if n < 5<<20 {
+			add(key, `must be at least one part (5MiB), or "" for the default`)
+		}
+	}
+
 	// [locks]
 	switch {
 	case c.Locks.Store == "memory":

@@ -34,6 +34,9 @@ type PutOptions struct {
 	// closing the race between the caller's precondition check and the write.
 	IfMatch     string
 	IfNoneMatch string
+	// Shares are the memory shares the upload's part buffers count
+	// against (s3vfs.WriteOptions.Shares).
+	Shares []*s3vfs.MemoryShare
 }
 
 // Writer streams a file's body into S3. It commits only when the whole body
@@ -101,6 +104,7 @@ func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer,
 		Metadata:    meta,
 		IfMatch:     opts.IfMatch,
 		IfNoneMatch: opts.IfNoneMatch,
+		Shares:      opts.Shares,
 	})
 	return &Writer{fs: f, ctx: ctx, name: name, w: w, mtime: opts.MTime, prev: fi}, nil
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/s3vfs"
 )
 
 // Gateway is davgw's HTTP handler.
@@ -36,7 +37,10 @@ type Gateway struct {
 	indexes *davfs.IndexLocks
 	icache  *davfs.IndexCache
 	quota   *quotaTracker // nil without a quota
-	log     *slog.Logger
+	// The uploads of each user and each client address, with their
+	// memory shares.
+	userUploads, addrUploads *s3vfs.SharePool
+	log                      *slog.Logger
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -95,13 +99,16 @@ func New(opts Options) (*Gateway, error) {
 	if locks == nil {
 		locks = NewLockManager()
 	}
+	userUploads, addrUploads := newUploadPools(opts.Store, opts.Uploads)
 	var quota *quotaTracker
 	if opts.QuotaBytes > 0 {
 		quota = newQuotaTracker(opts.QuotaBytes, opts.Store, logger)
 	}
 	return &Gateway{
-		quota:   quota,
-		indexes: &davfs.IndexLocks{},
+		userUploads: userUploads,
+		addrUploads: addrUploads,
+		quota:       quota,
+		indexes:     &davfs.IndexLocks{},
 		// A few seconds: a listing and the requests that follow it share
 		// one read of the folder's index.
 		icache:  davfs.NewIndexCache(3*time.Second, 32<<20),
@@ -333,4 +340,28 @@ func (rq *request) delegate(ls webdav.LockSystem, w http.ResponseWriter) {
 		},
 	}
 	h.ServeHTTP(&honestWriter{ResponseWriter: w, rec: rq.w, fs: rq.fs, locks: rq.lockFailure}, r)
+}
+
+// newUploadPools applies the defaults of lim and returns the pools of the
+// per-user and per-address upload shares.
+func newUploadPools(store *s3vfs.Store, lim UploadLimits) (user, addr *s3vfs.SharePool) {
+	if lim.PerUser <= 0 {
+		lim.PerUser = DefaultUploadsPerUser
+	}
+	if lim.PerAddress <= 0 {
+		lim.PerAddress = DefaultUploadsPerAddress
+	}
+	// A share smaller than one part would fail every upload: at least the
+	// largest part the Store uses (its part size, or the fair share of a
+	// huge declared length).
+	budget := store.UploadMemory()
+	part := max(store.PartSize(), budget/int64(2*store.UploadConcurrency()))
+	if lim.MemoryPerUser <= 0 {
+		lim.MemoryPerUser = budget / 4
+	}
+	if lim.MemoryPerAddress <= 0 {
+		lim.MemoryPerAddress = budget / 2
+	}
+	return s3vfs.NewSharePool(max(lim.MemoryPerUser, part), lim.PerUser),
+		s3vfs.NewSharePool(max(lim.MemoryPerAddress, part), lim.PerAddress)
 }

@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"path"
@@ -12,7 +14,9 @@ import (
 
 	"golang.org/x/net/webdav"
 
+	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/s3vfs"
 )
 
 // get serves GET and HEAD: Range, If-Range and the conditional headers are
@@ -267,6 +271,12 @@ func (rq *request) put() {
 			body = &quotaReader{r: r.Body, left: left}
 		}
 	}
+	shares, done, ok := rq.uploadShares()
+	if !ok {
+		return
+	}
+	defer done()
+	opts.Shares = shares
 	w, err := rq.fs.Create(ctx, rq.name, opts)
 	if err != nil {
 		rq.w.failErr(err, http.StatusConflict)
@@ -308,6 +318,34 @@ func (rq *request) put() {
 	} else {
 		rq.w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// uploadShares counts the upload against the user's and the client
+// address's running uploads and returns their memory shares, with the
+// function that ends the count. Past a count it answers 429 itself and
+// returns ok = false.
+func (rq *request) uploadShares() (shares []*s3vfs.MemoryShare, done func(), ok bool) {
+	user, releaseUser, ok := rq.g.userUploads.Acquire(rq.user.Username)
+	if !ok {
+		rq.w.fail(http.StatusTooManyRequests, fmt.Errorf("user %q already runs the most uploads allowed", rq.user.Username))
+		return nil, nil, false
+	}
+	addr, releaseAddr, ok := rq.g.addrUploads.Acquire(auth.AddrKey(remoteHost(rq.r)))
+	if !ok {
+		releaseUser()
+		rq.w.fail(http.StatusTooManyRequests, errors.New("this client address already runs the most uploads allowed"))
+		return nil, nil, false
+	}
+	return []*s3vfs.MemoryShare{user, addr}, func() { releaseAddr(); releaseUser() }, true
+}
+
+// remoteHost is the request's peer address without its port.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // delete removes a file, or a folder with everything below it.

@@ -46,6 +46,9 @@ type Options struct {
 	// (PROPFIND, PROPPATCH, LOCK) must arrive whole within it, and a body
 	// the gateway does not read (a refused sign-in) gets drainWindow.
 	BodyIdleTimeout time.Duration
+	// Uploads limits the uploads of one user and of one client address
+	// ([limits]); zero fields take the defaults of UploadLimits.
+	Uploads UploadLimits
 	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
 	// PROPFIND answers 507.
 	MaxPropfindEntries int
@@ -57,3 +60,25 @@ type Options struct {
 	// tests) share WebDAV locks.
 	Locks *LockManager
 }
+
+// UploadLimits keep one user, or one client address, from taking the
+// upload capacity of everyone: a PUT past UsersUploads or AddressUploads
+// running uploads answers 429 at once, and one whose part buffers cannot
+// get memory within the user's or the address's share in time answers 429
+// too (the caller's own uploads hold it), never touching the memory other
+// users' uploads need.
+type UploadLimits struct {
+	// PerUser and PerAddress are the running uploads allowed (default
+	// DefaultUploadsPerUser, DefaultUploadsPerAddress).
+	PerUser, PerAddress int
+	// MemoryPerUser and MemoryPerAddress are the bytes of part buffers
+	// allowed (default a quarter and a half of the Store's upload memory,
+	// never less than one part).
+	MemoryPerUser, MemoryPerAddress int64
+}
+
+// Defaults of UploadLimits.
+const (
+	DefaultUploadsPerUser    = 32
+	DefaultUploadsPerAddress = 64
+)

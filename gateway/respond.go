@@ -70,7 +70,7 @@ func (w *recorder) fail(status int, err error) {
 // Retry-After for a 503.
 func writeFailure(w http.ResponseWriter, status int, err error) {
 	h := w.Header()
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
 	h.Del("Content-Length")
@@ -106,6 +106,8 @@ func statusFor(err error, notExist int) int {
 		return http.StatusOK
 	case errors.Is(err, s3vfs.ErrUnavailable), errors.Is(err, ErrLockStoreUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, s3vfs.ErrOverShare):
+		return http.StatusTooManyRequests
 	case errors.Is(err, davfs.ErrTooManyEntries), errors.Is(err, errQuotaExceeded):
 		return webdav.StatusInsufficientStorage
 	case errors.Is(err, s3vfs.ErrAccessDenied), errors.Is(err, fs.ErrPermission):

@@ -201,6 +201,10 @@ func (s *Store) Region() string { return s.region }
 // PartSize returns the configured multipart part size in bytes.
 func (s *Store) PartSize() int64 { return s.partSize }
 
+// UploadMemory returns the bytes of part buffers all uploads together may
+// hold ([s3].upload_memory).
+func (s *Store) UploadMemory() int64 { return s.memoryBudget }
+
 // UploadConcurrency returns the number of part buffers per upload.
 func (s *Store) UploadConcurrency() int { return s.concurrency }
 

@@ -76,6 +76,11 @@ type WriteOptions struct {
 	// IfNoneMatch). A failed condition returns ErrPreconditionFailed.
 	IfMatch     string
 	IfNoneMatch string
+	// Shares are the memory shares (the user's, the client address's)
+	// this upload's part buffers count against, besides the Store's
+	// upload memory. A part that cannot get memory within a share in time
+	// fails the upload with ErrOverShare.
+	Shares []*MemoryShare
 }
 
 // CopyOptions describe a server-side copy.

@@ -166,8 +166,19 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			}
 			return total, w.readFailed(err)
 		}
-		if err := w.room(); err != nil {
-			return total, err
+		if w.buf == nil {
+			// No part memory before the body has bytes for it: a client
+			// that opens an upload and sends nothing (or trickles) holds
+			// a small read buffer, not a part.
+			n, err := w.readFirst(r)
+			total += n
+			if err == io.EOF {
+				return total, nil
+			}
+			if err != nil {
+				return total, err
+			}
+			continue
 		}
 		dst := w.buf[len(w.buf):cap(w.buf)]
 		if w.opts.Size >= 0 {
@@ -187,6 +198,36 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 			return total, w.readFailed(err)
 		}
 	}
+}
+
+// firstReadSize is the read that comes before a part buffer is taken.
+const firstReadSize = 16 << 10
+
+var firstReads = sync.Pool{New: func() any { return new([firstReadSize]byte) }}
+
+// readFirst reads the first bytes of a part into a small buffer and only
+// then takes the part's memory (through Write). It returns io.EOF at the
+// end of the body, and a read error wrapped as readFailed does.
+func (w *Writer) readFirst(r io.Reader) (int64, error) {
+	b := firstReads.Get().(*[firstReadSize]byte)
+	defer firstReads.Put(b)
+	dst := b[:]
+	if w.opts.Size >= 0 {
+		dst = dst[:min(int64(len(dst)), w.opts.Size-w.written)]
+	}
+	n, err := r.Read(dst)
+	if n > 0 {
+		if _, werr := w.Write(dst[:n]); werr != nil {
+			return int64(n), werr
+		}
+	}
+	switch {
+	case err == io.EOF:
+		return int64(n), io.EOF
+	case err != nil:
+		return int64(n), w.readFailed(err)
+	}
+	return int64(n), nil
 }
 
 // readFailed remembers a read error of the body and returns it wrapped.
@@ -439,10 +480,29 @@ func (w *Writer) room() error {
 	// a bounded time, so that stalled uploads (clients that stopped
 	// sending) cannot hold every other user's upload forever. Past it the
 	// upload fails as unavailable (503 with Retry-After).
+	// The caller's own shares come first: while its uploads hold all
+	// of its share, it waits (and then fails) without touching the
+	// Store's memory, which stays free for everyone else.
 	actx, cancel := context.WithTimeout(w.upCtx, w.s.budgetWait)
-	err := w.s.memory.Acquire(actx, size)
-	cancel()
-	if err != nil {
+	defer cancel()
+	for i, sh := range w.opts.Shares {
+		if size > sh.size {
+			w.releaseShares(i, size)
+			<-w.tokens
+			return w.fail(fmt.Errorf("%w: %q: a part of %d bytes exceeds the upload memory share of %d bytes",
+				ErrTooLarge, w.key, size, sh.size))
+		}
+		if err := sh.sem.Acquire(actx, size); err != nil {
+			w.releaseShares(i, size)
+			<-w.tokens
+			if w.upCtx.Err() == nil {
+				return w.fail(fmt.Errorf("%w: %q: no part memory free within %v", ErrOverShare, w.key, w.s.budgetWait))
+			}
+			return w.stopped()
+		}
+	}
+	if err := w.s.memory.Acquire(actx, size); err != nil {
+		w.releaseShares(len(w.opts.Shares), size)
 		<-w.tokens
 		if w.upCtx.Err() == nil {
 			return w.fail(fmt.Errorf("%w: %q: no upload memory free within %v (upload_memory is in use by other uploads)",
@@ -562,7 +622,15 @@ func (w *Writer) release(buf []byte) {
 		w.s.buffers.put(buf)
 	}
 	w.s.memory.Release(n)
+	w.releaseShares(len(w.opts.Shares), n)
 	<-w.tokens
+}
+
+// releaseShares gives n bytes back to the first k shares.
+func (w *Writer) releaseShares(k int, n int64) {
+	for _, sh := range w.opts.Shares[:k] {
+		sh.sem.Release(n)
+	}
 }
 
 // serverTime returns the response's Date (the object's Last-Modified to

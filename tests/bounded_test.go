@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -257,4 +258,89 @@ func TestStalledBodiesCannotHoldTheGateway(t *testing.T) {
 
 func basicToken(user, pw string) string {
 	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pw))
+}
+
+// TestStalledUploadsCannotRefuseOtherUsers is row F2 of the
+// bounded-resources issue: one user opening many uploads that send a byte
+// and then stall must not make every other user's upload fail. The user's
+// own uploads are held to its memory share (the ones past it answer 429),
+// another user's upload goes through, and nothing is stored or left behind.
+func TestStalledUploadsCannotRefuseOtherUsers(t *testing.T) {
+	users := map[string]string{"f2mallory": "pw-f2-mallory", "f2bob": "pw-f2-bob"}
+	// 64 MiB of upload memory, 5 MiB parts: 16 stalled uploads holding a
+	// part each would take it all. A user's share is 15 MiB: three parts.
+	g := serveBinary(t, 1024, "", `upload_memory = "64MiB"`+"\n\n[limits]\nupload_memory_per_user = \"15MiB\"\n", users)
+	const stalled = 16
+
+	type answer struct {
+		status string
+		err    error
+	}
+	answers := make(chan answer, stalled)
+	conns := make([]net.Conn, 0, stalled)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	basic := "Authorization: Basic " + basicToken("f2mallory", "pw-f2-mallory") + "\r\n"
+	for i := range stalled {
+		c, err := net.DialTimeout("tcp", g.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		head := fmt.Sprintf("PUT /dav/stall-%d.bin HTTP/1.1\r\nHost: %s\r\n%sTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n", i, g.addr, basic)
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			_ = c.SetReadDeadline(time.Now().Add(45 * time.Second))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			answers <- answer{strings.TrimSpace(line), err}
+		}()
+	}
+	time.Sleep(time.Second) // let the stalled uploads take what they can
+
+	// Another user uploads a multipart file (12 MiB, three parts) meanwhile.
+	content := bytes.Repeat([]byte("bob's data "), 12<<20/11)
+	if code, _ := g.do(t, http.MethodPut, "/dav/big.bin", "f2bob", "pw-f2-bob", content); code != http.StatusCreated {
+		t.Fatalf("PUT as f2bob while f2mallory's uploads stall: %d, want 201\n%s", code, g.p.log.String())
+	}
+	if code, got := g.do(t, http.MethodGet, "/dav/big.bin", "f2bob", "pw-f2-bob", nil); code != http.StatusOK || !bytes.Equal(got, content) {
+		t.Fatalf("GET big.bin: %d, %d bytes (want 200, %d bytes)", code, len(got), len(content))
+	}
+
+	// Mallory's uploads past her share gave up with 429 after the 15 s
+	// wait; the three holding her share are still waiting for bytes.
+	refused, open := 0, 0
+	for range stalled {
+		a := <-answers
+		switch {
+		case a.err == nil && a.status == "HTTP/1.1 429 Too Many Requests":
+			refused++
+		case a.err != nil && errors.Is(a.err, os.ErrDeadlineExceeded):
+			open++
+		default:
+			t.Errorf("stalled upload answered %q, %v", a.status, a.err)
+		}
+	}
+	if refused != stalled-3 || open != 3 {
+		t.Errorf("%d stalled uploads refused with 429 and %d still open, want %d and 3\n%s", refused, open, stalled-3, g.p.log.String())
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	// Nothing of the stalled uploads is stored or left as a multipart upload.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		keys, uploads := g.b.keys(t, "users/f2mallory/"), g.b.openUploads(t, "users/f2mallory/")
+		if len(keys) == 0 && len(uploads) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("left behind by the stalled uploads: keys %v, uploads %v", keys, uploads)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

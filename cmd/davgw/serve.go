@@ -78,6 +78,7 @@ type setup struct {
 	publicURL string
 	maxProp   int
 	bodyIdle  time.Duration // 0 = the gateway's default
+	uploads   gateway.UploadLimits
 	apple     string
 	quota     int64
 	ln        net.Listener
@@ -126,6 +127,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Logger:             log,
 		MaxPropfindEntries: s.maxProp,
 		BodyIdleTimeout:    s.bodyIdle,
+		Uploads:            s.uploads,
 		AppleFiles:         s.apple,
 		QuotaBytes:         s.quota,
 		Metrics:            metrics,
@@ -285,6 +287,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		publicURL: cfg.Server.PublicURL,
 		maxProp:   cfg.WebDAV.MaxPropfindEntries,
 		bodyIdle:  cfg.BodyIdleTimeout(),
+		uploads:   uploadLimits(cfg),
 		apple:     cfg.WebDAV.AppleFiles,
 		quota:     quotaBytes(cfg),
 		ln:        ln,
@@ -419,6 +422,12 @@ func displayHost(listen string) string {
 }
 
 // quotaBytes is [webdav].quota_bytes (validated already; 0 = none).
+func uploadLimits(cfg *config.Config) gateway.UploadLimits {
+	var l gateway.UploadLimits
+	l.PerUser, l.PerAddress, l.MemoryPerUser, l.MemoryPerAddress = cfg.UploadLimits()
+	return l
+}
+
 func quotaBytes(cfg *config.Config) int64 {
 	n, err := cfg.WebDAV.QuotaBytes.Bytes()
 	if err != nil {
