@@ -76,9 +76,39 @@ func NewPasswordGrant(o *OIDC, ttl time.Duration) (*PasswordGrant, error) {
 }
 
 // Cached returns the claims of an earlier success with exactly this user
-// name and password that has not expired yet. It never asks the IdP.
+// name and password that has not expired yet. It never makes the caller
+// wait for the IdP: when the success is older than half the TTL, it asks
+// the IdP again in the background, which keeps credentials in steady use
+// cached for as long as the IdP accepts them, and drops them as soon as
+// it refuses them (a changed password, a disabled account).
 func (g *PasswordGrant) Cached(user, pw string) (Claims, bool) {
-	return g.lookup(g.keyOf(user, pw))
+	k := g.keyOf(user, pw)
+	c, ok, stale := g.lookupAge(k)
+	if ok && stale {
+		go g.refresh(k, user, pw)
+	}
+	return c, ok
+}
+
+// refresh asks the IdP again for a cached success (one at a time per
+// credentials): a success renews the entry, a refusal drops it, an outage
+// leaves it to expire at its time.
+func (g *PasswordGrant) refresh(k [32]byte, user, pw string) {
+	_, _, _ = g.flight.Do("refresh:"+string(k[:]), func() (any, error) {
+		if _, ok, stale := g.lookupAge(k); !ok || !stale {
+			return nil, nil // renewed meanwhile, or gone
+		}
+		c, err := g.exchange(context.Background(), user, pw)
+		switch {
+		case err == nil:
+			g.remember(k, c)
+		case errors.Is(err, ErrPasswordRefused):
+			g.mu.Lock()
+			delete(g.cache, k)
+			g.mu.Unlock()
+		}
+		return nil, nil
+	})
 }
 
 // Verify checks user and pw: from the cache, else at the IdP. fresh is true
@@ -222,18 +252,25 @@ func (g *PasswordGrant) keyOf(user, pw string) [32]byte {
 }
 
 func (g *PasswordGrant) lookup(k [32]byte) (Claims, bool) {
+	c, ok, _ := g.lookupAge(k)
+	return c, ok
+}
+
+// lookupAge is lookup that also tells whether the success is past half
+// its TTL (time to ask the IdP again).
+func (g *PasswordGrant) lookupAge(k [32]byte) (c Claims, ok, stale bool) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	e, ok := g.cache[k]
 	if !ok {
-		return Claims{}, false
+		return Claims{}, false, false
 	}
 	if !now.Before(e.expires) {
 		delete(g.cache, k)
-		return Claims{}, false
+		return Claims{}, false, false
 	}
-	return e.claims, true
+	return e.claims, true, now.After(e.expires.Add(-g.ttl / 2))
 }
 
 func (g *PasswordGrant) remember(k [32]byte, c Claims) {

@@ -430,3 +430,74 @@ func TestPasswordGrantUsesClientSecretPostWhenOnlyThatIsOffered(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordGrantStaysCachedInSteadyUseAndDropsARefusedPassword: a
+// client in steady use never waits for the IdP after its first sign-in
+// (the IdP is asked again in the background past half the cache time),
+// and a password the IdP stops accepting is dropped at that check.
+func TestPasswordGrantStaysCachedInSteadyUseAndDropsARefusedPassword(t *testing.T) {
+	g := newGrantIdP(t)
+	c, pg, _ := grantChain(t, g, 100)
+	var mu sync.Mutex
+	now := time.Now()
+	pg.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	waitCalls := func(want int32) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); g.calls.Load() < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d token requests, want %d", g.calls.Load(), want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if _, ok, err := c.Authenticate(basicReq("alice", "alice-pw")); !ok || err != nil {
+		t.Fatalf("sign-in: ok=%v err=%v", ok, err)
+	}
+	// A request every 40 s for 10 minutes (the cache time is 1 minute):
+	// each is answered from the cache; the IdP is asked in the background.
+	for i := range 15 {
+		advance(40 * time.Second)
+		if _, ok, _ := pg.lookupAge(pg.keyOf("alice", "alice-pw")); !ok {
+			t.Fatalf("request %d: the cached sign-in expired in steady use", i)
+		}
+		if _, ok, err := c.Authenticate(basicReq("alice", "alice-pw")); !ok || err != nil {
+			t.Fatalf("request %d: ok=%v err=%v", i, ok, err)
+		}
+		waitCalls(int32(i) + 2)
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, ok, stale := pg.lookupAge(pg.keyOf("alice", "alice-pw")); ok && !stale {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("request %d: the background check did not renew the cached sign-in", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// The IdP stops accepting the password: the next background check
+	// drops it, and the request after that is refused.
+	g.mu.Lock()
+	u := g.users["alice"]
+	u.password = "changed"
+	g.users["alice"] = u
+	g.mu.Unlock()
+	advance(40 * time.Second)
+	calls := g.calls.Load()
+	if _, ok, _ := c.Authenticate(basicReq("alice", "alice-pw")); !ok {
+		t.Fatal("the request that starts the background check was refused")
+	}
+	waitCalls(calls + 1)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, ok := pg.lookup(pg.keyOf("alice", "alice-pw")); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a password the IdP refused stayed cached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, ok, _ := c.Authenticate(basicReq("alice", "alice-pw")); ok {
+		t.Fatal("the old password was accepted after the IdP refused it")
+	}
+}

@@ -7,22 +7,28 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 )
 
 // DefaultHashCost is the bcrypt cost of HashPassword (about 250 ms on a
 // current core).
 const DefaultHashCost = 12
 
-// Cache bounds of Static: a successful verification is remembered for
-// cacheTTL so that clients that send Basic credentials with every request
-// (Windows' Mini-Redirector) do not pay bcrypt each time.
+// Cache bounds of Static: a successful verification is remembered while
+// it is in use, until cacheIdle passes without a request that presents
+// it, so that clients that send Basic credentials with every request
+// (Windows' Mini-Redirector, rclone, Finder) pay bcrypt once per session,
+// not once a minute. Static users change only with the config, which
+// takes a restart: the cache starts empty then.
 const (
-	cacheTTL     = time.Minute
+	cacheIdle    = 15 * time.Minute
 	cacheMaxSize = 1024
 )
 
@@ -75,6 +81,13 @@ type Static struct {
 	now   func() time.Time
 	mu    sync.Mutex
 	cache map[[32]byte]cacheEntry
+
+	// flight makes concurrent checks of the same credentials share one
+	// bcrypt; slots bounds the bcrypt comparisons running at once, so
+	// that a burst of sign-ins (or of guesses) cannot take every core.
+	flight     singleflight.Group
+	slots      chan struct{}
+	bcryptRuns atomic.Int64 // for tests
 }
 
 var _ Authenticator = (*Static)(nil)
@@ -99,6 +112,7 @@ func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
 		users: make(map[string]staticEntry, len(users)),
 		now:   time.Now,
 		cache: make(map[[32]byte]cacheEntry),
+		slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 	}
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
@@ -155,14 +169,25 @@ func (s *Static) Authenticate(r *http.Request) (Principal, bool, error) {
 // Cached returns the Principal of a recent successful Verify with exactly
 // this name and password; it never runs bcrypt.
 func (s *Static) Cached(name, pw string) (Principal, bool) {
-	key := s.cacheKey(name, pw)
+	return s.lookup(s.cacheKey(name, pw))
+}
+
+// lookup returns a cached success and keeps it for another cacheIdle.
+func (s *Static) lookup(key [32]byte) (Principal, bool) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, hit := s.cache[key]; hit && now.Before(e.expires) {
-		return e.p, true
+	e, hit := s.cache[key]
+	if !hit {
+		return Principal{}, false
 	}
-	return Principal{}, false
+	if !now.Before(e.expires) {
+		delete(s.cache, key)
+		return Principal{}, false
+	}
+	e.expires = now.Add(cacheIdle)
+	s.cache[key] = e
+	return e.p, true
 }
 
 // Names returns the configured user names.
@@ -177,17 +202,30 @@ func (s *Static) Names() []string {
 // Verify checks a user name and password.
 func (s *Static) Verify(name, pw string) (Principal, bool) {
 	key := s.cacheKey(name, pw)
-	now := s.now()
-	s.mu.Lock()
-	if e, hit := s.cache[key]; hit {
-		if now.Before(e.expires) {
-			s.mu.Unlock()
-			return e.p, true
-		}
-		delete(s.cache, key)
+	if p, ok := s.lookup(key); ok {
+		return p, true
 	}
-	s.mu.Unlock()
+	v, _, _ := s.flight.Do(string(key[:]), func() (any, error) {
+		if p, ok := s.lookup(key); ok {
+			return &p, nil
+		}
+		p, ok := s.verify(key, name, pw)
+		if !ok {
+			return (*Principal)(nil), nil
+		}
+		return &p, nil
+	})
+	if p := v.(*Principal); p != nil {
+		return *p, true
+	}
+	return Principal{}, false
+}
 
+// verify runs bcrypt (bounded by slots) and caches a success.
+func (s *Static) verify(key [32]byte, name, pw string) (Principal, bool) {
+	s.slots <- struct{}{}
+	defer func() { <-s.slots }()
+	s.bcryptRuns.Add(1)
 	u, known := s.users[name]
 	hash := s.dummy
 	if known {
@@ -200,7 +238,7 @@ func (s *Static) Verify(name, pw string) (Principal, bool) {
 		return Principal{}, false
 	}
 	p := Principal{Username: name, Root: u.root}
-	s.remember(key, p, now)
+	s.remember(key, p, s.now())
 	return p, true
 }
 
@@ -236,7 +274,7 @@ func (s *Static) remember(key [32]byte, p Principal, now time.Time) {
 			delete(s.cache, k)
 		}
 	}
-	s.cache[key] = cacheEntry{p: p, expires: now.Add(cacheTTL)}
+	s.cache[key] = cacheEntry{p: p, expires: now.Add(cacheIdle)}
 }
 
 // ValidUsername checks a user name: 1 to 64 characters from

@@ -3,6 +3,8 @@ package auth
 import (
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,7 +95,7 @@ func TestNewStaticRefusesBadUsers(t *testing.T) {
 }
 
 func TestStaticCache(t *testing.T) {
-	t.Run("a verified password is served from the cache until the TTL passes", func(t *testing.T) {
+	t.Run("a verified password stays cached while in use and goes after it idles", func(t *testing.T) {
 		s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "users/{username}/")
 		if err != nil {
 			t.Fatal(err)
@@ -108,9 +110,52 @@ func TestStaticCache(t *testing.T) {
 		if _, ok := s.Verify("alice", "pw"); !ok {
 			t.Fatal("cached verification failed")
 		}
-		now = now.Add(cacheTTL + time.Second)
+		// A client in steady use (a request every 10 minutes, for hours)
+		// never pays bcrypt again.
+		for range 30 {
+			now = now.Add(10 * time.Minute)
+			if _, ok := s.Verify("alice", "pw"); !ok {
+				t.Fatalf("verification at %v of steady use missed the cache", now.Sub(time.Unix(1000, 0)))
+			}
+		}
+		if got := s.bcryptRuns.Load(); got != 1 {
+			t.Fatalf("%d bcrypt runs over 5 hours of steady use, want 1", got)
+		}
+		now = now.Add(cacheIdle + time.Second)
 		if _, ok := s.Verify("alice", "pw"); ok {
-			t.Fatal("verification after the TTL used the stale cache entry")
+			t.Fatal("verification after the idle time used the stale cache entry")
+		}
+	})
+	t.Run("concurrent checks of the same credentials share one bcrypt", func(t *testing.T) {
+		s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "users/{username}/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Hold every bcrypt slot so that all the checks queue up together.
+		for range cap(s.slots) {
+			s.slots <- struct{}{}
+		}
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, ok := s.Verify("alice", "pw"); !ok {
+					failed.Add(1)
+				}
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+		for range cap(s.slots) {
+			<-s.slots
+		}
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("%d of 32 checks failed", failed.Load())
+		}
+		if got := s.bcryptRuns.Load(); got != 1 {
+			t.Fatalf("%d bcrypt runs for 32 concurrent checks of the same credentials, want 1", got)
 		}
 	})
 	t.Run("a wrong password is never cached", func(t *testing.T) {
