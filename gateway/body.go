@@ -34,7 +34,8 @@ type bodyReader struct {
 	idle  time.Duration
 	until time.Time // zero: no limit on the whole body
 	eof   bool
-	ok    bool // the connection supports read deadlines
+	err   error // a read error other than the end (a deadline past)
+	ok    bool  // the connection supports read deadlines
 }
 
 // newBodyReader wraps r.Body, or returns nil when the request has none.
@@ -56,11 +57,14 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(d)
 	}
 	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.eof {
+	switch {
+	case err == io.EOF && !b.eof:
 		b.eof = true
 		if b.ok {
 			_ = b.rc.SetReadDeadline(time.Time{})
 		}
+	case err != nil && err != io.EOF:
+		b.err = err
 	}
 	return n, err
 }
@@ -74,9 +78,11 @@ func (b *bodyReader) whole() {
 }
 
 // unread shortens the deadline of a body the handler left unread, so that
-// net/http's drain after the answer cannot hold the connection.
+// net/http's drain after the answer cannot hold the connection. After a
+// failed read (its deadline passed) it leaves the deadline as it is: the
+// drain fails at once and the connection closes.
 func (b *bodyReader) unread() {
-	if b != nil && b.ok && !b.eof {
+	if b != nil && b.ok && !b.eof && b.err == nil {
 		_ = b.rc.SetReadDeadline(time.Now().Add(min(drainWindow, b.idle)))
 	}
 }
