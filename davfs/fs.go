@@ -40,6 +40,7 @@ type Store interface {
 	Head(ctx context.Context, key string) (s3vfs.ObjectInfo, error)
 	List(ctx context.Context, opts s3vfs.ListOptions) iter.Seq2[s3vfs.Entry, error]
 	NewReader(ctx context.Context, key string, info s3vfs.ObjectInfo) *s3vfs.Reader
+	Get(ctx context.Context, key, rng string) (s3vfs.ObjectInfo, *s3vfs.Reader, error)
 	NewWriter(ctx context.Context, key string, opts s3vfs.WriteOptions) *s3vfs.Writer
 	PutObject(ctx context.Context, key string, body []byte, opts s3vfs.WriteOptions) (s3vfs.ObjectInfo, error)
 	Copy(ctx context.Context, srcKey string, src s3vfs.ObjectInfo, dstKey string, opts s3vfs.CopyOptions) (s3vfs.ObjectInfo, error)
@@ -240,18 +241,19 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 
 	key, prefix := f.key(name), f.dirPrefix(name)
 	var (
-		wg      sync.WaitGroup
 		head    s3vfs.ObjectInfo
 		headErr error
 	)
-	headCtx, cancelHead := context.WithCancel(ctx)
-	defer cancelHead()
 	if mode == expectAny {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			head, headErr = f.store.Head(headCtx, key)
-		}()
+		// The file wins (see Lookup): a HEAD first, and a LIST only when
+		// there is no such object.
+		head, headErr = f.store.Head(ctx, key)
+		switch {
+		case headErr == nil:
+			return f.foundFile(name, head), nil
+		case !errors.Is(headErr, s3vfs.ErrNotFound):
+			return nil, pathError("stat", name, f.note(headErr))
+		}
 	}
 	var (
 		isDir   bool
@@ -261,10 +263,6 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 	if mode != onlyFile {
 		isDir, marker, listErr = f.probeDir(ctx, prefix)
 	}
-	if isDir || listErr != nil {
-		cancelHead() // the folder wins; the HEAD's answer no longer matters
-	}
-	wg.Wait()
 
 	switch {
 	case listErr != nil:
@@ -285,16 +283,82 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 	}
 	switch {
 	case headErr == nil:
-		fi := fileInfoFromObject(path.Base(name), head)
-		fi.direct = true
-		f.remember(name, fi)
-		return fi, nil
+		return f.foundFile(name, head), nil
 	case errors.Is(headErr, s3vfs.ErrNotFound):
 		f.remember(name, nil)
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	default:
 		return nil, pathError("stat", name, f.note(headErr))
 	}
+}
+
+// foundFile caches and returns the info of an object found by name.
+func (f *FS) foundFile(name string, o s3vfs.ObjectInfo) *FileInfo {
+	fi := fileInfoFromObject(path.Base(name), o)
+	fi.direct = true
+	f.remember(name, fi)
+	return fi
+}
+
+// OpenRead opens a file for reading with one request: a GetObject of rng
+// (as s3vfs.Store.Get; "" = all of it), or with headOnly a HeadObject and
+// a Reader that reads lazily. The parent's index (the kept time) is read
+// alongside, from the shared cache or with one GET in parallel, so a read
+// never waits for two round trips one after the other. A name with no
+// object is probed as a folder: then fi is the folder and File is nil.
+// Never a LIST when the object exists: the file wins (see Lookup).
+func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*FileInfo, *File, error) {
+	name = Clean(name)
+	if name == "/" || IsReserved(name) {
+		fi, err := f.stat(ctx, name)
+		return fi, nil, err
+	}
+	var (
+		wg      sync.WaitGroup
+		li      *loadedIndex
+		liErr   error
+		parent  string
+		entry   string
+		info    s3vfs.ObjectInfo
+		rd      *s3vfs.Reader
+		readErr error
+	)
+	parent, entry = entryName(name, false)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		li, liErr = f.loadIndex(ctx, parent, false)
+	}()
+	if headOnly {
+		info, readErr = f.store.Head(ctx, f.key(name))
+	} else {
+		info, rd, readErr = f.store.Get(ctx, f.key(name), rng)
+	}
+	wg.Wait()
+	if readErr != nil {
+		if !errors.Is(readErr, s3vfs.ErrNotFound) {
+			return nil, nil, pathError("open", name, f.note(readErr))
+		}
+		fi, err := f.statMode(ctx, name, onlyDir) // a folder, or nothing
+		if errors.Is(err, fs.ErrNotExist) {
+			f.remember(name, nil)
+			return nil, nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		return fi, nil, err
+	}
+	if liErr != nil {
+		if rd != nil {
+			_ = rd.Close()
+		}
+		return nil, nil, pathError("open", name, liErr)
+	}
+	fi := f.foundFile(name, info)
+	e, ok := li.entries[entry]
+	fi.applyMeta(e, ok)
+	if rd == nil {
+		rd = f.store.NewReader(ctx, fi.key, fi.Object())
+	}
+	return fi, &File{fs: f, ctx: ctx, path: name, info: fi, reader: rd}, nil
 }
 
 // probeDir tells with one LIST of at most one key whether prefix holds
@@ -328,6 +392,12 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 
 // Lookup is Stat returning the concrete *FileInfo. likelyDir (the URL ended
 // in "/") asks for the folder first and skips the HEAD when it is one.
+//
+// When an object "a" and keys under "a/" both exist (AWS and SeaweedFS
+// allow it), the file wins: "/a" is the object for every method and in
+// listings, so reading a file never needs a LIST; the keys under "a/"
+// stay reachable by their own paths, and "/a/" (with its slash) still
+// names the folder.
 func (f *FS) Lookup(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
 	if likelyDir {
 		return f.statMode(ctx, name, expectDir)
@@ -371,6 +441,9 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 			if !validName(child) || (f.opts.Hide != nil && f.opts.Hide(child)) {
 				continue
 			}
+			if prev, ok := byName[child]; ok && !prev.dir {
+				continue // the file wins
+			}
 			fi = &FileInfo{name: child, dir: true, key: e.Prefix, modTime: f.now}
 		} else {
 			child := strings.TrimPrefix(e.Object.Key, prefix)
@@ -384,10 +457,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 			case !validName(child), f.opts.Hide != nil && f.opts.Hide(child):
 				continue
 			}
-			if prev, ok := byName[child]; ok && prev.dir {
-				continue // the folder wins
-			}
-			fi = fileInfoFromObject(child, *e.Object)
+			fi = fileInfoFromObject(child, *e.Object) // the file wins over a folder of the same name
 		}
 		byName[fi.name] = fi
 		if len(byName) > f.opts.MaxEntries {
@@ -442,19 +512,46 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 }
 
 // LookupListing finds name for a Depth 1 PROPFIND: it lists the folder
-// first (the listing proves the folder exists, so no separate probe is
-// needed) and falls back to a Stat when the prefix is empty.
-func (f *FS) LookupListing(ctx context.Context, name string) (*FileInfo, error) {
+// (the listing proves the folder exists, so no separate probe is needed)
+// and falls back to a HEAD when the prefix is empty. Unless likelyDir (the
+// URL ended in "/"), a HEAD runs alongside the LIST: the file wins.
+func (f *FS) LookupListing(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
 	name = Clean(name)
-	if fi, ok := f.cached(name); ok && fi != nil && !fi.dir {
+	if fi, ok := f.cached(name); ok && fi != nil && (!fi.dir || likelyDir) {
 		return fi, nil
+	}
+	if !likelyDir && name != "/" && !IsReserved(name) {
+		var (
+			wg      sync.WaitGroup
+			head    s3vfs.ObjectInfo
+			headErr error
+		)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			head, headErr = f.store.Head(ctx, f.key(name))
+		}()
+		_, found, err := f.readDir(ctx, name)
+		wg.Wait()
+		switch {
+		case headErr == nil:
+			return f.foundFile(name, head), nil
+		case !errors.Is(headErr, s3vfs.ErrNotFound):
+			return nil, pathError("stat", name, f.note(headErr))
+		case err != nil:
+			return nil, err
+		case found:
+			return f.statMode(ctx, name, expectDir)
+		}
+		f.remember(name, nil)
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	}
 	_, found, err := f.readDir(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	if found {
-		return f.stat(ctx, name)
+		return f.statMode(ctx, name, expectDir)
 	}
 	return f.statMode(ctx, name, onlyFile)
 }

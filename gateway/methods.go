@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -19,32 +18,59 @@ import (
 	"github.com/davgw/davgw/s3vfs"
 )
 
-// get serves GET and HEAD: Range, If-Range and the conditional headers are
-// handled by http.ServeContent over a lazy ranged reader, so a Range GET
-// costs one ranged GetObject and a HEAD no GetObject at all.
+// maxRanges is the most ranges one GET may ask for; past it the Range
+// header is ignored and the whole file is answered (RFC 9110 allows it),
+// so that one request cannot make thousands of S3 reads.
+const maxRanges = 8
+
+// get serves GET and HEAD with one S3 request in the common case: a
+// GetObject (of the one range asked for) or a HeadObject, whose answer
+// carries size, ETag, type and time; the kept time comes from the
+// parent's index alongside. A name with no object is then probed as a
+// folder (405). Conditional GETs HEAD first, so a 304 or 412 reads no
+// body. Range, If-Range and the conditional headers are then handled by
+// http.ServeContent over the (open or lazy) ranged reader.
 func (rq *request) get() {
 	ctx := rq.r.Context()
-	fi, err := rq.lookup()
+	rangeHdr := rq.r.Header.Get("Range")
+	if strings.Count(rangeHdr, ",") >= maxRanges {
+		rq.r.Header.Del("Range")
+		rangeHdr = ""
+	}
+	direct := rq.r.Method == http.MethodGet && !hasConditionals(rq.r.Header) && !rq.slash
+	s3Range := ""
+	if direct && rangeHdr != "" {
+		if !oneRangeSpec(rangeHdr) {
+			direct = false // several ranges: ServeContent reads each
+		} else {
+			s3Range = rangeHdr
+		}
+	}
+	var (
+		fi   *davfs.FileInfo
+		file *davfs.File
+		err  error
+	)
+	if rq.slash {
+		fi, err = rq.lookup() // a URL ending in "/" names a folder
+	} else {
+		fi, file, err = rq.fs.OpenRead(ctx, rq.name, s3Range, !direct)
+		if errors.Is(err, s3vfs.ErrInvalidRange) {
+			// Past the end: HEAD, and let ServeContent answer 416.
+			direct = false
+			fi, file, err = rq.fs.OpenRead(ctx, rq.name, "", true)
+		}
+	}
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
-	if fi.IsDir() {
+	if file != nil {
+		defer file.Close()
+	}
+	if fi.IsDir() || file == nil {
 		rq.w.Header().Set("Allow", "OPTIONS, PROPFIND, PROPPATCH, MKCOL, DELETE, COPY, LOCK, UNLOCK")
 		rq.w.fail(http.StatusMethodNotAllowed, nil)
-		return
-	}
-	f, err := rq.fs.OpenFile(ctx, rq.name, os.O_RDONLY, 0)
-	if err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
-	}
-	file := f.(*davfs.File)
-	defer file.Close()
-
-	// Last-Modified is the kept modification time where there is one.
-	if err := rq.fs.LoadMeta(ctx, fi, rq.name); err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
 		return
 	}
 	h := rq.w.Header()
@@ -65,21 +91,23 @@ func (rq *request) get() {
 		h.Set("Content-Disposition", "attachment")
 	}
 	rd := file.Reader()
-	rangeHdr := rq.r.Header.Get("Range")
-	start, end, ok := singleRange(rangeHdr, fi.Size())
-	if ok {
-		rd.SetWindow(start, end)
-	}
-	// Open the body before ServeContent writes the status line, so that an
-	// S3 failure (or the object replaced since the HEAD) is answered
-	// honestly instead of as a 200 with a short body. Only where the
-	// outcome is certain to send bytes from a known offset: no conditional
-	// headers, and no Range or one plain range.
-	if rq.r.Method == http.MethodGet && !hasConditionals(rq.r.Header) && (rangeHdr == "" || ok) {
-		if _, err := rd.Seek(start, io.SeekStart); err == nil {
-			if err := rd.Open(); err != nil {
-				rq.w.failErr(err, http.StatusNotFound)
-				return
+	if !direct {
+		start, end, ok := singleRange(rangeHdr, fi.Size())
+		if ok {
+			rd.SetWindow(start, end)
+		}
+		// Open the body before ServeContent writes the status line, so
+		// that an S3 failure (or the object replaced since the HEAD) is
+		// answered honestly instead of as a 200 with a short body. Only
+		// where the outcome is certain to send bytes from a known offset:
+		// no conditional headers, and no Range or one plain range. (A
+		// direct read's body is open already.)
+		if rq.r.Method == http.MethodGet && !hasConditionals(rq.r.Header) && (rangeHdr == "" || ok) {
+			if _, err := rd.Seek(start, io.SeekStart); err == nil {
+				if err := rd.Open(); err != nil {
+					rq.w.failErr(err, http.StatusNotFound)
+					return
+				}
 			}
 		}
 	}
@@ -110,6 +138,39 @@ func hasConditionals(h http.Header) bool {
 		}
 	}
 	return false
+}
+
+// oneRangeSpec reports whether a Range header is one well-formed byte
+// range ("bytes=A-B", "bytes=A-" or "bytes=-N"), which S3 can answer as it
+// stands.
+func oneRangeSpec(h string) bool {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return false
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found || (a == "" && b == "") {
+		return false
+	}
+	var na, nb int64 = 0, -1
+	var err error
+	if a != "" {
+		if na, err = strconv.ParseInt(a, 10, 64); err != nil || na < 0 {
+			return false
+		}
+	}
+	if b != "" {
+		if nb, err = strconv.ParseInt(b, 10, 64); err != nil || nb < 0 {
+			return false
+		}
+	}
+	switch {
+	case a == "":
+		return nb > 0
+	case b == "":
+		return true
+	}
+	return nb >= na
 }
 
 // singleRange parses a Range header naming exactly one satisfiable range.

@@ -149,7 +149,7 @@ func (rq *request) propfind() {
 		err error
 	)
 	if rq.r.Header.Get("Depth") == "1" {
-		fi, err = rq.fs.LookupListing(ctx, rq.name)
+		fi, err = rq.fs.LookupListing(ctx, rq.name, rq.slash)
 	} else {
 		fi, err = rq.fs.Lookup(ctx, rq.name, rq.slash)
 	}

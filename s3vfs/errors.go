@@ -21,7 +21,7 @@ import (
 // sentinels lists every sentinel error, for "already classified" checks.
 var sentinels = []error{
 	ErrNotFound, ErrAccessDenied, ErrPreconditionFailed, ErrUnavailable,
-	ErrConflict, ErrTooLarge, ErrIncomplete, ErrInvalid,
+	ErrConflict, ErrTooLarge, ErrIncomplete, ErrInvalid, ErrInvalidRange,
 }
 
 // Classify is the one place that maps AWS SDK, smithy and network errors to
@@ -168,8 +168,10 @@ func sentinelOfCode(code string) error {
 		return ErrUnavailable
 	case "EntityTooLarge":
 		return ErrTooLarge
+	case "InvalidRange":
+		return ErrInvalidRange
 	case "InvalidArgument", "KeyTooLongError", "InvalidObjectName", "MetadataTooLarge", "InvalidRequest",
-		"InvalidRange", "EntityTooSmall", "InvalidPart", "InvalidPartOrder", "MalformedXML",
+		"EntityTooSmall", "InvalidPart", "InvalidPartOrder", "MalformedXML",
 		"InvalidDigest", "BadDigest", "XAmzContentSHA256Mismatch", "InvalidBucketName":
 		return ErrInvalid
 	}

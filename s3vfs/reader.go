@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strconv"
+	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -173,4 +176,66 @@ func (r *Reader) closeBody() {
 		_ = r.body.Close()
 		r.body = nil
 	}
+}
+
+// Get starts reading key with one GetObject: the whole object, or the one
+// range rng names ("bytes=A-B", "bytes=A-" or "bytes=-N"; "" = the whole
+// object), so that a read needs no HEAD first. It returns the object's
+// info from the answer (Size is the whole object's; HasMetadata is true)
+// and a Reader whose position is the first byte answered, with that body
+// already open: the caller learns of a failure before it answers its own
+// client. A range past the end gives ErrInvalidRange.
+func (s *Store) Get(ctx context.Context, key, rng string) (ObjectInfo, *Reader, error) {
+	in := &s3.GetObjectInput{Bucket: &s.bucket, Key: &key}
+	if rng != "" {
+		in.Range = &rng
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		return ObjectInfo{}, nil, opError("get", key, err)
+	}
+	info := ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         quoteETag(aws.ToString(out.ETag)),
+		LastModified: aws.ToTime(out.LastModified),
+		ContentType:  aws.ToString(out.ContentType),
+		Metadata:     lowerKeys(out.Metadata),
+		HasMetadata:  true,
+	}
+	r := s.NewReader(ctx, key, info)
+	if out.ContentRange != nil {
+		start, end, total, ok := parseContentRange(aws.ToString(out.ContentRange))
+		if !ok {
+			_ = out.Body.Close()
+			return ObjectInfo{}, nil, fmt.Errorf("get %q: %w: unreadable Content-Range %q", key, ErrUnavailable, aws.ToString(out.ContentRange))
+		}
+		info.Size = total
+		r.info.Size = total
+		r.pos, r.bodyPos = start, start
+		r.SetWindow(start, end)
+	}
+	r.body = out.Body
+	return info, r, nil
+}
+
+// parseContentRange reads "bytes A-B/TOTAL".
+func parseContentRange(v string) (start, end, total int64, ok bool) {
+	spec, found := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	rng, tot, found := strings.Cut(spec, "/")
+	a, b, found2 := strings.Cut(rng, "-")
+	if !found || !found2 {
+		return 0, 0, 0, false
+	}
+	var err1, err2, err3 error
+	start, err1 = strconv.ParseInt(a, 10, 64)
+	end, err2 = strconv.ParseInt(b, 10, 64)
+	total, err3 = strconv.ParseInt(tot, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || start < 0 || end < start || end >= total {
+		return 0, 0, 0, false
+	}
+	return start, end, total, true
 }

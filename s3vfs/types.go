@@ -35,6 +35,9 @@ var (
 	// ErrInvalid: S3 rejected the request as malformed (400, InvalidArgument,
 	// KeyTooLongError, InvalidObjectName, MetadataTooLarge).
 	ErrInvalid = errors.New("s3vfs: invalid request")
+	// ErrInvalidRange: a read's range starts past the end of the object
+	// (416, InvalidRange).
+	ErrInvalidRange = errors.New("s3vfs: range not satisfiable")
 )
 
 // ObjectInfo describes one object. Fields that a listing does not return

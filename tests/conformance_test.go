@@ -50,6 +50,7 @@ func allCases() []conformanceCase {
 	cs = append(cs, ifHeaderCases()...)
 	cs = append(cs, faultCases()...)
 	cs = append(cs, shadowCases()...)
+	cs = append(cs, economyCases()...)
 	return cs
 }
 

@@ -94,11 +94,11 @@ func faultedCalls(calls []s3Call, status int) []s3Call {
 
 func faultCases() []conformanceCase {
 	return []conformanceCase{
-		{"GET while S3 throttles HEAD and LIST answers 503 with Retry-After and no internal text", func(t *testing.T, e *davEnv) {
+		{"GET while S3 throttles reads answers 503 with Retry-After and no internal text", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"f.txt", []byte("still here"), "text/plain")
 			mark := e.b.proxy.Mark()
-			clear := e.fault(t, slowDown, opsUnder(keyPrefix, "HeadObject", "ListObjectsV2"))
+			clear := e.fault(t, slowDown, opsUnder(keyPrefix, "GetObject", "HeadObject", "ListObjectsV2"))
 			r, took := e.timed(t, http.MethodGet, dir+"f.txt", nil, nil)
 			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
 			e.expectUnavailable(t, "GET", r, took)

@@ -25,10 +25,10 @@ var shadowingStores = map[string]bool{"seaweedfs": true}
 
 func shadowCases() []conformanceCase {
 	return []conformanceCase{
-		{"an object x next to objects under x/ is shown as one folder x and the object is left alone (SeaweedFS only)", func(t *testing.T, e *davEnv) {
+		{"an object x next to objects under x/: the file wins at x, x/ still lists the folder, nothing changes (SeaweedFS only)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"x/child.txt", []byte("the child"), "text/plain")
-			if err := e.tryPutS3(keyPrefix+"x", []byte("the shadowed object")); err != nil {
+			if err := e.tryPutS3(keyPrefix+"x", []byte("the object x")); err != nil {
 				if shadowingStores[e.b.name] {
 					t.Fatalf("%s refused an object x next to x/child.txt, which this case needs: %v", e.b.name, err)
 				}
@@ -47,14 +47,22 @@ func shadowCases() []conformanceCase {
 					xs = append(xs, m)
 				}
 			}
-			if len(xs) != 1 || !xs[0].isCollection() {
-				t.Errorf("PROPFIND Depth 1 lists x %d times (want once, as a collection): %s", len(xs), r)
+			if len(xs) != 1 || xs[0].isCollection() {
+				t.Errorf("PROPFIND Depth 1 lists x %d times (want once, as a file): %s", len(xs), r)
 			}
 
 			g := e.alice(t, http.MethodGet, dir+"x", nil, nil)
-			expect(t, "GET of x, a folder", g, http.StatusMethodNotAllowed)
-			if bytes.Contains(g.Body, []byte("the shadowed object")) {
-				t.Errorf("GET of the folder x served the shadowed object: %s", g)
+			expect(t, "GET of x, the file", g, http.StatusOK)
+			if string(g.Body) != "the object x" {
+				t.Errorf("GET of x served %q, want the object x", g.Body)
+			}
+			for _, depth := range []string{"0", "1"} {
+				p := e.alice(t, "PROPFIND", dir+"x", map[string]string{"Depth": depth}, []byte(propfindListing))
+				expect(t, "PROPFIND Depth "+depth+" of x", p, http.StatusMultiStatus)
+				ms := parseMultistatus(t, p.Body)
+				if len(ms) != 1 || ms[0].isCollection() {
+					t.Errorf("PROPFIND Depth %s of x answers %d responses (want the file alone): %s", depth, len(ms), p)
+				}
 			}
 
 			c := e.alice(t, "PROPFIND", dir+"x/", map[string]string{"Depth": "1"}, []byte(propfindListing))
@@ -69,11 +77,11 @@ func shadowCases() []conformanceCase {
 				t.Errorf("PROPFIND Depth 1 of x/ does not list the file child.txt: %s", c)
 			}
 
-			if got, ok := e.getS3(t, keyPrefix+"x"); !ok || string(got) != "the shadowed object" {
+			if got, ok := e.getS3(t, keyPrefix+"x"); !ok || string(got) != "the object x" {
 				t.Errorf("the object x holds %q (exists=%v) after the requests, want it untouched", got, ok)
 			}
 			if d := diffSnapshots(before, e.b.snapshot(t, keyPrefix)); d != "" {
-				t.Errorf("reading a shadowed folder changed S3: %s", d)
+				t.Errorf("reading x and x/ changed S3: %s", d)
 			}
 		}},
 	}
