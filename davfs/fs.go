@@ -68,6 +68,9 @@ type Options struct {
 	IndexLocks *IndexLocks
 	// IndexCache, shared by all requests, keeps recently read indexes.
 	IndexCache *IndexCache
+	// DirCache, shared by all requests, keeps what was learned about
+	// folders for a few seconds (nil: every request asks S3).
+	DirCache *DirCache
 }
 
 // FS is a webdav.FileSystem over the keys below one root prefix.
@@ -175,6 +178,8 @@ func (f *FS) remember(name string, fi *FileInfo) {
 // forget drops what the FS knows about name, everything below it and its
 // parent's listing.
 func (f *FS) forget(name string) {
+	pp, base := f.parentPrefix(name)
+	f.opts.DirCache.changed(pp, base, f.dirPrefix(name))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for n := range f.stats {
@@ -225,6 +230,12 @@ func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
 }
 
 func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInfo, error) {
+	return f.statFrom(ctx, name, mode, true)
+}
+
+// statFrom is statMode; useListing lets a recent listing of the parent
+// (DirCache) answer for a file or a free name.
+func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListing bool) (*FileInfo, error) {
 	name = Clean(name)
 	if name == "/" {
 		return &FileInfo{name: "/", dir: true, key: f.root, direct: true, modTime: f.now}, nil
@@ -240,6 +251,20 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 	}
 
 	key, prefix := f.key(name), f.dirPrefix(name)
+	// A listing of the parent within the last few seconds tells files and
+	// free names (not folders: their own request tells their time). A
+	// folder that must exist (a parent) is never refused on its word: a
+	// folder made elsewhere since would be refused for the whole window.
+	if pp, base := f.parentPrefix(name); useListing && mode != onlyDir {
+		if fi, known := f.opts.DirCache.child(pp, base); known {
+			if fi == nil {
+				f.remember(name, nil)
+				return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+			}
+			f.remember(name, fi)
+			return fi, nil
+		}
+	}
 	var (
 		head    s3vfs.ObjectInfo
 		headErr error
@@ -268,6 +293,7 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 	case listErr != nil:
 		return nil, pathError("stat", name, f.note(listErr))
 	case isDir:
+		f.opts.DirCache.sawFolder(prefix)
 		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
 		if marker != nil {
 			fi.modTime = marker.LastModified
@@ -380,6 +406,11 @@ func (f *FS) probeDir(ctx context.Context, prefix string) (isDir bool, marker *s
 // LIST. A missing name or a file yields an error matching fs.ErrNotExist and
 // ErrNotDir (the caller's 409).
 func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
+	name = Clean(name)
+	if prefix := f.dirPrefix(name); name != "/" && f.opts.DirCache.exists(prefix) {
+		// Listed, probed or written into within the last few seconds.
+		return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil
+	}
 	fi, err := f.statMode(ctx, name, onlyDir)
 	if err != nil {
 		return nil, err
@@ -388,6 +419,16 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
 	}
 	return fi, nil
+}
+
+// LookupProps is Lookup for a Depth 0 PROPFIND: a file's stored content
+// type and metadata take its own HEAD, so a recent listing (which has
+// neither) does not answer it.
+func (f *FS) LookupProps(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
+	if likelyDir {
+		return f.statFrom(ctx, name, expectDir, false)
+	}
+	return f.statFrom(ctx, name, expectAny, false)
 }
 
 // Lookup is Stat returning the concrete *FileInfo. likelyDir (the URL ended
@@ -426,6 +467,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	f.mu.Unlock()
 
 	prefix := f.dirPrefix(name)
+	listStart := time.Now()
 	gen := f.opts.IndexCache.generation(prefix + indexName)
 	byName := make(map[string]*FileInfo)
 	var marker *s3vfs.ObjectInfo
@@ -490,6 +532,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
 
+	f.opts.DirCache.listed(prefix, list, listStart)
 	f.mu.Lock()
 	f.listed[name] = list
 	for _, fi := range list {
@@ -589,6 +632,7 @@ func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	if err != nil {
 		return pathError("mkdir", name, f.note(err))
 	}
+	f.opts.DirCache.sawFolder(f.dirPrefix(name))
 	// A folder of that name deleted outside the gateway may have left its
 	// entry: the new folder must not inherit its properties.
 	f.warn(f.dropEntry(ctx, name, true))
@@ -654,6 +698,8 @@ func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
 	fi = fileInfoFromObject(path.Base(name), obj)
 	fi.direct, fi.hasMeta = true, true
 	f.remember(name, fi)
+	pp, base := f.parentPrefix(name)
+	f.opts.DirCache.wroteFile(pp, base, fi)
 	return nil
 }
 

@@ -465,10 +465,17 @@ func (f *FS) setEntry(ctx context.Context, name string, dir bool, e metaEntry) e
 	})
 }
 
-// dropEntry removes a resource's entry from its parent's index. A folder
-// without an index costs one GET.
+// dropEntry removes a resource's entry from its parent's index. A copy of
+// the index read in the last few seconds (shared cache) that has no entry
+// for it spares the update; otherwise a folder without an index costs one
+// GET.
 func (f *FS) dropEntry(ctx context.Context, name string, dir bool) error {
 	parent, entry := entryName(Clean(name), dir)
+	if li, err := f.loadIndex(ctx, parent, false); err == nil && !li.unwritable {
+		if _, ok := li.entries[entry]; !ok {
+			return nil
+		}
+	}
 	return f.updateIndex(ctx, parent, func(m map[string]metaEntry) bool {
 		if _, ok := m[entry]; !ok {
 			return false

@@ -192,6 +192,8 @@ func (w *Writer) Commit() (*FileInfo, error) {
 			w.fs.warn(fmt.Errorf("keeping the modification time of %s: %w", w.name, err))
 		}
 	}
+	pp, base := w.fs.parentPrefix(w.name)
+	w.fs.opts.DirCache.wroteFile(pp, base, fi)
 	return fi, nil
 }
 

@@ -36,6 +36,7 @@ type Gateway struct {
 	locks   *LockManager
 	indexes *davfs.IndexLocks
 	icache  *davfs.IndexCache
+	dcache  *davfs.DirCache
 	quota   *quotaTracker // nil without a quota
 	// The uploads of each user and each client address, with their
 	// memory shares.
@@ -111,7 +112,10 @@ func New(opts Options) (*Gateway, error) {
 		indexes:     &davfs.IndexLocks{},
 		// A few seconds: a listing and the requests that follow it share
 		// one read of the folder's index.
-		icache:  davfs.NewIndexCache(3*time.Second, 32<<20),
+		icache: davfs.NewIndexCache(3*time.Second, 32<<20),
+		// What was listed or written: a PUT into a known folder is one
+		// PutObject. Changes made elsewhere are missed for at most its TTL.
+		dcache:  davfs.NewDirCache(davfs.DefaultDirCacheTTL, 200000),
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
 		pubHost: pubHost,
@@ -250,6 +254,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Hide:       g.hidden,
 			IndexLocks: g.indexes,
 			IndexCache: g.icache,
+			DirCache:   g.dcache,
 		}),
 		locks: g.locks.ForRoot(root),
 		root:  root,

@@ -51,6 +51,7 @@ func allCases() []conformanceCase {
 	cs = append(cs, faultCases()...)
 	cs = append(cs, shadowCases()...)
 	cs = append(cs, economyCases()...)
+	cs = append(cs, economyWriteCases()...)
 	return cs
 }
 

@@ -87,3 +87,61 @@ func economyCases() []conformanceCase {
 		}},
 	}
 }
+
+func economyWriteCases() []conformanceCase {
+	return []conformanceCase{
+		{"PUT of a small file into a listed folder is one PutObject, DELETE of a listed file one DeleteObject", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"old.txt", []byte("old"), "text/plain")
+			e.putS3(t, keyPrefix+"sub/x.txt", []byte("x"), "text/plain")
+			r := e.alice(t, "PROPFIND", dir, map[string]string{"Depth": "1"}, []byte(propfindListing))
+			expect(t, "PROPFIND Depth 1 of the folder", r, http.StatusMultiStatus)
+			content := bytes.Repeat([]byte("4 KiB file "), 4096/11)
+			var counts []string
+			for _, name := range []string{"new1.txt", "new2.txt", "new3.txt"} {
+				mark := e.b.proxy.Mark()
+				p := e.alice(t, http.MethodPut, dir+name, nil, content)
+				calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+				expect(t, "PUT "+name, p, http.StatusCreated)
+				if len(calls) != 1 || calls[0].Op() != "PutObject" || calls[0].Key != keyPrefix+name {
+					t.Errorf("PUT %s into a listed folder: want one PutObject; got:%s", name, describeCalls(calls))
+				}
+				counts = append(counts, fmt.Sprintf("PUT %d", len(calls)))
+			}
+			// Overwriting a listed file answers 204, a folder's name 405.
+			mark := e.b.proxy.Mark()
+			p := e.alice(t, http.MethodPut, dir+"old.txt", nil, []byte("new"))
+			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+			expect(t, "PUT over old.txt", p, http.StatusNoContent)
+			counts = append(counts, fmt.Sprintf("PUT over a file %d", len(calls)))
+			p = e.alice(t, http.MethodPut, dir+"sub", nil, []byte("onto a folder"))
+			expect(t, "PUT onto the folder sub", p, http.StatusMethodNotAllowed)
+			if got, ok := e.getS3(t, keyPrefix+"sub"); ok {
+				t.Errorf("PUT onto a folder stored %q", got)
+			}
+			for _, name := range []string{"new1.txt", "new2.txt"} {
+				mark := e.b.proxy.Mark()
+				d := e.alice(t, http.MethodDelete, dir+name, nil, nil)
+				calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+				expect(t, "DELETE "+name, d, http.StatusNoContent)
+				dels := 0
+				for _, c := range calls {
+					if c.Op() == "DeleteObject" || c.Op() == "DeleteObjects" {
+						dels++
+					}
+				}
+				if dels != 1 || len(calls) > 2 {
+					t.Errorf("DELETE %s of a listed file: want one delete and at most one index read; got:%s", name, describeCalls(calls))
+				}
+				counts = append(counts, fmt.Sprintf("DELETE %d", len(calls)))
+			}
+			if _, ok := e.getS3(t, keyPrefix+"new1.txt"); ok {
+				t.Error("new1.txt still stored after its DELETE")
+			}
+			if got, ok := e.getS3(t, keyPrefix+"new3.txt"); !ok || !bytes.Equal(got, content) {
+				t.Errorf("new3.txt holds %d bytes (exists=%v), want %d", len(got), ok, len(content))
+			}
+			report(t, "%s: S3 requests in a listed folder: %s", e.b.name, strings.Join(counts, "; "))
+		}},
+	}
+}
