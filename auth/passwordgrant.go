@@ -55,8 +55,9 @@ type PasswordGrant struct {
 }
 
 type grantEntry struct {
-	claims  Claims
-	expires time.Time
+	claims     Claims
+	expires    time.Time
+	refreshing bool // a background check was started for this entry
 }
 
 // NewPasswordGrant returns a PasswordGrant over o. ttl is how long a
@@ -83,21 +84,19 @@ func NewPasswordGrant(o *OIDC, ttl time.Duration) (*PasswordGrant, error) {
 // it refuses them (a changed password, a disabled account).
 func (g *PasswordGrant) Cached(user, pw string) (Claims, bool) {
 	k := g.keyOf(user, pw)
-	c, ok, stale := g.lookupAge(k)
-	if ok && stale {
+	c, ok, refresh := g.check(k, true)
+	if refresh {
 		go g.refresh(k, user, pw)
 	}
 	return c, ok
 }
 
-// refresh asks the IdP again for a cached success (one at a time per
-// credentials): a success renews the entry, a refusal drops it, an outage
-// leaves it to expire at its time.
+// refresh asks the IdP again for a cached success, once per entry (Cached
+// starts it only for an entry not yet being checked): a success renews
+// the entry, a refusal drops it, an outage leaves it to expire at its
+// time without another try.
 func (g *PasswordGrant) refresh(k [32]byte, user, pw string) {
 	_, _, _ = g.flight.Do("refresh:"+string(k[:]), func() (any, error) {
-		if _, ok, stale := g.lookupAge(k); !ok || !stale {
-			return nil, nil // renewed meanwhile, or gone
-		}
 		c, err := g.exchange(context.Background(), user, pw)
 		switch {
 		case err == nil:
@@ -252,13 +251,14 @@ func (g *PasswordGrant) keyOf(user, pw string) [32]byte {
 }
 
 func (g *PasswordGrant) lookup(k [32]byte) (Claims, bool) {
-	c, ok, _ := g.lookupAge(k)
+	c, ok, _ := g.check(k, false)
 	return c, ok
 }
 
-// lookupAge is lookup that also tells whether the success is past half
-// its TTL (time to ask the IdP again).
-func (g *PasswordGrant) lookupAge(k [32]byte) (c Claims, ok, stale bool) {
+// check is lookup that, with claim, also tells whether the success is past
+// half its TTL and not being checked yet: then the caller starts the
+// background check, and no other caller will for this entry.
+func (g *PasswordGrant) check(k [32]byte, claim bool) (c Claims, ok, refresh bool) {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -270,7 +270,12 @@ func (g *PasswordGrant) lookupAge(k [32]byte) (c Claims, ok, stale bool) {
 		delete(g.cache, k)
 		return Claims{}, false, false
 	}
-	return e.claims, true, now.After(e.expires.Add(-g.ttl / 2))
+	if !claim || e.refreshing || !now.After(e.expires.Add(-g.ttl/2)) {
+		return e.claims, true, false
+	}
+	e.refreshing = true
+	g.cache[k] = e
+	return e.claims, true, true
 }
 
 func (g *PasswordGrant) remember(k [32]byte, c Claims) {

@@ -458,7 +458,7 @@ func TestPasswordGrantStaysCachedInSteadyUseAndDropsARefusedPassword(t *testing.
 	// each is answered from the cache; the IdP is asked in the background.
 	for i := range 15 {
 		advance(40 * time.Second)
-		if _, ok, _ := pg.lookupAge(pg.keyOf("alice", "alice-pw")); !ok {
+		if _, ok := pg.lookup(pg.keyOf("alice", "alice-pw")); !ok {
 			t.Fatalf("request %d: the cached sign-in expired in steady use", i)
 		}
 		if _, ok, err := c.Authenticate(basicReq("alice", "alice-pw")); !ok || err != nil {
@@ -466,7 +466,7 @@ func TestPasswordGrantStaysCachedInSteadyUseAndDropsARefusedPassword(t *testing.
 		}
 		waitCalls(int32(i) + 2)
 		for deadline := time.Now().Add(10 * time.Second); ; {
-			if _, ok, stale := pg.lookupAge(pg.keyOf("alice", "alice-pw")); ok && !stale {
+			if renewed(pg, pg.keyOf("alice", "alice-pw")) {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -499,5 +499,43 @@ func TestPasswordGrantStaysCachedInSteadyUseAndDropsARefusedPassword(t *testing.
 	}
 	if _, ok, _ := c.Authenticate(basicReq("alice", "alice-pw")); ok {
 		t.Fatal("the old password was accepted after the IdP refused it")
+	}
+}
+
+// renewed reports a cached success younger than half its TTL.
+func renewed(g *PasswordGrant, k [32]byte) bool {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e, ok := g.cache[k]
+	return ok && now.Before(e.expires.Add(-g.ttl/2))
+}
+
+// TestPasswordGrantChecksInTheBackgroundOncePerEntry: past half the cache
+// time, a burst of requests starts one background check, not one each,
+// and an IdP outage during it does not start another.
+func TestPasswordGrantChecksInTheBackgroundOncePerEntry(t *testing.T) {
+	g := newGrantIdP(t)
+	c, pg, _ := grantChain(t, g, 100)
+	var mu sync.Mutex
+	now := time.Now()
+	pg.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	if _, ok, err := c.Authenticate(basicReq("alice", "alice-pw")); !ok || err != nil {
+		t.Fatalf("sign-in: ok=%v err=%v", ok, err)
+	}
+	g.mu.Lock()
+	g.status, g.errorCode = http.StatusServiceUnavailable, "temporarily_unavailable"
+	g.mu.Unlock()
+	mu.Lock()
+	now = now.Add(40 * time.Second)
+	mu.Unlock()
+	for range 200 {
+		if _, ok, err := c.Authenticate(basicReq("alice", "alice-pw")); !ok || err != nil {
+			t.Fatalf("request during the IdP outage: ok=%v err=%v", ok, err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := g.calls.Load(); n != 2 {
+		t.Fatalf("%d token requests for 200 requests past half the cache time, want 2 (the sign-in and one check)", n)
 	}
 }

@@ -25,9 +25,13 @@ const drainWindow = 5 * time.Second
 // client going away, and that watch must not time out under a handler
 // that takes long after reading its body.
 //
-// The deadline is set when the request begins, so a body nobody reads is
-// bounded too: net/http's drain of an unread body (after a 401, say) runs
-// under it, and finish shortens it to drainWindow.
+// On HTTP/1 the deadline is set when the request begins, so a body nobody
+// reads is bounded too: net/http's drain of an unread body (after a 401,
+// say) runs under it, and finish shortens it to drainWindow. On HTTP/2 a
+// read deadline is a timer that resets the stream when it fires, reading
+// or not, so there it is armed only while a read waits: a handler busy
+// between reads (parts waiting for S3) never cuts a body that flows, and
+// an unread body holds only its stream, not the connection.
 type bodyReader struct {
 	io.ReadCloser
 	rc    *http.ResponseController
@@ -36,6 +40,7 @@ type bodyReader struct {
 	eof   bool
 	err   error // a read error other than the end (a deadline past)
 	ok    bool  // the connection supports read deadlines
+	h2    bool  // HTTP/2: the deadline is armed only during a read
 }
 
 // newBodyReader wraps r.Body, or returns nil when the request has none.
@@ -43,8 +48,12 @@ func newBodyReader(w http.ResponseWriter, r *http.Request, idle time.Duration) *
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil
 	}
-	b := &bodyReader{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle}
-	b.ok = b.rc.SetReadDeadline(time.Now().Add(idle)) == nil
+	b := &bodyReader{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: idle, h2: r.ProtoMajor >= 2}
+	if b.h2 {
+		b.ok = b.rc.SetReadDeadline(time.Time{}) == nil
+	} else {
+		b.ok = b.rc.SetReadDeadline(time.Now().Add(idle)) == nil
+	}
 	return b
 }
 
@@ -57,6 +66,9 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		_ = b.rc.SetReadDeadline(d)
 	}
 	n, err := b.ReadCloser.Read(p)
+	if b.ok && b.h2 {
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
 	switch {
 	case err == io.EOF && !b.eof:
 		b.eof = true
@@ -82,7 +94,7 @@ func (b *bodyReader) whole() {
 // failed read (its deadline passed) it leaves the deadline as it is: the
 // drain fails at once and the connection closes.
 func (b *bodyReader) unread() {
-	if b != nil && b.ok && !b.eof && b.err == nil {
+	if b != nil && b.ok && !b.h2 && !b.eof && b.err == nil {
 		_ = b.rc.SetReadDeadline(time.Now().Add(min(drainWindow, b.idle)))
 	}
 }

@@ -74,6 +74,18 @@ func (rq *request) get() {
 		return
 	}
 	h := rq.w.Header()
+	switch {
+	case fi.Size() == 0 && rangeHdr != "":
+		// http.ServeContent would answer a malformed 206 (bytes 0--1/0).
+		rq.r.Header.Del("Range")
+		rangeHdr = ""
+	case zeroSuffixRange(rangeHdr):
+		// bytes=-0 names no byte (RFC 9110 14.1.2); ServeContent would
+		// answer 206 with an empty, malformed range.
+		h.Set("Content-Range", "bytes */"+strconv.FormatInt(fi.Size(), 10))
+		rq.w.fail(http.StatusRequestedRangeNotSatisfiable, nil)
+		return
+	}
 	if etag, err := fi.ETag(ctx); err == nil {
 		h.Set("ETag", etag)
 	}
@@ -171,6 +183,20 @@ func oneRangeSpec(h string) bool {
 		return true
 	}
 	return nb >= na
+}
+
+// zeroSuffixRange reports a Range header that is the one range "-0".
+func zeroSuffixRange(h string) bool {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found {
+		return false
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found || strings.TrimSpace(a) != "" {
+		return false
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
+	return err == nil && n == 0
 }
 
 // singleRange parses a Range header naming exactly one satisfiable range.

@@ -104,6 +104,8 @@ func statusFor(err error, notExist int) int {
 	switch {
 	case err == nil:
 		return http.StatusOK
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout // the body stopped flowing (even inside ErrIncomplete)
 	case errors.Is(err, s3vfs.ErrUnavailable), errors.Is(err, ErrLockStoreUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, s3vfs.ErrOverShare):
@@ -126,8 +128,6 @@ func statusFor(err error, notExist int) int {
 		return http.StatusConflict
 	case errors.Is(err, s3vfs.ErrInvalid), errors.Is(err, s3vfs.ErrIncomplete):
 		return http.StatusBadRequest
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return http.StatusRequestTimeout // the body stopped flowing
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusBadRequest // the client is gone; nobody reads this
 	}

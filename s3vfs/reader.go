@@ -194,6 +194,17 @@ func (s *Store) Get(ctx context.Context, key, rng string) (ObjectInfo, *Reader, 
 	if err != nil {
 		return ObjectInfo{}, nil, opError("get", key, err)
 	}
+	if out.ContentLength == nil && out.ContentRange == nil {
+		// A chunked answer (some stores, or a proxy between) tells no
+		// size: never guess one (0 would serve an empty file). Ask with a
+		// HEAD and read lazily.
+		_ = out.Body.Close()
+		info, err := s.Head(ctx, key)
+		if err != nil {
+			return ObjectInfo{}, nil, err
+		}
+		return info, s.NewReader(ctx, key, info), nil
+	}
 	info := ObjectInfo{
 		Key:          key,
 		Size:         aws.ToInt64(out.ContentLength),

@@ -10,6 +10,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +26,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/gateway"
 )
 
 // servedGateway is `davgw serve` run as operators run it (the binary, its
@@ -190,12 +194,18 @@ func TestStalledBodiesCannotHoldTheGateway(t *testing.T) {
 		go run("signed-in PROPFIND whose body drips a byte every 0.5 s",
 			fmt.Sprintf("PROPFIND /dav/ HTTP/1.1\r\n%s%sDepth: 1\r\nContent-Type: application/xml\r\nContent-Length: %d\r\n\r\n", host, basic, len(xml)), xml)
 	}
+	for i := range 4 {
+		wg.Add(1)
+		go run("signed-in PUT that sends 10 of its 100 bytes and stalls",
+			fmt.Sprintf("PUT /dav/f1-put-%d.bin HTTP/1.1\r\n%s%sContent-Length: 100\r\n\r\n", i, host, basic), []byte("0123456789"))
+	}
 	wg.Wait()
 
 	want := map[string]string{
-		"PUT without credentials, Content-Length and no body":    "HTTP/1.1 401 Unauthorized",
-		"PUT without credentials, chunked and no body":           "HTTP/1.1 401 Unauthorized",
-		"signed-in PROPFIND whose body drips a byte every 0.5 s": "HTTP/1.1 408 Request Timeout",
+		"signed-in PUT that sends 10 of its 100 bytes and stalls": "HTTP/1.1 408 Request Timeout",
+		"PUT without credentials, Content-Length and no body":     "HTTP/1.1 401 Unauthorized",
+		"PUT without credentials, chunked and no body":            "HTTP/1.1 401 Unauthorized",
+		"signed-in PROPFIND whose body drips a byte every 0.5 s":  "HTTP/1.1 408 Request Timeout",
 	}
 	for _, o := range outcomes {
 		if o.err != nil {
@@ -344,5 +354,58 @@ func TestStalledUploadsCannotRefuseOtherUsers(t *testing.T) {
 			t.Fatalf("left behind by the stalled uploads: keys %v, uploads %v", keys, uploads)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestAFlowingBodyIsNeverCutWhileS3IsSlow: the gateway stops reading a PUT
+// body while its parts wait for a slow S3 (upload_concurrency 1, each part
+// held 2.5 s, a 1 s body idle timeout). Over HTTP/1.1 and over HTTP/2
+// (where a read deadline resets the stream even when nobody reads) the
+// upload completes whole.
+func TestAFlowingBodyIsNeverCutWhileS3IsSlow(t *testing.T) {
+	base := getEnv(t, "versitygw")
+	up, err := url.Parse(base.b.proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(up)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Query().Has("partNumber") {
+			time.Sleep(2500 * time.Millisecond)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	defer slow.Close()
+	e, err := newDavEnv(staticAuth(t), base.b, slow.URL, gatewayPartSize, 1, func(o *gateway.Options) { o.BodyIdleTimeout = time.Second })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := e.srv.Config.Handler
+	e.srv.Close()
+	body := bytes.Repeat([]byte("flowing "), 12<<20/8) // three parts of 5 MiB
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2], func(t *testing.T) {
+			ts := httptest.NewUnstartedServer(h)
+			ts.EnableHTTP2 = h2
+			ts.StartTLS()
+			defer ts.Close()
+			name := fmt.Sprintf("/dav/slow-s3-h2-%v.bin", h2)
+			req, _ := http.NewRequest(http.MethodPut, ts.URL+name, bytes.NewReader(body))
+			req.SetBasicAuth("alice", testUsers["alice"])
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if wantProto := map[bool]int{false: 1, true: 2}[h2]; resp.ProtoMajor != wantProto {
+				t.Fatalf("answered over %s, want HTTP/%d", resp.Proto, wantProto)
+			}
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("PUT while S3 is slow: %d, want 201", resp.StatusCode)
+			}
+			if got, ok := base.getS3(t, "users/alice"+strings.TrimPrefix(name, "/dav")); !ok || !bytes.Equal(got, body) {
+				t.Fatalf("stored %d bytes (exists=%v), want %d", len(got), ok, len(body))
+			}
+		})
 	}
 }

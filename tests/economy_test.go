@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -70,6 +73,30 @@ func economyCases() []conformanceCase {
 				counts = append(counts, fmt.Sprintf("%s %d on the object + %d index", tt.name, len(onKey), len(indexes)))
 			}
 			report(t, "%s: S3 requests per read of a 1 KiB file: %s", e.b.name, strings.Join(counts, "; "))
+		}},
+		{"Range edge cases: bytes=-0 answers 416, a Range on an empty file 200, a range past the end 416", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"ten.txt", []byte("0123456789"), "text/plain")
+			e.putS3(t, keyPrefix+"empty.txt", nil, "text/plain")
+			r := e.alice(t, http.MethodGet, dir+"ten.txt", map[string]string{"Range": "bytes=-0"}, nil)
+			expect(t, "GET bytes=-0", r, http.StatusRequestedRangeNotSatisfiable)
+			if got := r.Header.Get("Content-Range"); got != "bytes */10" {
+				t.Errorf("GET bytes=-0: Content-Range %q, want bytes */10", got)
+			}
+			r = e.alice(t, http.MethodGet, dir+"ten.txt", map[string]string{"Range": "bytes=10-"}, nil)
+			expect(t, "GET bytes=10- of 10 bytes", r, http.StatusRequestedRangeNotSatisfiable)
+			r = e.alice(t, http.MethodGet, dir+"ten.txt", map[string]string{"Range": "bytes=8-20"}, nil)
+			expect(t, "GET bytes=8-20 of 10 bytes", r, http.StatusPartialContent)
+			if string(r.Body) != "89" || r.Header.Get("Content-Range") != "bytes 8-9/10" {
+				t.Errorf("GET bytes=8-20: %q, Content-Range %q", r.Body, r.Header.Get("Content-Range"))
+			}
+			for _, rng := range []string{"bytes=-5", "bytes=0-"} {
+				r = e.alice(t, http.MethodGet, dir+"empty.txt", map[string]string{"Range": rng}, nil)
+				expect(t, "GET "+rng+" of an empty file", r, http.StatusOK)
+				if len(r.Body) != 0 {
+					t.Errorf("GET %s of an empty file: %q", rng, r.Body)
+				}
+			}
 		}},
 		{"GET of a folder's name without its slash answers 405 after one GetObject and one LIST", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
@@ -143,5 +170,47 @@ func economyWriteCases() []conformanceCase {
 			}
 			report(t, "%s: S3 requests in a listed folder: %s", e.b.name, strings.Join(counts, "; "))
 		}},
+	}
+}
+
+// TestAGetWithoutContentLengthFromS3IsNeverServedShort: a store (or a
+// proxy between) that answers GetObject chunked, without Content-Length,
+// must not make the gateway serve the file as empty.
+func TestAGetWithoutContentLengthFromS3IsNeverServedShort(t *testing.T) {
+	base := getEnv(t, "versitygw")
+	keyPrefix, dir := base.caseDir(t)
+	up, err := url.Parse(base.b.proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(up)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodGet && resp.Request.URL.Query().Get("list-type") == "" {
+			resp.Header.Del("Content-Length")
+			resp.ContentLength = -1
+		}
+		return nil
+	}
+	chunked := httptest.NewServer(rp)
+	defer chunked.Close()
+	e, err := newDavEnv(staticAuth(t), base.b, chunked.URL, gatewayPartSize, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.srv.Close()
+	content := []byte("hello, world: twenty-nine b.")
+	base.putS3(t, keyPrefix+"hello.txt", content, "text/plain")
+	for _, h := range []map[string]string{nil, {"Range": "bytes=0-"}, {"Range": "bytes=7-11"}, {"If-None-Match": `"other"`}} {
+		r := e.alice(t, http.MethodGet, dir+"hello.txt", h, nil)
+		want, status := content, http.StatusOK
+		if rng := h["Range"]; rng == "bytes=7-11" {
+			want, status = content[7:12], http.StatusPartialContent
+		} else if rng != "" {
+			status = http.StatusPartialContent
+		}
+		expect(t, fmt.Sprintf("GET with %v from a chunked store", h), r, status)
+		if !bytes.Equal(r.Body, want) {
+			t.Errorf("GET with %v from a chunked store: %q, want %q", h, r.Body, want)
+		}
 	}
 }
