@@ -39,6 +39,26 @@ type dirEntry struct {
 	files    map[string]*FileInfo
 	dirs     map[string]bool     // child folder names of the listing
 	unknown  map[string]struct{} // children changed since the listing
+	marker   bool                // the listing showed the folder's marker
+}
+
+// holdsKeys reports whether the listing shows keys this gateway has not
+// changed since: the folder exists as long as they do. c.mu is held.
+func (e *dirEntry) holdsKeys() bool {
+	if e.marker {
+		return true
+	}
+	for name := range e.files {
+		if _, changed := e.unknown[name]; !changed {
+			return true
+		}
+	}
+	for name := range e.dirs {
+		if _, changed := e.unknown[name]; !changed {
+			return true
+		}
+	}
+	return false
 }
 
 // NewDirCache returns a cache trusting what it learned for ttl, with at
@@ -59,7 +79,11 @@ func (c *DirCache) exists(prefix string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.folders[prefix]
-	return e != nil && c.fresh(e.seen, time.Now())
+	if e == nil {
+		return false
+	}
+	now := time.Now()
+	return c.fresh(e.seen, now) || (c.fresh(e.listedAt, now) && e.holdsKeys())
 }
 
 // child answers from a complete listing of the folder at prefix within
@@ -96,8 +120,9 @@ func (c *DirCache) sawFolder(prefix string) {
 	c.entry(prefix).seen = time.Now()
 }
 
-// listed records a complete listing of the folder at prefix, taken at.
-func (c *DirCache) listed(prefix string, list []*FileInfo, at time.Time) {
+// listed records a complete listing of the folder at prefix, taken at;
+// marker tells whether it showed the folder's own marker.
+func (c *DirCache) listed(prefix string, list []*FileInfo, at time.Time, marker bool) {
 	if c == nil || len(list) > c.maxEntries/4 {
 		if c != nil {
 			c.sawFolder(prefix)
@@ -118,7 +143,7 @@ func (c *DirCache) listed(prefix string, list []*FileInfo, at time.Time) {
 	defer c.mu.Unlock()
 	e := c.entry(prefix)
 	c.entries -= len(e.files) + len(e.dirs)
-	e.seen, e.listedAt, e.files, e.dirs, e.unknown = at, at, files, dirs, nil
+	e.seen, e.listedAt, e.files, e.dirs, e.unknown, e.marker = at, at, files, dirs, nil, marker
 	c.entries += len(files) + len(dirs)
 	c.trim(prefix)
 }

@@ -532,7 +532,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
 
-	f.opts.DirCache.listed(prefix, list, listStart)
+	f.opts.DirCache.listed(prefix, list, listStart, marker != nil)
 	f.mu.Lock()
 	f.listed[name] = list
 	for _, fi := range list {

@@ -117,7 +117,7 @@ func economyCases() []conformanceCase {
 
 func economyWriteCases() []conformanceCase {
 	return []conformanceCase{
-		{"PUT of a small file into a listed folder is one PutObject, DELETE of a listed file one DeleteObject", func(t *testing.T, e *davEnv) {
+		{"PUT of a small file into a listed folder is one PutObject, DELETE one DeleteObject, MOVE a copy and a delete", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"old.txt", []byte("old"), "text/plain")
 			e.putS3(t, keyPrefix+"sub/x.txt", []byte("x"), "text/plain")
@@ -162,11 +162,24 @@ func economyWriteCases() []conformanceCase {
 				}
 				counts = append(counts, fmt.Sprintf("DELETE %d", len(calls)))
 			}
+			// A file MOVE (Office's and Explorer's rename) in the listed folder.
+			mark = e.b.proxy.Mark()
+			m := e.alice(t, "MOVE", dir+"new3.txt", map[string]string{"Destination": dir + "moved.txt", "Overwrite": "F"}, nil)
+			calls = e.b.proxy.SinceUnder(mark, keyPrefix)
+			expect(t, "MOVE new3.txt", m, http.StatusCreated)
+			ops := countOps(calls)
+			if ops["CopyObject"] != 1 || ops["DeleteObject"]+ops["DeleteObjects"] != 1 || len(calls) > 2 {
+				t.Errorf("MOVE of a listed file: want one CopyObject, one delete and at most one index read; got:%s", describeCalls(calls))
+			}
+			counts = append(counts, fmt.Sprintf("MOVE %d", len(calls)))
+			if got, ok := e.getS3(t, keyPrefix+"moved.txt"); !ok || !bytes.Equal(got, content) {
+				t.Errorf("moved.txt holds %d bytes (exists=%v), want %d", len(got), ok, len(content))
+			}
+			if _, ok := e.getS3(t, keyPrefix+"new3.txt"); ok {
+				t.Error("new3.txt still stored after its MOVE")
+			}
 			if _, ok := e.getS3(t, keyPrefix+"new1.txt"); ok {
 				t.Error("new1.txt still stored after its DELETE")
-			}
-			if got, ok := e.getS3(t, keyPrefix+"new3.txt"); !ok || !bytes.Equal(got, content) {
-				t.Errorf("new3.txt holds %d bytes (exists=%v), want %d", len(got), ok, len(content))
 			}
 			report(t, "%s: S3 requests in a listed folder: %s", e.b.name, strings.Join(counts, "; "))
 		}},
