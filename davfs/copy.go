@@ -256,9 +256,14 @@ func (f *FS) copyIndex(ctx context.Context, srcKey, srcPrefix, dstPrefix string,
 		return "", nil
 	}
 	nb, _ := json.Marshal(out)
-	if _, err := f.store.PutObject(ctx, dstFolderKey+indexName, nb, s3vfs.WriteOptions{Size: int64(len(nb)), ContentType: "application/json"}); err != nil {
+	info, err := f.store.PutObject(ctx, dstFolderKey+indexName, nb, s3vfs.WriteOptions{Size: int64(len(nb)), ContentType: "application/json"})
+	if err != nil {
+		f.opts.IndexCache.put(dstFolderKey+indexName, &loadedIndex{entries: map[string]metaEntry{}, unwritable: true}) // unknown now: read again
 		return "", err
 	}
+	// The shared copy must follow this gateway's own writes (a DELETE
+	// trusts it to know which entries exist).
+	f.opts.IndexCache.put(dstFolderKey+indexName, &loadedIndex{entries: out.Entries, etag: info.ETag, size: len(nb)})
 	return dstFolderKey + indexName, nil
 }
 

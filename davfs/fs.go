@@ -180,6 +180,12 @@ func (f *FS) remember(name string, fi *FileInfo) {
 func (f *FS) forget(name string) {
 	pp, base := f.parentPrefix(name)
 	f.opts.DirCache.changed(pp, base, f.dirPrefix(name))
+	f.forgetLocal(name)
+}
+
+// forgetLocal is forget for this request's caches alone, for a write whose
+// outcome the caller then tells the DirCache itself.
+func (f *FS) forgetLocal(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for n := range f.stats {
@@ -252,10 +258,10 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 
 	key, prefix := f.key(name), f.dirPrefix(name)
 	// A listing of the parent within the last few seconds tells files and
-	// free names (not folders: their own request tells their time). A
-	// folder that must exist (a parent) is never refused on its word: a
-	// folder made elsewhere since would be refused for the whole window.
-	if pp, base := f.parentPrefix(name); useListing && mode != onlyDir {
+	// free names (not folders: their own request tells their time). Only a
+	// plain lookup uses it: a folder that must exist (a parent) is never
+	// refused on its word, and a URL ending in "/" asks S3 for the folder.
+	if pp, base := f.parentPrefix(name); useListing && mode == expectAny {
 		if fi, known := f.opts.DirCache.child(pp, base); known {
 			if fi == nil {
 				f.remember(name, nil)
@@ -285,6 +291,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 		marker  *s3vfs.ObjectInfo
 		listErr error
 	)
+	probeStart := f.opts.DirCache.begin()
 	if mode != onlyFile {
 		isDir, marker, listErr = f.probeDir(ctx, prefix)
 	}
@@ -293,7 +300,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 	case listErr != nil:
 		return nil, pathError("stat", name, f.note(listErr))
 	case isDir:
-		f.opts.DirCache.sawFolder(prefix)
+		f.opts.DirCache.probed(prefix, probeStart)
 		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
 		if marker != nil {
 			fi.modTime = marker.LastModified
@@ -467,7 +474,8 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	f.mu.Unlock()
 
 	prefix := f.dirPrefix(name)
-	listStart := time.Now()
+	listStart, listClock := time.Now(), f.opts.DirCache.begin()
+	var opaque []string // names the listing leaves out: never "free"
 	gen := f.opts.IndexCache.generation(prefix + indexName)
 	byName := make(map[string]*FileInfo)
 	var marker *s3vfs.ObjectInfo
@@ -481,6 +489,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 		if e.Object == nil {
 			child := strings.TrimSuffix(strings.TrimPrefix(e.Prefix, prefix), "/")
 			if !validName(child) || (f.opts.Hide != nil && f.opts.Hide(child)) {
+				opaque = append(opaque, child)
 				continue
 			}
 			if prev, ok := byName[child]; ok && !prev.dir {
@@ -497,6 +506,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 				hasIndex, indexETag = true, e.Object.ETag
 				continue
 			case !validName(child), f.opts.Hide != nil && f.opts.Hide(child):
+				opaque = append(opaque, child)
 				continue
 			}
 			fi = fileInfoFromObject(child, *e.Object) // the file wins over a folder of the same name
@@ -532,7 +542,7 @@ func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found 
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
 
-	f.opts.DirCache.listed(prefix, list, listStart, marker != nil)
+	f.opts.DirCache.listed(prefix, list, opaque, marker != nil, listClock, listStart)
 	f.mu.Lock()
 	f.listed[name] = list
 	for _, fi := range list {
@@ -632,7 +642,6 @@ func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	if err != nil {
 		return pathError("mkdir", name, f.note(err))
 	}
-	f.opts.DirCache.sawFolder(f.dirPrefix(name))
 	// A folder of that name deleted outside the gateway may have left its
 	// entry: the new folder must not inherit its properties.
 	f.warn(f.dropEntry(ctx, name, true))
@@ -687,8 +696,13 @@ func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
+	start := f.opts.DirCache.begin()
 	obj, err := f.store.PutObject(ctx, f.key(name), nil, s3vfs.WriteOptions{Size: 0, ContentType: contentTypeFor(name), IfNoneMatch: "*"})
-	f.forget(name)
+	if err != nil {
+		f.forget(name)
+	} else {
+		f.forgetLocal(name)
+	}
 	switch {
 	case errors.Is(err, s3vfs.ErrPreconditionFailed):
 		return nil // it appeared meanwhile: keep it
@@ -699,7 +713,7 @@ func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
 	fi.direct, fi.hasMeta = true, true
 	f.remember(name, fi)
 	pp, base := f.parentPrefix(name)
-	f.opts.DirCache.wroteFile(pp, base, fi)
+	f.opts.DirCache.wroteFile(pp, base, fi, start)
 	return nil
 }
 

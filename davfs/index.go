@@ -465,14 +465,15 @@ func (f *FS) setEntry(ctx context.Context, name string, dir bool, e metaEntry) e
 	})
 }
 
-// dropEntry removes a resource's entry from its parent's index. A copy of
-// the index read in the last few seconds (shared cache) that has no entry
+// dropEntry removes a resource's entry from its parent's index. The
+// shared copy of the index (read or written by this gateway in the last
+// few seconds; every write of this gateway replaces it) without an entry
 // for it spares the update; otherwise a folder without an index costs one
 // GET.
 func (f *FS) dropEntry(ctx context.Context, name string, dir bool) error {
 	parent, entry := entryName(Clean(name), dir)
-	if li, err := f.loadIndex(ctx, parent, false); err == nil && !li.unwritable {
-		if _, ok := li.entries[entry]; !ok {
+	if li, ok := f.opts.IndexCache.get(f.dirPrefix(parent)+indexName, "", false); ok {
+		if _, has := li.entries[entry]; !has {
 			return nil
 		}
 	}

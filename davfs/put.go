@@ -50,6 +50,7 @@ type Writer struct {
 	prev  *FileInfo // the version being replaced, if any
 
 	mtimeKept bool
+	dcStart   uint64 // DirCache clock when the upload began
 
 	mu      sync.Mutex
 	n       int64
@@ -106,7 +107,7 @@ func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer,
 		IfNoneMatch: opts.IfNoneMatch,
 		Shares:      opts.Shares,
 	})
-	return &Writer{fs: f, ctx: ctx, name: name, w: w, mtime: opts.MTime, prev: fi}, nil
+	return &Writer{fs: f, ctx: ctx, name: name, w: w, mtime: opts.MTime, prev: fi, dcStart: f.opts.DirCache.begin()}, nil
 }
 
 // Write appends p to the upload.
@@ -156,7 +157,11 @@ func (w *Writer) Commit() (*FileInfo, error) {
 		return nil, w.err
 	}
 	obj, err := w.w.Commit()
-	w.fs.forget(w.name)
+	if err != nil {
+		w.fs.forget(w.name) // a failed completion may still have landed
+	} else {
+		w.fs.forgetLocal(w.name)
+	}
 	if err != nil {
 		w.err = pathError("write", w.name, w.fs.note(err))
 		return nil, w.err
@@ -193,7 +198,7 @@ func (w *Writer) Commit() (*FileInfo, error) {
 		}
 	}
 	pp, base := w.fs.parentPrefix(w.name)
-	w.fs.opts.DirCache.wroteFile(pp, base, fi)
+	w.fs.opts.DirCache.wroteFile(pp, base, fi, w.dcStart)
 	return fi, nil
 }
 
