@@ -45,7 +45,9 @@ func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive boo
 	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
 		return false, err
 	}
-	dstFi, err := f.stat(ctx, dst)
+	// Without overwrite, "free" must not come from a listing's word: a
+	// file made there meanwhile by someone else would be replaced.
+	dstFi, err := f.statFrom(ctx, dst, expectAny, overwrite)
 	switch {
 	case err == nil && !overwrite:
 		return false, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrExist}
@@ -333,7 +335,7 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	if !srcFi.dir || src == "/" {
 		return &fs.PathError{Op: "move", Path: src, Err: ErrNotDir}
 	}
-	if _, err := f.stat(ctx, dst); err == nil {
+	if _, err := f.statFrom(ctx, dst, expectAny, false); err == nil {
 		return &fs.PathError{Op: "move", Path: dst, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err

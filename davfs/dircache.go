@@ -48,7 +48,18 @@ type dirEntry struct {
 	opaque   map[string]bool     // listed names never answered (folders, hidden names)
 	unknown  map[string]struct{} // children changed since the listing
 	marker   bool                // the listing showed the folder's marker
+	recent   []recentWrite       // this gateway's last writes into the folder, oldest first
 }
+
+// recentWrite is a file this gateway wrote, at a clock value.
+type recentWrite struct {
+	name  string
+	clock uint64
+}
+
+// maxRecent bounds dirEntry.recent: a listing overlapped by more writes
+// than this into its folder is not stored.
+const maxRecent = 64
 
 // dirMark is when (in DirCache.clock) a folder last changed, and last lost
 // something.
@@ -219,7 +230,9 @@ func (c *DirCache) probed(prefix string, start uint64) {
 // listed records a complete listing of the folder at prefix begun at start
 // (clock) and at (time): its files, and the names it does not answer for
 // (folders, hidden names). marker tells whether it showed the folder's own
-// marker. A listing during which the folder changed is dropped.
+// marker. A listing during which something was removed there is dropped;
+// files this gateway wrote meanwhile (which it may or may not show) stay
+// unknown, and one overlapped by more writes than it remembers is dropped.
 func (c *DirCache) listed(prefix string, list []*FileInfo, opaque []string, marker bool, start uint64, at time.Time) {
 	if c == nil {
 		return
@@ -238,16 +251,31 @@ func (c *DirCache) listed(prefix string, list []*FileInfo, opaque []string, mark
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.since(prefix, start, false) {
+	if c.since(prefix, start, true) {
 		return
 	}
 	e := c.entry(prefix)
+	var during []string
+	for i, w := range e.recent {
+		if w.clock > start {
+			if i == 0 && len(e.recent) == maxRecent {
+				return // more writes than remembered: some may be missing
+			}
+			during = append(during, w.name)
+		}
+	}
 	c.dropListing(e)
 	e.seen = at
 	if len(files)+len(op) > c.maxEntries/4 {
 		return // too large to keep; the folder is known to exist
 	}
 	e.listedAt, e.files, e.opaque, e.marker = at, files, op, marker
+	if len(during) > 0 {
+		e.unknown = make(map[string]struct{}, len(during))
+		for _, n := range during {
+			e.unknown[n] = struct{}{}
+		}
+	}
 	c.entries += e.names()
 	c.trim(prefix)
 }
@@ -314,6 +342,11 @@ func (c *DirCache) wroteFile(prefix, name string, fi *FileInfo, start uint64) {
 	removed := c.since(prefix, start, true)
 	c.touch(prefix, false)
 	e := c.entry(prefix)
+	if len(e.recent) == maxRecent {
+		copy(e.recent, e.recent[1:])
+		e.recent = e.recent[:maxRecent-1]
+	}
+	e.recent = append(e.recent, recentWrite{name: name, clock: c.clock})
 	if !removed {
 		e.seen = time.Now()
 	}

@@ -157,3 +157,30 @@ func TestDirCacheForgetsAfterItsTTLAndStaysBounded(t *testing.T) {
 		t.Fatalf("entries counts %d, the folders hold %d", c.entries, total)
 	}
 }
+
+func TestDirCacheListingOverlappedByWrites(t *testing.T) {
+	c := NewDirCache(time.Hour, 10000)
+	const p = "u/w/"
+	start, at := c.begin(), time.Now()
+	c.wroteFile(p, "during.txt", &FileInfo{name: "during.txt"}, c.begin())
+	c.listed(p, []*FileInfo{{name: "old.txt"}}, nil, false, start, at)
+	if _, known := c.child(p, "during.txt"); known {
+		t.Fatal("a file written during the listing is answered from it")
+	}
+	if fi, known := c.child(p, "old.txt"); !known || fi == nil {
+		t.Fatal("a listing overlapped only by writes was not kept")
+	}
+	if fi, known := c.child(p, "new.txt"); !known || fi != nil {
+		t.Fatal("a free name is not answered")
+	}
+	// More overlapping writes than remembered: the listing is dropped.
+	c = NewDirCache(time.Hour, 10000)
+	start, at = c.begin(), time.Now()
+	for i := range maxRecent + 1 {
+		c.wroteFile(p, fmt.Sprintf("w%d", i), &FileInfo{name: "w"}, c.begin())
+	}
+	c.listed(p, []*FileInfo{{name: "old.txt"}}, nil, false, start, at)
+	if _, known := c.child(p, "new.txt"); known {
+		t.Fatal("a listing overlapped by more writes than remembered was kept")
+	}
+}

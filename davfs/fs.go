@@ -414,9 +414,22 @@ func (f *FS) probeDir(ctx context.Context, prefix string) (isDir bool, marker *s
 // ErrNotDir (the caller's 409).
 func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 	name = Clean(name)
-	if prefix := f.dirPrefix(name); name != "/" && f.opts.DirCache.exists(prefix) {
-		// Listed, probed or written into within the last few seconds.
-		return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil
+	prefix := f.dirPrefix(name)
+	if name != "/" && f.opts.DirCache != nil && !IsReserved(name) {
+		if f.opts.DirCache.exists(prefix) {
+			// Listed, probed or written into within the last few seconds.
+			return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil
+		}
+		if fi, ok := f.cached(name); !ok || fi == nil || !fi.dir {
+			found, err := f.learnDir(ctx, name)
+			switch {
+			case err != nil:
+				return nil, pathError("stat", name, f.note(err))
+			case !found:
+				return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
+			}
+			return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil
+		}
 	}
 	fi, err := f.statMode(ctx, name, onlyDir)
 	if err != nil {
@@ -428,10 +441,62 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 	return fi, nil
 }
 
-// LookupProps is Lookup for a Depth 0 PROPFIND: a file's stored content
-// type and metadata take its own HEAD, so a recent listing (which has
-// neither) does not answer it.
-func (f *FS) LookupProps(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
+// learnLimit is how many entries StatDir lists of a folder it must prove:
+// for the price of the one-key probe (one LIST), a folder of fewer
+// entries is listed whole, so that the writes that follow know its names
+// for a few seconds (a PUT of a new name is then one PutObject).
+const learnLimit = 1000
+
+// learnDir lists up to learnLimit entries of a folder (found: it holds
+// anything) and gives what it saw to the DirCache: the whole listing when
+// it is complete, else only that the folder exists. It reads no index.
+func (f *FS) learnDir(ctx context.Context, name string) (found bool, err error) {
+	prefix := f.dirPrefix(name)
+	start, at := f.opts.DirCache.begin(), time.Now()
+	var (
+		files  []*FileInfo
+		opaque []string
+		marker bool
+		n      int
+	)
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", Limit: learnLimit}) {
+		if err != nil {
+			return false, err
+		}
+		found = true
+		n++
+		switch {
+		case e.Object == nil:
+			opaque = append(opaque, strings.TrimSuffix(strings.TrimPrefix(e.Prefix, prefix), "/"))
+		case e.Object.Key == prefix:
+			marker = true
+		default:
+			child := strings.TrimPrefix(e.Object.Key, prefix)
+			if child == indexName {
+				continue
+			}
+			if !validName(child) || (f.opts.Hide != nil && f.opts.Hide(child)) {
+				opaque = append(opaque, child)
+				continue
+			}
+			files = append(files, fileInfoFromObject(child, *e.Object))
+		}
+	}
+	switch {
+	case found && n < learnLimit:
+		f.opts.DirCache.listed(prefix, files, opaque, marker, start, at)
+	case found:
+		f.opts.DirCache.probed(prefix, start)
+	}
+	return found, nil
+}
+
+// LookupFresh is Lookup that never answers from a recent listing (the
+// DirCache): for a Depth 0 PROPFIND (a file's stored content type and
+// metadata take its own HEAD) and for checks whose mistake could replace
+// something made meanwhile by someone else (a COPY or MOVE destination
+// with Overwrite: F, MKCOL).
+func (f *FS) LookupFresh(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
 	if likelyDir {
 		return f.statFrom(ctx, name, expectDir, false)
 	}
@@ -629,7 +694,7 @@ func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	if name == "/" {
 		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
 	}
-	if _, err := f.stat(ctx, name); err == nil {
+	if _, err := f.statFrom(ctx, name, expectAny, false); err == nil {
 		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -101,7 +101,7 @@ func (rq *request) copyMove() {
 	// file adds nothing; it may free a replaced destination.)
 	var added, freed int64
 	if q := rq.g.quota; q != nil {
-		if d, err := rq.fs.Lookup(ctx, dst, false); err == nil && !d.IsDir() && overwrite {
+		if d, err := rq.fs.LookupFresh(ctx, dst, false); err == nil && !d.IsDir() && overwrite {
 			freed = d.Size()
 		}
 		if !isMove {
@@ -155,7 +155,7 @@ func (rq *request) moveFolder(dst string) {
 		rq.w.fail(http.StatusBadRequest, errors.New("bad Depth for MOVE"))
 		return
 	}
-	if _, err := rq.fs.Lookup(ctx, dst, false); err == nil {
+	if _, err := rq.fs.LookupFresh(ctx, dst, false); err == nil {
 		if strings.EqualFold(rq.r.Header.Get("Overwrite"), "F") {
 			rq.w.fail(http.StatusPreconditionFailed, errors.New("MOVE destination exists"))
 			return

@@ -151,7 +151,7 @@ func (rq *request) propfind() {
 	if rq.r.Header.Get("Depth") == "1" {
 		fi, err = rq.fs.LookupListing(ctx, rq.name, rq.slash)
 	} else {
-		fi, err = rq.fs.LookupProps(ctx, rq.name, rq.slash)
+		fi, err = rq.fs.LookupFresh(ctx, rq.name, rq.slash)
 	}
 	if err == nil {
 		err = rq.fs.LoadMeta(ctx, fi, rq.name) // its kept modification time

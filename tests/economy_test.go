@@ -162,9 +162,11 @@ func economyWriteCases() []conformanceCase {
 				}
 				counts = append(counts, fmt.Sprintf("DELETE %d", len(calls)))
 			}
-			// A file MOVE (Office's and Explorer's rename) in the listed folder.
+			// A file MOVE in the listed folder (with Overwrite: F the
+			// destination is asked of S3 as well: never "free" on a
+			// listing's word).
 			mark = e.b.proxy.Mark()
-			m := e.alice(t, "MOVE", dir+"new3.txt", map[string]string{"Destination": dir + "moved.txt", "Overwrite": "F"}, nil)
+			m := e.alice(t, "MOVE", dir+"new3.txt", map[string]string{"Destination": dir + "moved.txt", "Overwrite": "T"}, nil)
 			calls = e.b.proxy.SinceUnder(mark, keyPrefix)
 			expect(t, "MOVE new3.txt", m, http.StatusCreated)
 			ops := countOps(calls)
@@ -182,6 +184,27 @@ func economyWriteCases() []conformanceCase {
 				t.Error("new1.txt still stored after its DELETE")
 			}
 			report(t, "%s: S3 requests in a listed folder: %s", e.b.name, strings.Join(counts, "; "))
+		}},
+		{"PUTs into a folder nobody listed: the first lists it (one LIST), the next ones are one PutObject each", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"there.txt", []byte("there"), "text/plain")
+			var counts []string
+			for i := range 4 {
+				name := fmt.Sprintf("n%d.txt", i)
+				mark := e.b.proxy.Mark()
+				expect(t, "PUT "+name, e.alice(t, http.MethodPut, dir+name, nil, []byte("new")), http.StatusCreated)
+				calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+				counts = append(counts, fmt.Sprint(len(calls)))
+				ops := countOps(calls)
+				switch {
+				case i == 0 && (ops["PutObject"] != 1 || ops["ListObjectsV2"] != 1 || len(calls) != 2):
+					t.Errorf("first PUT: want one LIST and one PutObject; got:%s", describeCalls(calls))
+				case i > 0 && (ops["PutObject"] != 1 || len(calls) != 1):
+					t.Errorf("PUT %d: want one PutObject; got:%s", i, describeCalls(calls))
+				}
+			}
+			expect(t, "PUT over there.txt", e.alice(t, http.MethodPut, dir+"there.txt", nil, []byte("again")), http.StatusNoContent)
+			report(t, "%s: S3 requests of 4 PUTs into a folder nobody listed: %s", e.b.name, strings.Join(counts, ", "))
 		}},
 	}
 }
