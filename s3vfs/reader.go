@@ -205,15 +205,7 @@ func (s *Store) Get(ctx context.Context, key, rng string) (ObjectInfo, *Reader, 
 		}
 		return info, s.NewReader(ctx, key, info), nil
 	}
-	info := ObjectInfo{
-		Key:          key,
-		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         quoteETag(aws.ToString(out.ETag)),
-		LastModified: aws.ToTime(out.LastModified),
-		ContentType:  aws.ToString(out.ContentType),
-		Metadata:     lowerKeys(out.Metadata),
-		HasMetadata:  true,
-	}
+	info := answeredInfo(key, out.ContentLength, out.ETag, out.LastModified, out.ContentType, out.Metadata)
 	r := s.NewReader(ctx, key, info)
 	if out.ContentRange != nil {
 		start, end, total, ok := parseContentRange(aws.ToString(out.ContentRange))

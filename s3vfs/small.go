@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -18,15 +17,7 @@ func (s *Store) GetSmall(ctx context.Context, key string, limit int64) ([]byte, 
 		return nil, ObjectInfo{}, opError("get", key, err)
 	}
 	defer out.Body.Close()
-	info := ObjectInfo{
-		Key:          key,
-		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         quoteETag(aws.ToString(out.ETag)),
-		LastModified: aws.ToTime(out.LastModified),
-		ContentType:  aws.ToString(out.ContentType),
-		Metadata:     lowerKeys(out.Metadata),
-		HasMetadata:  true,
-	}
+	info := answeredInfo(key, out.ContentLength, out.ETag, out.LastModified, out.ContentType, out.Metadata)
 	if info.Size > limit {
 		return nil, info, fmt.Errorf("get %q: %w: %d bytes, more than %d", key, ErrTooLarge, info.Size, limit)
 	}

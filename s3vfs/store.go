@@ -225,15 +225,20 @@ func (s *Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, opError("head", key, err)
 	}
+	return answeredInfo(key, out.ContentLength, out.ETag, out.LastModified, out.ContentType, out.Metadata), nil
+}
+
+// answeredInfo is the ObjectInfo of a GetObject or HeadObject answer.
+func answeredInfo(key string, size *int64, etag *string, modified *time.Time, contentType *string, meta map[string]string) ObjectInfo {
 	return ObjectInfo{
 		Key:          key,
-		Size:         aws.ToInt64(out.ContentLength),
-		ETag:         quoteETag(aws.ToString(out.ETag)),
-		LastModified: aws.ToTime(out.LastModified),
-		ContentType:  aws.ToString(out.ContentType),
-		Metadata:     lowerKeys(out.Metadata),
+		Size:         aws.ToInt64(size),
+		ETag:         quoteETag(aws.ToString(etag)),
+		LastModified: aws.ToTime(modified),
+		ContentType:  aws.ToString(contentType),
+		Metadata:     lowerKeys(meta),
 		HasMetadata:  true,
-	}, nil
+	}
 }
 
 // opError classifies err and names the operation and key, for logs.

@@ -213,69 +213,59 @@ func prepareBench(b *testing.B, e *davEnv, root string, reps int) {
 	e.putS3(b, root+"range/64m.bin", data, "application/octet-stream")
 }
 
-func benchSmallGet(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
-	const files, n = benchGetFiles, 3000
-	row := newRow("GET of a 1 KiB file, 16 clients", "req/s", true)
-	ctx := context.Background()
-	for range reps {
+// parallelRow fills row with reps interleaved runs of n operations per
+// system on 16 workers: operations/s and S3 requests per operation.
+func parallelRow(b *testing.B, e *davEnv, row benchRow, root string, reps, n int, op func(sys string, rep, i int) error) benchRow {
+	for rep := range reps {
 		for _, sys := range benchSystems {
 			mark := e.b.proxy.Mark()
-			rate, err := parallel(n, func(i int) error {
-				name := fmt.Sprintf("get/%02d.bin", i%files)
-				if sys == "direct" {
-					out, err := direct.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name)})
-					if err != nil {
-						return err
-					}
-					_, err = io.Copy(io.Discard, out.Body)
-					out.Body.Close()
-					return err
-				}
-				st, got, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name, http.MethodGet, nil, nil, 0)
-				if err == nil && (st != http.StatusOK || got != 1024) {
-					err = fmt.Errorf("%s GET %s: %d, %d bytes", sys, name, st, got)
-				}
-				return err
-			})
+			rate, err := parallel(n, func(i int) error { return op(sys, rep, i) })
 			if err != nil {
 				b.Fatal(err)
 			}
 			row.samples[sys] = append(row.samples[sys], rate)
-			row.reqs[sys] = float64(len(e.b.proxy.SinceUnder(mark, root))) / n
+			row.reqs[sys] = float64(len(e.b.proxy.SinceUnder(mark, root))) / float64(n)
 		}
 	}
 	return row
 }
 
+func benchSmallGet(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
+	ctx := context.Background()
+	return parallelRow(b, e, newRow("GET of a 1 KiB file, 16 clients", "req/s", true), root, reps, 3000, func(sys string, _, i int) error {
+		name := fmt.Sprintf("get/%02d.bin", i%benchGetFiles)
+		if sys == "direct" {
+			out, err := direct.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name)})
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(io.Discard, out.Body)
+			out.Body.Close()
+			return err
+		}
+		st, got, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name, http.MethodGet, nil, nil, 0)
+		if err == nil && (st != http.StatusOK || got != 1024) {
+			err = fmt.Errorf("%s GET %s: %d, %d bytes", sys, name, st, got)
+		}
+		return err
+	})
+}
+
 func benchSmallPut(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
-	const n = 1500
-	row := newRow("PUT of a 4 KiB file into an existing folder, 16 clients", "files/s", true)
 	body := bytes.Repeat([]byte("p"), 4096)
 	ctx := context.Background()
-	for rep := range reps {
-		for _, sys := range benchSystems {
-			dir := fmt.Sprintf("put-%s-%d/", sys, rep)
-			mark := e.b.proxy.Mark()
-			rate, err := parallel(n, func(i int) error {
-				name := fmt.Sprintf("%s%04d.bin", dir, i)
-				if sys == "direct" {
-					_, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name), Body: bytes.NewReader(body)})
-					return err
-				}
-				st, _, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name, http.MethodPut, nil, bytes.NewReader(body), int64(len(body)))
-				if err == nil && st != http.StatusCreated {
-					err = fmt.Errorf("%s PUT %s: %d", sys, name, st)
-				}
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			row.samples[sys] = append(row.samples[sys], rate)
-			row.reqs[sys] = float64(len(e.b.proxy.SinceUnder(mark, root))) / n
+	return parallelRow(b, e, newRow("PUT of a 4 KiB file into an existing folder, 16 clients", "files/s", true), root, reps, 1500, func(sys string, rep, i int) error {
+		name := fmt.Sprintf("put-%s-%d/%04d.bin", sys, rep, i)
+		if sys == "direct" {
+			_, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name), Body: bytes.NewReader(body)})
+			return err
 		}
-	}
-	return row
+		st, _, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name, http.MethodPut, nil, bytes.NewReader(body), int64(len(body)))
+		if err == nil && st != http.StatusCreated {
+			err = fmt.Errorf("%s PUT %s: %d", sys, name, st)
+		}
+		return err
+	})
 }
 
 // benchPropfind lists a folder of 10,000 objects: cold (a fresh rclone, a
