@@ -250,9 +250,29 @@ func TestActiveContentTypesAreRecognised(t *testing.T) {
 		"text/plain; charset=utf-8": false,
 		"image/jpeg":                false,
 		"application/octet-stream":  false,
+		"text/plain, text/html":     true, // several types: any active one counts
+		"text/plain,image/svg+xml":  true,
+		"text/plain, image/png":     false,
+		"text/<html>":               true, // does not parse
+		"":                          false,
 	} {
 		if got := activeContent(ct); got != want {
 			t.Errorf("activeContent(%q) = %v, want %v", ct, got, want)
 		}
+	}
+}
+
+func TestXMLBodiesPastTheBoundsAreRefusedByTheTokenScan(t *testing.T) {
+	deep := `<D:propfind xmlns:D="DAV:">` + strings.Repeat("<a>", maxXMLDepth) + strings.Repeat("</a>", maxXMLDepth) + `</D:propfind>`
+	if err := checkNamespaces([]byte(deep)); err == nil || !strings.Contains(err.Error(), "deeper") {
+		t.Errorf("a body nested %d deep: %v, want refused as too deep", maxXMLDepth+1, err)
+	}
+	many := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:x/>", maxXMLElements) + `</D:prop></D:propfind>`
+	if err := checkNamespaces([]byte(many)); err == nil || !strings.Contains(err.Error(), "elements") {
+		t.Errorf("a body of %d elements: %v, want refused as too many", maxXMLElements+2, err)
+	}
+	ok := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<a>", maxXMLDepth-2) + strings.Repeat("</a>", maxXMLDepth-2) + `</D:prop></D:propfind>`
+	if err := checkNamespaces([]byte(ok)); err != nil {
+		t.Errorf("a body nested %d deep: %v, want accepted", maxXMLDepth, err)
 	}
 }

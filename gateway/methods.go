@@ -130,15 +130,20 @@ func (rq *request) get() {
 }
 
 // activeContent reports content types a browser would run or render as a
-// document of the serving origin.
+// document of the serving origin. A stored type may list several
+// ("text/plain, text/html", issue 10 F12): any active one counts, and so
+// does one that does not parse.
 func activeContent(ct string) bool {
-	mt, _, _ := strings.Cut(strings.ToLower(ct), ";")
-	mt = strings.TrimSpace(mt)
-	switch {
-	case mt == "text/html", mt == "application/xhtml+xml", mt == "image/svg+xml",
-		mt == "text/xml", mt == "application/xml", mt == "application/javascript",
-		mt == "text/javascript", mt == "application/pdf", strings.HasSuffix(mt, "+xml"):
-		return true
+	for _, part := range strings.Split(strings.ToLower(ct), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		mt = strings.TrimSpace(mt)
+		switch {
+		case mt == "text/html", mt == "application/xhtml+xml", mt == "image/svg+xml",
+			mt == "text/xml", mt == "application/xml", mt == "application/javascript",
+			mt == "text/javascript", mt == "application/pdf", strings.HasSuffix(mt, "+xml"),
+			strings.ContainsAny(mt, " \t\"'<>"):
+			return true
+		}
 	}
 	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -45,11 +46,24 @@ func (rq *request) readXMLBody() (body []byte, ok bool) {
 	return b, true
 }
 
+// XML body bounds: x/net/webdav decodes request bodies recursively and
+// keeps every element, so a 1 MiB body of nested elements took gigabytes
+// (issue 10, F5). No WebDAV client nests deeper than a few levels or
+// sends thousands of elements; a body past either bound is refused (400)
+// before it reaches x/net.
+const (
+	maxXMLDepth    = 32
+	maxXMLElements = 20000
+)
+
+// checkNamespaces scans a body's tokens (never building a tree): it
+// refuses illegal namespace declarations and bodies past the XML bounds.
 func checkNamespaces(b []byte) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
 	d := xml.NewDecoder(bytes.NewReader(b))
+	depth, elements := 0, 0
 	for {
 		tok, err := d.RawToken()
 		if err == io.EOF {
@@ -58,12 +72,23 @@ func checkNamespaces(b []byte) error {
 		if err != nil {
 			return err // x/net reports malformed XML itself; this only adds a reason
 		}
-		if se, ok := tok.(xml.StartElement); ok {
-			for _, a := range se.Attr {
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			elements++
+			if depth > maxXMLDepth {
+				return fmt.Errorf("XML body nested deeper than %d elements", maxXMLDepth)
+			}
+			if elements > maxXMLElements {
+				return fmt.Errorf("XML body with more than %d elements", maxXMLElements)
+			}
+			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" && a.Value == "" {
 					return errors.New("empty namespace name for prefix " + a.Name.Local)
 				}
 			}
+		case xml.EndElement:
+			depth--
 		}
 	}
 }

@@ -409,3 +409,40 @@ func TestAFlowingBodyIsNeverCutWhileS3IsSlow(t *testing.T) {
 		})
 	}
 }
+
+// TestDeepOrHugeXMLBodiesAreRefusedCheaply is row F5 of the
+// bounded-resources issue: bodies of nested elements (1 MiB of <a>) or of
+// too many elements are refused with 400 before x/net decodes them, while
+// several arrive at once and another user keeps working; ordinary bodies
+// pass.
+func TestDeepOrHugeXMLBodiesAreRefusedCheaply(t *testing.T) {
+	e := getEnv(t, "versitygw")
+	_, dir := e.caseDir(t)
+	deep := []byte(`<?xml version="1.0"?><D:propfind xmlns:D="DAV:">` + strings.Repeat("<a>", (1<<20-100)/3) + `</D:propfind>`)
+	many := []byte(`<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:x/>", 25000) + `</D:prop></D:propfind>`)
+	patch := []byte(`<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><Z:p xmlns:Z="urn:z">` +
+		strings.Repeat("<Z:n>", 40) + strings.Repeat("</Z:n>", 40) + `</Z:p></D:prop></D:set></D:propertyupdate>`)
+	expect(t, "PUT f.txt", e.alice(t, http.MethodPut, dir+"f.txt", nil, []byte("f")), http.StatusCreated)
+	var wg sync.WaitGroup
+	statuses := make(chan int, 16)
+	for range 8 {
+		wg.Go(func() { statuses <- e.alice(t, "PROPFIND", dir, map[string]string{"Depth": "1"}, deep).Status })
+	}
+	for range 4 {
+		wg.Go(func() { statuses <- e.alice(t, "PROPFIND", dir, map[string]string{"Depth": "0"}, many).Status })
+		wg.Go(func() { statuses <- e.alice(t, "PROPPATCH", dir+"f.txt", nil, patch).Status })
+	}
+	r := e.do(t, req{Method: http.MethodGet, Path: dir + "f.txt", User: "bob"})
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != http.StatusBadRequest {
+			t.Errorf("a body past the XML bounds answered %d, want 400", st)
+		}
+	}
+	if r.Status != http.StatusNotFound { // bob's own root: the request was served
+		t.Errorf("another user's request meanwhile: %d, want 404 (served)", r.Status)
+	}
+	ok := []byte(`<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><Z:p xmlns:Z="urn:z"><Z:n><Z:m>v</Z:m></Z:n></Z:p></D:prop></D:set></D:propertyupdate>`)
+	expect(t, "an ordinary PROPPATCH", e.alice(t, "PROPPATCH", dir+"f.txt", nil, ok), http.StatusMultiStatus)
+}
