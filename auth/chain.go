@@ -218,7 +218,11 @@ func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bo
 		}
 	}
 	if c.cfg.Static != nil {
-		if p, ok := c.cfg.Static.Verify(user, pw); ok {
+		p, ok, err := c.cfg.Static.VerifyContext(ctx, user, pw)
+		switch {
+		case err != nil:
+			return Principal{}, false, err // busy or gone: 503, not a failure
+		case ok:
 			return p, true, nil
 		}
 	}

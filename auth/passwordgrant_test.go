@@ -534,7 +534,10 @@ func TestPasswordGrantChecksInTheBackgroundOncePerEntry(t *testing.T) {
 			t.Fatalf("request during the IdP outage: ok=%v err=%v", ok, err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); g.calls.Load() < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // time for any further (wrong) check to show
 	if n := g.calls.Load(); n != 2 {
 		t.Fatalf("%d token requests for 200 requests past half the cache time, want 2 (the sign-in and one check)", n)
 	}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -87,8 +88,17 @@ type Static struct {
 	// that a burst of sign-ins (or of guesses) cannot take every core.
 	flight     singleflight.Group
 	slots      chan struct{}
+	waiting    atomic.Int64 // checks waiting for a slot
 	bcryptRuns atomic.Int64 // for tests
 }
+
+// maxWaitingChecks bounds the password checks waiting for a bcrypt slot:
+// past it a check answers ErrBusy at once (503 with Retry-After) instead of
+// queueing behind a flood of guesses (issue 10, F9).
+const maxWaitingChecks = 64
+
+// ErrBusy: too many password checks are waiting; the caller answers 503.
+var ErrBusy = errors.New("auth: too many password checks at once")
 
 var _ Authenticator = (*Static)(nil)
 
@@ -162,8 +172,7 @@ func (s *Static) Authenticate(r *http.Request) (Principal, bool, error) {
 	if !ok {
 		return Principal{}, false, nil
 	}
-	p, ok := s.Verify(name, pw)
-	return p, ok, nil
+	return s.VerifyContext(r.Context(), name, pw)
 }
 
 // Cached returns the Principal of a recent successful Verify with exactly
@@ -199,31 +208,53 @@ func (s *Static) Names() []string {
 	return out
 }
 
-// Verify checks a user name and password.
+// Verify checks a user name and password (VerifyContext without a
+// deadline; busy counts as a refusal).
 func (s *Static) Verify(name, pw string) (Principal, bool) {
+	p, ok, _ := s.VerifyContext(context.Background(), name, pw)
+	return p, ok
+}
+
+// VerifyContext checks a user name and password. A cached success answers
+// at once; otherwise the check waits for a bcrypt slot while ctx lasts,
+// and fails with ErrBusy when too many checks are waiting already.
+func (s *Static) VerifyContext(ctx context.Context, name, pw string) (Principal, bool, error) {
 	key := s.cacheKey(name, pw)
 	if p, ok := s.lookup(key); ok {
-		return p, true
+		return p, true, nil
 	}
-	v, _, _ := s.flight.Do(string(key[:]), func() (any, error) {
+	v, err, _ := s.flight.Do(string(key[:]), func() (any, error) {
 		if p, ok := s.lookup(key); ok {
 			return &p, nil
 		}
-		p, ok := s.verify(key, name, pw)
-		if !ok {
-			return (*Principal)(nil), nil
+		p, ok, err := s.verify(ctx, key, name, pw)
+		if err != nil || !ok {
+			return (*Principal)(nil), err
 		}
 		return &p, nil
 	})
-	if p := v.(*Principal); p != nil {
-		return *p, true
+	if err != nil {
+		return Principal{}, false, err
 	}
-	return Principal{}, false
+	if p := v.(*Principal); p != nil {
+		return *p, true, nil
+	}
+	return Principal{}, false, nil
 }
 
 // verify runs bcrypt (bounded by slots) and caches a success.
-func (s *Static) verify(key [32]byte, name, pw string) (Principal, bool) {
-	s.slots <- struct{}{}
+func (s *Static) verify(ctx context.Context, key [32]byte, name, pw string) (Principal, bool, error) {
+	if s.waiting.Add(1) > maxWaitingChecks {
+		s.waiting.Add(-1)
+		return Principal{}, false, ErrBusy
+	}
+	select {
+	case s.slots <- struct{}{}:
+		s.waiting.Add(-1)
+	case <-ctx.Done():
+		s.waiting.Add(-1)
+		return Principal{}, false, ctx.Err()
+	}
 	defer func() { <-s.slots }()
 	s.bcryptRuns.Add(1)
 	u, known := s.users[name]
@@ -235,11 +266,11 @@ func (s *Static) verify(key [32]byte, name, pw string) (Principal, bool) {
 	// the same cost, so the answer takes the same time either way.
 	err := bcrypt.CompareHashAndPassword(hash, []byte(pw))
 	if err != nil || !known {
-		return Principal{}, false
+		return Principal{}, false, nil
 	}
 	p := Principal{Username: name, Root: u.root}
 	s.remember(key, p, s.now())
-	return p, true
+	return p, true, nil
 }
 
 // cacheKey is SHA-256(salt, len(name), name, password): the cache never

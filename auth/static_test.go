@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -248,4 +250,31 @@ func TestCleanRoot(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStaticPasswordChecksAreBoundedAndFollowTheRequest(t *testing.T) {
+	s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "users/{username}/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cap(s.slots) { // every bcrypt slot busy
+		s.slots <- struct{}{}
+	}
+	defer func() {
+		for range cap(s.slots) {
+			<-s.slots
+		}
+	}()
+	// A check whose request ends stops waiting.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, ok, err := s.VerifyContext(ctx, "alice", "pw"); ok || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a check whose request ended: ok=%v err=%v", ok, err)
+	}
+	// Past maxWaitingChecks waiting checks, the next answers ErrBusy at once.
+	s.waiting.Store(maxWaitingChecks)
+	if _, ok, err := s.VerifyContext(context.Background(), "bob", "guess"); ok || !errors.Is(err, ErrBusy) {
+		t.Fatalf("a check past the waiting bound: ok=%v err=%v, want ErrBusy", ok, err)
+	}
+	s.waiting.Store(0)
 }
