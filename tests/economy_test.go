@@ -98,6 +98,25 @@ func economyCases() []conformanceCase {
 				}
 			}
 		}},
+		{"a GET with 2,000 ranges is answered whole with one S3 request (issue 10 F3)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			content := bytes.Repeat([]byte("r"), 4096)
+			e.putS3(t, keyPrefix+"r.bin", content, "application/octet-stream")
+			ranges := make([]string, 2000)
+			for i := range ranges {
+				ranges[i] = fmt.Sprintf("%d-%d", i, i)
+			}
+			mark := e.b.proxy.Mark()
+			r := e.alice(t, http.MethodGet, dir+"r.bin", map[string]string{"Range": "bytes=" + strings.Join(ranges, ",")}, nil)
+			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+			expect(t, "GET with 2,000 ranges", r, http.StatusOK)
+			if !bytes.Equal(r.Body, content) {
+				t.Errorf("GET with 2,000 ranges: %d bytes, want the whole %d", len(r.Body), len(content))
+			}
+			if onKey, _, _, _ := fileCalls(calls, keyPrefix+"r.bin"); len(onKey) != 1 {
+				t.Errorf("GET with 2,000 ranges: %d S3 requests on the object, want 1:%s", len(onKey), describeCalls(calls))
+			}
+		}},
 		{"GET of a folder's name without its slash answers 405 after one GetObject and one LIST", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"sub/child.txt", []byte("child"), "text/plain")
