@@ -446,3 +446,48 @@ func TestDeepOrHugeXMLBodiesAreRefusedCheaply(t *testing.T) {
 	ok := []byte(`<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><Z:p xmlns:Z="urn:z"><Z:n><Z:m>v</Z:m></Z:n></Z:p></D:prop></D:set></D:propertyupdate>`)
 	expect(t, "an ordinary PROPPATCH", e.alice(t, "PROPPATCH", dir+"f.txt", nil, ok), http.StatusMultiStatus)
 }
+
+// TestTheEmbeddedDefaultLimitsAndAuditsFailedSignIns is row F8 of the
+// bounded-resources issue: `davgw serve` without a config file had no
+// limiter and wrote no audit line. 30 wrong passwords for "dev" from one
+// address now end in 429 with Retry-After, each refusal audited.
+func TestTheEmbeddedDefaultLimitsAndAuditsFailedSignIns(t *testing.T) {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p, err := startProcess("davgw serve (embedded default)", t.TempDir(), davgwBinary(t), []string{"DAVGW_CONFIG="}, "serve", "-listen", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(10 * time.Second) })
+	if err := waitHTTP(context.Background(), p, "http://"+addr+"/healthz", 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	statuses := map[int]int{}
+	retryAfter := ""
+	for i := range 30 {
+		req, _ := http.NewRequest("PROPFIND", "http://"+addr+"/dav/", nil)
+		req.Header.Set("Depth", "0")
+		req.SetBasicAuth("dev", fmt.Sprintf("wrong-%d", i))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+		if resp.StatusCode == http.StatusTooManyRequests {
+			retryAfter = resp.Header.Get("Retry-After")
+		}
+	}
+	if statuses[http.StatusTooManyRequests] == 0 || retryAfter == "" {
+		t.Fatalf("30 wrong passwords answered %v (Retry-After %q), want 429s with Retry-After", statuses, retryAfter)
+	}
+	if statuses[http.StatusUnauthorized]+statuses[http.StatusTooManyRequests] != 30 {
+		t.Fatalf("30 wrong passwords answered %v", statuses)
+	}
+	if n := strings.Count(p.log.String(), "audit: sign-in refused"); n < statuses[http.StatusUnauthorized] {
+		t.Fatalf("%d audit lines for %d refused sign-ins:\n%s", n, statuses[http.StatusUnauthorized], p.log.String())
+	}
+}

@@ -395,10 +395,12 @@ func setupEmbedded(ctx context.Context, listen string, log *slog.Logger, stdout 
 	return &setup{
 		store:     store,
 		davPrefix: config.DefaultDAVPrefix,
-		auth:      a,
-		realm:     config.DefaultRealm,
-		maxProp:   config.DefaultMaxPropfindEntries,
-		ln:        ln,
+		// The same chain as a config file's static users: rate limits on
+		// failed sign-ins and audit lines (issue 10, F8).
+		auth:    auth.NewChain(auth.ChainConfig{Static: a, Audit: log}),
+		realm:   config.DefaultRealm,
+		maxProp: config.DefaultMaxPropfindEntries,
+		ln:      ln,
 		cleanup: func() {
 			hc.CloseIdleConnections()
 			if err := es.Close(); err != nil {
