@@ -157,82 +157,76 @@ func hasConditionals(h http.Header) bool {
 	return false
 }
 
-// oneRangeSpec reports whether a Range header is one well-formed byte
-// range ("bytes=A-B", "bytes=A-" or "bytes=-N"), which S3 can answer as it
-// stands.
-func oneRangeSpec(h string) bool {
+// byteRange is one range of a Range header: first-last (last < 0: to the
+// end), or the last suffix bytes.
+type byteRange struct {
+	first, last int64
+	suffix      int64 // the length of a suffix range (isSuffix)
+	isSuffix    bool
+}
+
+// parseOneRange reads a Range header that names exactly one well-formed
+// byte range ("bytes=A-B", "bytes=A-" or "bytes=-N"); ok is false for
+// anything else (several ranges, another unit, garbage). It is the one
+// parser of the header; what each form means is decided by its callers.
+func parseOneRange(h string) (r byteRange, ok bool) {
 	spec, found := strings.CutPrefix(h, "bytes=")
 	if !found || strings.Contains(spec, ",") {
-		return false
+		return r, false
 	}
 	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
 	if !found || (a == "" && b == "") {
-		return false
+		return r, false
 	}
-	var na, nb int64 = 0, -1
-	var err error
-	if a != "" {
-		if na, err = strconv.ParseInt(a, 10, 64); err != nil || na < 0 {
-			return false
-		}
+	num := func(v string) (int64, bool) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil && n >= 0
 	}
-	if b != "" {
-		if nb, err = strconv.ParseInt(b, 10, 64); err != nil || nb < 0 {
-			return false
-		}
+	if a == "" {
+		n, ok := num(b)
+		return byteRange{suffix: n, isSuffix: true}, ok
 	}
-	switch {
-	case a == "":
-		return nb > 0
-	case b == "":
-		return true
+	first, ok := num(a)
+	if !ok {
+		return r, false
 	}
-	return nb >= na
+	if b == "" {
+		return byteRange{first: first, last: -1}, true
+	}
+	last, ok := num(b)
+	return byteRange{first: first, last: last}, ok && last >= first
+}
+
+// oneRangeSpec reports whether a Range header is one range S3 can answer
+// as it stands (not bytes=-0, which names no byte).
+func oneRangeSpec(h string) bool {
+	r, ok := parseOneRange(h)
+	return ok && !(r.isSuffix && r.suffix == 0)
 }
 
 // zeroSuffixRange reports a Range header that is the one range "-0".
 func zeroSuffixRange(h string) bool {
-	spec, found := strings.CutPrefix(h, "bytes=")
-	if !found {
-		return false
-	}
-	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
-	if !found || strings.TrimSpace(a) != "" {
-		return false
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(b), 10, 64)
-	return err == nil && n == 0
+	r, ok := parseOneRange(h)
+	return ok && r.isSuffix && r.suffix == 0
 }
 
-// singleRange parses a Range header naming exactly one satisfiable range.
+// singleRange resolves a Range header naming exactly one satisfiable,
+// closed range against size (an open-ended range is read to the end
+// anyway, so it gives no window).
 func singleRange(h string, size int64) (start, end int64, ok bool) {
-	spec, found := strings.CutPrefix(h, "bytes=")
-	if !found || strings.Contains(spec, ",") || size <= 0 {
-		return 0, 0, false
-	}
-	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
-	if !found {
-		return 0, 0, false
-	}
-	var err error
+	r, ok := parseOneRange(h)
 	switch {
-	case a == "":
-		n, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || n <= 0 {
+	case !ok || size <= 0:
+		return 0, 0, false
+	case r.isSuffix:
+		if r.suffix == 0 {
 			return 0, 0, false
 		}
-		return max(size-n, 0), size - 1, true
-	case b == "":
-		return 0, 0, false // open-ended: read to the end anyway
-	default:
-		if start, err = strconv.ParseInt(a, 10, 64); err != nil {
-			return 0, 0, false
-		}
-		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < start || start >= size {
-			return 0, 0, false
-		}
-		return start, min(end, size-1), true
+		return max(size-r.suffix, 0), size - 1, true
+	case r.last < 0 || r.first >= size:
+		return 0, 0, false
 	}
+	return r.first, min(r.last, size-1), true
 }
 
 // lookup finds the request's resource. A URL ending in "/" names a folder:
