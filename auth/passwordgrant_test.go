@@ -438,10 +438,7 @@ func TestPasswordGrantUsesClientSecretPostWhenOnlyThatIsOffered(t *testing.T) {
 func TestPasswordGrantStaysCachedInSteadyUseAndDropsARefusedPassword(t *testing.T) {
 	g := newGrantIdP(t)
 	c, pg, _ := grantChain(t, g, 100)
-	var mu sync.Mutex
-	now := time.Now()
-	pg.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	advance := fakeClock(pg)
 	waitCalls := func(want int32) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); g.calls.Load() < want; {
@@ -517,18 +514,14 @@ func renewed(g *PasswordGrant, k [32]byte) bool {
 func TestPasswordGrantChecksInTheBackgroundOncePerEntry(t *testing.T) {
 	g := newGrantIdP(t)
 	c, pg, _ := grantChain(t, g, 100)
-	var mu sync.Mutex
-	now := time.Now()
-	pg.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := fakeClock(pg)
 	if _, ok, err := c.Authenticate(basicReq("alice", "alice-pw")); !ok || err != nil {
 		t.Fatalf("sign-in: ok=%v err=%v", ok, err)
 	}
 	g.mu.Lock()
 	g.status, g.errorCode = http.StatusServiceUnavailable, "temporarily_unavailable"
 	g.mu.Unlock()
-	mu.Lock()
-	now = now.Add(40 * time.Second)
-	mu.Unlock()
+	advance(40 * time.Second)
 	for range 200 {
 		if _, ok, err := c.Authenticate(basicReq("alice", "alice-pw")); !ok || err != nil {
 			t.Fatalf("request during the IdP outage: ok=%v err=%v", ok, err)
@@ -541,4 +534,13 @@ func TestPasswordGrantChecksInTheBackgroundOncePerEntry(t *testing.T) {
 	if n := g.calls.Load(); n != 2 {
 		t.Fatalf("%d token requests for 200 requests past half the cache time, want 2 (the sign-in and one check)", n)
 	}
+}
+
+// fakeClock gives g a clock that stands still until the returned function
+// moves it (safe for g's background checks).
+func fakeClock(g *PasswordGrant) (advance func(time.Duration)) {
+	var mu sync.Mutex
+	now := time.Now()
+	g.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	return func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 }
