@@ -1,0 +1,377 @@
+package davfs
+
+// Finding what a name is: Stat and its modes, the lookups the HTTP edge
+// uses, and the one-request read of a file. The file wins over a folder of
+// the same name (see Lookup); a recent listing (DirCache) answers only
+// plain lookups.
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/davgw/davgw/s3vfs"
+)
+
+// Stat returns the FileInfo of name. A folder is found by a one-key listing
+// of its prefix (marker or any child); a file by HEAD. Both run concurrently,
+// so a Stat costs one round trip and at most two requests.
+func (f *FS) Stat(ctx context.Context, name string) (os.FileInfo, error) {
+	fi, err := f.stat(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return fi, nil
+}
+
+// statMode says what a caller expects a name to be, to save requests.
+type statMode int
+
+const (
+	// expectAny: LIST and HEAD run concurrently (one round trip, two requests).
+	expectAny statMode = iota
+	// expectDir: LIST first; HEAD only if no folder was found.
+	expectDir
+	// onlyDir: LIST only; a name that is not a folder is reported missing
+	// and nothing is cached about it.
+	onlyDir
+	// onlyFile: HEAD only (a listing already showed the prefix is empty).
+	onlyFile
+)
+
+func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
+	return f.statMode(ctx, name, expectAny)
+}
+
+func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInfo, error) {
+	return f.statFrom(ctx, name, mode, true)
+}
+
+// statFrom is statMode; useListing lets a recent listing of the parent
+// (DirCache) answer for a file or a free name.
+func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListing bool) (*FileInfo, error) {
+	name = Clean(name)
+	if name == "/" {
+		return &FileInfo{name: "/", dir: true, key: f.root, direct: true, modTime: f.now}, nil
+	}
+	if IsReserved(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
+	if fi, ok := f.cached(name); ok {
+		if fi == nil {
+			return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+		}
+		return fi, nil
+	}
+
+	key, prefix := f.key(name), f.dirPrefix(name)
+	// A listing of the parent within the last few seconds tells files and
+	// free names (not folders: their own request tells their time). Only a
+	// plain lookup uses it: a folder that must exist (a parent) is never
+	// refused on its word, and a URL ending in "/" asks S3 for the folder.
+	if pp, base := f.parentPrefix(name); useListing && mode == expectAny {
+		if fi, known := f.opts.DirCache.child(pp, base); known {
+			if fi == nil {
+				f.remember(name, nil)
+				return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+			}
+			f.remember(name, fi)
+			return fi, nil
+		}
+	}
+	var (
+		head    s3vfs.ObjectInfo
+		headErr error
+	)
+	if mode == expectAny {
+		// The file wins (see Lookup): a HEAD first, and a LIST only when
+		// there is no such object.
+		head, headErr = f.store.Head(ctx, key)
+		switch {
+		case headErr == nil:
+			return f.foundFile(name, head), nil
+		case !errors.Is(headErr, s3vfs.ErrNotFound):
+			return nil, pathError("stat", name, f.note(headErr))
+		}
+	}
+	var (
+		isDir   bool
+		marker  *s3vfs.ObjectInfo
+		listErr error
+	)
+	probeStart := f.opts.DirCache.begin()
+	if mode != onlyFile {
+		isDir, marker, listErr = f.probeDir(ctx, prefix)
+	}
+
+	switch {
+	case listErr != nil:
+		return nil, pathError("stat", name, f.note(listErr))
+	case isDir:
+		f.opts.DirCache.probed(prefix, probeStart)
+		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
+		if marker != nil {
+			fi.modTime = marker.LastModified
+			fi.etag = marker.ETag
+			fi.hasMarker = true
+		}
+		f.remember(name, fi)
+		return fi, nil
+	case mode == onlyDir:
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
+	case mode == expectDir || mode == onlyFile:
+		head, headErr = f.store.Head(ctx, key)
+	}
+	switch {
+	case headErr == nil:
+		return f.foundFile(name, head), nil
+	case errors.Is(headErr, s3vfs.ErrNotFound):
+		f.remember(name, nil)
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	default:
+		return nil, pathError("stat", name, f.note(headErr))
+	}
+}
+
+// foundFile caches and returns the info of an object found by name.
+func (f *FS) foundFile(name string, o s3vfs.ObjectInfo) *FileInfo {
+	fi := fileInfoFromObject(path.Base(name), o)
+	fi.direct = true
+	f.remember(name, fi)
+	return fi
+}
+
+// OpenRead opens a file for reading with one request: a GetObject of rng
+// (as s3vfs.Store.Get; "" = all of it), or with headOnly a HeadObject and
+// a Reader that reads lazily. The parent's index (the kept time) is read
+// alongside, from the shared cache or with one GET in parallel, so a read
+// never waits for two round trips one after the other. A name with no
+// object is probed as a folder: then fi is the folder and File is nil.
+// Never a LIST when the object exists: the file wins (see Lookup).
+func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*FileInfo, *File, error) {
+	name = Clean(name)
+	if name == "/" || IsReserved(name) {
+		fi, err := f.stat(ctx, name)
+		return fi, nil, err
+	}
+	var (
+		wg      sync.WaitGroup
+		li      *loadedIndex
+		liErr   error
+		parent  string
+		entry   string
+		info    s3vfs.ObjectInfo
+		rd      *s3vfs.Reader
+		readErr error
+	)
+	parent, entry = entryName(name, false)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		li, liErr = f.loadIndex(ctx, parent, false)
+	}()
+	if headOnly {
+		info, readErr = f.store.Head(ctx, f.key(name))
+	} else {
+		info, rd, readErr = f.store.Get(ctx, f.key(name), rng)
+	}
+	wg.Wait()
+	if readErr != nil {
+		if !errors.Is(readErr, s3vfs.ErrNotFound) {
+			return nil, nil, pathError("open", name, f.note(readErr))
+		}
+		fi, err := f.statMode(ctx, name, onlyDir) // a folder, or nothing
+		if errors.Is(err, fs.ErrNotExist) {
+			f.remember(name, nil)
+			return nil, nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		return fi, nil, err
+	}
+	if liErr != nil {
+		if rd != nil {
+			_ = rd.Close()
+		}
+		return nil, nil, pathError("open", name, liErr)
+	}
+	fi := f.foundFile(name, info)
+	e, ok := li.entries[entry]
+	fi.applyMeta(e, ok)
+	if rd == nil {
+		rd = f.store.NewReader(ctx, fi.key, fi.Object())
+	}
+	return fi, &File{fs: f, ctx: ctx, path: name, info: fi, reader: rd}, nil
+}
+
+// probeDir tells with one LIST of at most one key whether prefix holds
+// anything (then it is a folder), and returns its marker if that is the key.
+func (f *FS) probeDir(ctx context.Context, prefix string) (isDir bool, marker *s3vfs.ObjectInfo, err error) {
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, MaxKeys: 1, Limit: 1}) {
+		if err != nil {
+			return false, nil, err
+		}
+		isDir = true
+		if e.Object != nil && e.Object.Key == prefix {
+			marker = e.Object
+		}
+	}
+	return isDir, marker, nil
+}
+
+// StatDir is Stat for a name that must be a folder (a parent): it costs one
+// LIST. A missing name or a file yields an error matching fs.ErrNotExist and
+// ErrNotDir (the caller's 409).
+func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
+	name = Clean(name)
+	prefix := f.dirPrefix(name)
+	if name != "/" && f.opts.DirCache != nil && !IsReserved(name) {
+		if f.opts.DirCache.exists(prefix) {
+			// Listed, probed or written into within the last few seconds.
+			return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil
+		}
+		if fi, ok := f.cached(name); !ok || fi == nil || !fi.dir {
+			found, err := f.learnDir(ctx, name)
+			switch {
+			case err != nil:
+				return nil, pathError("stat", name, f.note(err))
+			case !found:
+				return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
+			}
+			return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil
+		}
+	}
+	fi, err := f.statMode(ctx, name, onlyDir)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.dir {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
+	}
+	return fi, nil
+}
+
+// learnLimit is how many entries StatDir lists of a folder it must prove:
+// for the price of the one-key probe (one LIST), a folder of fewer
+// entries is listed whole, so that the writes that follow know its names
+// for a few seconds (a PUT of a new name is then one PutObject).
+const learnLimit = 1000
+
+// learnDir lists up to learnLimit entries of a folder (found: it holds
+// anything) and gives what it saw to the DirCache: the whole listing when
+// it is complete, else only that the folder exists. It reads no index.
+func (f *FS) learnDir(ctx context.Context, name string) (found bool, err error) {
+	prefix := f.dirPrefix(name)
+	start, at := f.opts.DirCache.begin(), time.Now()
+	var (
+		files  []*FileInfo
+		opaque []string
+		marker bool
+		n      int
+	)
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", Limit: learnLimit}) {
+		if err != nil {
+			return false, err
+		}
+		found = true
+		n++
+		switch {
+		case e.Object == nil:
+			opaque = append(opaque, strings.TrimSuffix(strings.TrimPrefix(e.Prefix, prefix), "/"))
+		case e.Object.Key == prefix:
+			marker = true
+		default:
+			child := strings.TrimPrefix(e.Object.Key, prefix)
+			if child == indexName {
+				continue
+			}
+			if !validName(child) || (f.opts.Hide != nil && f.opts.Hide(child)) {
+				opaque = append(opaque, child)
+				continue
+			}
+			files = append(files, fileInfoFromObject(child, *e.Object))
+		}
+	}
+	switch {
+	case found && n < learnLimit:
+		f.opts.DirCache.listed(prefix, files, opaque, marker, start, at)
+	case found:
+		f.opts.DirCache.probed(prefix, start)
+	}
+	return found, nil
+}
+
+// LookupFresh is Lookup that never answers from a recent listing (the
+// DirCache): for a Depth 0 PROPFIND (a file's stored content type and
+// metadata take its own HEAD) and for checks whose mistake could replace
+// something made meanwhile by someone else (a COPY or MOVE destination
+// with Overwrite: F, MKCOL).
+func (f *FS) LookupFresh(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
+	if likelyDir {
+		return f.statFrom(ctx, name, expectDir, false)
+	}
+	return f.statFrom(ctx, name, expectAny, false)
+}
+
+// Lookup is Stat returning the concrete *FileInfo. likelyDir (the URL ended
+// in "/") asks for the folder first and skips the HEAD when it is one.
+//
+// When an object "a" and keys under "a/" both exist (AWS and SeaweedFS
+// allow it), the file wins: "/a" is the object for every method and in
+// listings, so reading a file never needs a LIST; the keys under "a/"
+// stay reachable by their own paths, and "/a/" (with its slash) still
+// names the folder.
+func (f *FS) Lookup(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
+	if likelyDir {
+		return f.statMode(ctx, name, expectDir)
+	}
+	return f.stat(ctx, name)
+}
+
+// LookupListing finds name for a Depth 1 PROPFIND: it lists the folder
+// (the listing proves the folder exists, so no separate probe is needed)
+// and falls back to a HEAD when the prefix is empty. Unless likelyDir (the
+// URL ended in "/"), a HEAD runs alongside the LIST: the file wins.
+func (f *FS) LookupListing(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
+	name = Clean(name)
+	if fi, ok := f.cached(name); ok && fi != nil && (!fi.dir || likelyDir) {
+		return fi, nil
+	}
+	if !likelyDir && name != "/" && !IsReserved(name) {
+		var (
+			wg      sync.WaitGroup
+			head    s3vfs.ObjectInfo
+			headErr error
+		)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			head, headErr = f.store.Head(ctx, f.key(name))
+		}()
+		_, found, err := f.readDir(ctx, name)
+		wg.Wait()
+		switch {
+		case headErr == nil:
+			return f.foundFile(name, head), nil
+		case !errors.Is(headErr, s3vfs.ErrNotFound):
+			return nil, pathError("stat", name, f.note(headErr))
+		case err != nil:
+			return nil, err
+		case found:
+			return f.statMode(ctx, name, expectDir)
+		}
+		f.remember(name, nil)
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
+	_, found, err := f.readDir(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if found {
+		return f.statMode(ctx, name, expectDir)
+	}
+	return f.statMode(ctx, name, onlyFile)
+}
