@@ -253,6 +253,8 @@ func TestActiveContentTypesAreRecognised(t *testing.T) {
 		"text/plain, text/html":     true, // several types: any active one counts
 		"text/plain,image/svg+xml":  true,
 		"text/plain, image/png":     false,
+		"text/xsl":                  true,
+		"multipart/x-mixed-replace": true,
 		"text/<html>":               true, // does not parse
 		"":                          false,
 	} {

@@ -104,10 +104,11 @@ func (rq *request) get() {
 	}
 	rd := file.Reader()
 	if !direct {
-		start, end, ok := singleRange(rangeHdr, fi.Size())
-		if ok {
-			rd.SetWindow(start, end)
-		}
+		// Every range asked for is a window, so that no S3 read goes past
+		// the bytes it is for (a multi-range GET once read each range to
+		// the end of the file).
+		rd.SetWindows(rangeWindows(rangeHdr, fi.Size()))
+		start, _, ok := singleRange(rangeHdr, fi.Size())
 		// Open the body before ServeContent writes the status line, so
 		// that an S3 failure (or the object replaced since the HEAD) is
 		// answered honestly instead of as a 200 with a short body. Only
@@ -141,6 +142,7 @@ func activeContent(ct string) bool {
 		case mt == "text/html", mt == "application/xhtml+xml", mt == "image/svg+xml",
 			mt == "text/xml", mt == "application/xml", mt == "application/javascript",
 			mt == "text/javascript", mt == "application/pdf", strings.HasSuffix(mt, "+xml"),
+			mt == "text/xsl", strings.HasPrefix(mt, "multipart/"),
 			strings.ContainsAny(mt, " \t\"'<>"):
 			return true
 		}
@@ -227,6 +229,23 @@ func singleRange(h string, size int64) (start, end int64, ok bool) {
 		return 0, 0, false
 	}
 	return r.first, min(r.last, size-1), true
+}
+
+// rangeWindows resolves each range of a Range header against size, for
+// the reader's windows; parts that do not parse, or are open-ended (read
+// to the end anyway), give none.
+func rangeWindows(h string, size int64) [][2]int64 {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found {
+		return nil
+	}
+	var ws [][2]int64
+	for _, part := range strings.Split(spec, ",") {
+		if start, end, ok := singleRange("bytes="+strings.TrimSpace(part), size); ok {
+			ws = append(ws, [2]int64{start, end})
+		}
+	}
+	return ws
 }
 
 // lookup finds the request's resource. A URL ending in "/" names a folder:

@@ -29,7 +29,7 @@ type Reader struct {
 	bodyPos int64 // where the open body stands; Read drops it if pos moved
 	closed  bool
 
-	windowStart, windowEnd int64 // inclusive; windowEnd < 0 = no window
+	windows [][2]int64 // inclusive byte ranges the caller will read
 }
 
 var _ io.ReadSeekCloser = (*Reader)(nil)
@@ -38,7 +38,7 @@ var _ io.ReadSeekCloser = (*Reader)(nil)
 // listing: info.Size and, when known, info.ETag are used). It makes no
 // network call.
 func (s *Store) NewReader(ctx context.Context, key string, info ObjectInfo) *Reader {
-	return &Reader{s: s, ctx: ctx, key: key, info: info, windowEnd: -1}
+	return &Reader{s: s, ctx: ctx, key: key, info: info}
 }
 
 // SetWindow hints that the caller will read bytes start..end (inclusive):
@@ -46,11 +46,19 @@ func (s *Store) NewReader(ctx context.Context, key string, info ObjectInfo) *Rea
 // bytes=pos-end, so a Range GET does not download past its end. Reading
 // past end opens a new request. SetWindow does not move the position.
 func (r *Reader) SetWindow(start, end int64) {
-	if start < 0 || end < start {
-		r.windowStart, r.windowEnd = 0, -1
-		return
+	r.SetWindows([][2]int64{{start, end}})
+}
+
+// SetWindows is SetWindow for several ranges (a multi-range GET): a
+// GetObject opened inside one of them asks for the rest of that one only,
+// so no request reads past the bytes it is for. Invalid ranges are dropped.
+func (r *Reader) SetWindows(ws [][2]int64) {
+	r.windows = r.windows[:0]
+	for _, w := range ws {
+		if w[0] >= 0 && w[1] >= w[0] {
+			r.windows = append(r.windows, w)
+		}
 	}
-	r.windowStart, r.windowEnd = start, end
 }
 
 // Read reads from the current position. At or past info.Size it returns
@@ -121,8 +129,11 @@ func (r *Reader) Open() error {
 // open starts a GetObject at r.pos.
 func (r *Reader) open() error {
 	rng := fmt.Sprintf("bytes=%d-", r.pos)
-	if r.windowEnd >= 0 && r.pos >= r.windowStart && r.pos <= r.windowEnd {
-		rng = fmt.Sprintf("bytes=%d-%d", r.pos, r.windowEnd)
+	for _, w := range r.windows {
+		if r.pos >= w[0] && r.pos <= w[1] {
+			rng = fmt.Sprintf("bytes=%d-%d", r.pos, w[1])
+			break
+		}
 	}
 	out, err := r.s.client.GetObject(r.ctx, &s3.GetObjectInput{
 		Bucket:  &r.s.bucket,

@@ -117,6 +117,33 @@ func economyCases() []conformanceCase {
 				t.Errorf("GET with 2,000 ranges: %d S3 requests on the object, want 1:%s", len(onKey), describeCalls(calls))
 			}
 		}},
+		{"a GET with 8 ranges reads only those bytes from S3, one closed range each", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			content := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+			e.putS3(t, keyPrefix+"m.bin", content, "application/octet-stream")
+			var specs []string
+			for i := range 8 {
+				specs = append(specs, fmt.Sprintf("%d-%d", i*1000, i*1000+1))
+			}
+			mark := e.b.proxy.Mark()
+			r := e.alice(t, http.MethodGet, dir+"m.bin", map[string]string{"Range": "bytes=" + strings.Join(specs, ",")}, nil)
+			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+			expect(t, "GET with 8 ranges", r, http.StatusPartialContent)
+			gets := 0
+			for _, c := range calls {
+				if c.Op() != "GetObject" || c.Key != keyPrefix+"m.bin" {
+					continue
+				}
+				gets++
+				var a, b int64
+				if _, err := fmt.Sscanf(c.Range, "bytes=%d-%d", &a, &b); err != nil || b-a != 1 {
+					t.Errorf("an S3 read for a 2-byte range asked for %q", c.Range)
+				}
+			}
+			if gets != 8 {
+				t.Errorf("%d ranged GetObjects for 8 ranges, want 8:%s", gets, describeCalls(calls))
+			}
+		}},
 		{"GET of a folder's name without its slash answers 405 after one GetObject and one LIST", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"sub/child.txt", []byte("child"), "text/plain")
