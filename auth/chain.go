@@ -220,8 +220,14 @@ func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bo
 	if c.cfg.Static != nil {
 		p, ok, err := c.cfg.Static.VerifyContext(ctx, user, pw)
 		switch {
+		case errors.Is(err, ErrBusy):
+			// Counted as a failure of this user at this address: a flood
+			// of guesses that keeps the checks busy is limited (429) like
+			// guesses that were checked.
+			c.limit.Fail(user, addr)
+			return Principal{}, false, err
 		case err != nil:
-			return Principal{}, false, err // busy or gone: 503, not a failure
+			return Principal{}, false, err // the client is gone
 		case ok:
 			return p, true, nil
 		}

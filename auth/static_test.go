@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -277,4 +278,22 @@ func TestStaticPasswordChecksAreBoundedAndFollowTheRequest(t *testing.T) {
 		t.Fatalf("a check past the waiting bound: ok=%v err=%v, want ErrBusy", ok, err)
 	}
 	s.waiting.Store(0)
+}
+
+func TestABusyPasswordCheckCountsAsAFailure(t *testing.T) {
+	s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "users/{username}/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waiting.Store(maxWaitingChecks) // every check finds the queue full
+	c := NewChain(ChainConfig{Static: s, Limiter: NewLimiter(3, 100, time.Minute), Audit: slog.New(slog.DiscardHandler)})
+	for i := range 3 {
+		if _, ok, err := c.Authenticate(basicReq("alice", "guess")); ok || !errors.Is(err, ErrBusy) {
+			t.Fatalf("guess %d with the checks busy: ok=%v err=%v, want ErrBusy", i, ok, err)
+		}
+	}
+	var limited *RateLimitError
+	if _, ok, err := c.Authenticate(basicReq("alice", "guess")); ok || !errors.As(err, &limited) {
+		t.Fatalf("a fourth guess: ok=%v err=%v, want the rate limit", ok, err)
+	}
 }

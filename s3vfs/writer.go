@@ -168,8 +168,9 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 		}
 		if w.buf == nil {
 			// No part memory before the body has bytes for it: a client
-			// that opens an upload and sends nothing (or trickles) holds
-			// a small read buffer, not a part.
+			// that opens an upload and sends nothing holds a small read
+			// buffer, not a part. (One that trickles does hold a part, up
+			// to its user's and address's share: WriteOptions.Shares.)
 			n, err := w.readFirst(r)
 			total += n
 			if err == io.EOF {
