@@ -43,7 +43,7 @@ const (
 	DefaultAppPasswordMaxAge  = "2160h"
 	DefaultOpaqueTokens       = "introspect"
 	DefaultAppleFiles         = "allow"
-	DefaultMaxPropfindEntries = 100000
+	DefaultMaxPropfindEntries = 0 // no cap: listings stream in bounded memory
 	DefaultLockStore          = "memory"
 )
 
@@ -217,7 +217,7 @@ type WebDAV struct {
 	// AppleFiles is "allow", "hide" (stored, not listed) or "reject" (not
 	// stored; reads of them and of Finder's probe names answer 404 at once).
 	AppleFiles string `toml:"apple_files"`
-	// MaxPropfindEntries caps a Depth 1 listing.
+	// MaxPropfindEntries caps a Depth 1 listing; 0 = no cap.
 	MaxPropfindEntries int `toml:"max_propfind_entries"`
 	// QuotaBytes is the per-user quota reported by RFC 4331; uploads past
 	// it answer 507. 0 = none.

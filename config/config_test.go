@@ -127,7 +127,7 @@ func TestParseFillsDefaults(t *testing.T) {
 		{name: "checksums default to when_required", got: s.Checksums, want: "when_required"},
 		{name: "the root template defaults to users/{username}/", got: c.Auth.Root, want: DefaultRootTemplate},
 		{name: "the bucket is checked by default", got: c.CheckBucket(), want: true},
-		{name: "max propfind entries defaults to 100000", got: c.WebDAV.MaxPropfindEntries, want: 100000},
+		{name: "max propfind entries defaults to no cap", got: c.WebDAV.MaxPropfindEntries, want: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +197,7 @@ password_hash = "plain"
 
 [webdav]
 apple_files = "maybe"
-max_propfind_entries = 0
+max_propfind_entries = -1
 
 [locks]
 store = "etcd://x"

@@ -67,8 +67,8 @@ func (c *Config) Validate() error {
 	default:
 		add("webdav.apple_files", `must be "allow", "hide" or "reject"`)
 	}
-	if c.WebDAV.MaxPropfindEntries < 1 {
-		add("webdav.max_propfind_entries", "must be at least 1")
+	if c.WebDAV.MaxPropfindEntries < 0 {
+		add("webdav.max_propfind_entries", "must be 0 (no cap) or more")
 	}
 	if n, err := c.WebDAV.QuotaBytes.Bytes(); err != nil {
 		add("webdav.quota_bytes", "%v", err)

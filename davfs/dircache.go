@@ -97,6 +97,14 @@ func NewDirCache(ttl time.Duration, maxEntries int) *DirCache {
 		folders: make(map[string]*dirEntry), marks: make(map[string]dirMark)}
 }
 
+// keeps is how many names a listing may hold for the cache to keep it.
+func (c *DirCache) keeps() int {
+	if c == nil {
+		return 0
+	}
+	return c.maxEntries / 4
+}
+
 func (c *DirCache) fresh(t time.Time, now time.Time) bool {
 	return !t.IsZero() && now.Sub(t) < c.ttl
 }
@@ -266,7 +274,7 @@ func (c *DirCache) listed(prefix string, list []*FileInfo, opaque []string, mark
 	}
 	c.dropListing(e)
 	e.seen = at
-	if len(files)+len(op) > c.maxEntries/4 {
+	if len(files)+len(op) > c.keeps() {
 		return // too large to keep; the folder is known to exist
 	}
 	e.listedAt, e.files, e.opaque, e.marker = at, files, op, marker

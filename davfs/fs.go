@@ -4,13 +4,13 @@
 // MKCOL writes an empty marker object "a/" so that empty folders exist. S3
 // lets an object "a" and a prefix "a/" exist together (versitygw refuses it,
 // AWS and SeaweedFS do not); davfs resolves that deterministically: the
-// folder wins. The path "/a" is the folder, listings show only the folder, and
-// the object "a" stays untouched in the bucket but is not reachable through
-// WebDAV.
+// file wins (see Lookup). The path "/a" is the object, listings show only
+// the file, and the keys under "a/" stay reachable by their own paths.
 //
 // An FS is made per request: it caches what it learns (Stat results, folder
-// listings) for the life of that request, so that PROPFIND Depth 1 over N
-// objects costs ceil(N/1000) ListObjectsV2 calls and nothing per entry.
+// indexes) for the life of that request; a PROPFIND Depth 1 over N objects
+// streams (see Listing) and costs ceil(N/1000) ListObjectsV2 calls and
+// nothing per entry.
 //
 // Security notes: every name is cleaned with path.Clean("/"+name) before it
 // becomes a key, so no name can reach outside the root prefix. davfs knows
@@ -25,7 +25,6 @@ import (
 	"mime"
 	"os"
 	"path"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +38,7 @@ import (
 type Store interface {
 	Head(ctx context.Context, key string) (s3vfs.ObjectInfo, error)
 	List(ctx context.Context, opts s3vfs.ListOptions) iter.Seq2[s3vfs.Entry, error]
+	ListPages(ctx context.Context, opts s3vfs.ListOptions) iter.Seq2[s3vfs.Page, error]
 	NewReader(ctx context.Context, key string, info s3vfs.ObjectInfo) *s3vfs.Reader
 	Get(ctx context.Context, key, rng string) (s3vfs.ObjectInfo, *s3vfs.Reader, error)
 	NewWriter(ctx context.Context, key string, opts s3vfs.WriteOptions) *s3vfs.Writer
@@ -54,8 +54,9 @@ var _ webdav.FileSystem = (*FS)(nil)
 
 // Options tune an FS.
 type Options struct {
-	// MaxEntries caps one folder listing; beyond it Readdir fails with
-	// ErrTooManyEntries. 0 = 100,000.
+	// MaxEntries caps one folder listing; beyond it a listing fails with
+	// ErrTooManyEntries. 0 = no cap (a PROPFIND streams in bounded memory;
+	// ReadDir stops at 100,000).
 	MaxEntries int
 	// CopyConcurrency bounds parallel server-side copies and deletes of a
 	// folder tree. 0 = 8.
@@ -81,7 +82,6 @@ type FS struct {
 
 	mu       sync.Mutex
 	stats    map[string]*FileInfo    // by clean name; nil value = known absent
-	listed   map[string][]*FileInfo  // folder listings by clean name
 	indexes  map[string]*loadedIndex // folder indexes by clean name
 	now      time.Time               // the time of folders S3 keeps none for
 	failure  error                   // most recent backend failure, for the HTTP edge
@@ -90,9 +90,6 @@ type FS struct {
 
 // New returns an FS over the keys that start with root ("" or ending in "/").
 func New(store Store, root string, opts Options) *FS {
-	if opts.MaxEntries <= 0 {
-		opts.MaxEntries = 100000
-	}
 	if opts.CopyConcurrency <= 0 {
 		opts.CopyConcurrency = 8
 	}
@@ -101,7 +98,6 @@ func New(store Store, root string, opts Options) *FS {
 		root:    root,
 		opts:    opts,
 		stats:   make(map[string]*FileInfo),
-		listed:  make(map[string][]*FileInfo),
 		indexes: make(map[string]*loadedIndex),
 		// A folder without a marker (a bare prefix) has no time in S3; it
 		// shows the request's time, the same for every entry of an answer.
@@ -193,127 +189,11 @@ func (f *FS) forgetLocal(name string) {
 			delete(f.stats, n)
 		}
 	}
-	for n := range f.listed {
-		if n == name || strings.HasPrefix(n, name+"/") || n == path.Dir(name) {
-			delete(f.listed, n)
-		}
-	}
 	for n := range f.indexes {
 		if n == name || strings.HasPrefix(n, name+"/") {
 			delete(f.indexes, n)
 		}
 	}
-}
-
-// ReadDir lists one folder level, sorted by name, filling the stat cache so
-// that the Stat and OpenFile calls x/net/webdav makes per child cost
-// nothing. Kept times and dead properties come from the folder's index
-// (one GET, only if the listing shows one). It fails with ErrTooManyEntries
-// past Options.MaxEntries.
-func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
-	l, _, err := f.readDir(ctx, Clean(name))
-	return l, err
-}
-
-// readDir lists a folder; found reports whether the prefix held anything
-// at all (then name is a folder, even if every key in it is hidden).
-func (f *FS) readDir(ctx context.Context, name string) (list []*FileInfo, found bool, err error) {
-	f.mu.Lock()
-	if l, ok := f.listed[name]; ok {
-		f.mu.Unlock()
-		return l, true, nil
-	}
-	f.mu.Unlock()
-
-	prefix := f.dirPrefix(name)
-	listStart, listClock := time.Now(), f.opts.DirCache.begin()
-	var opaque []string // names the listing leaves out: never "free"
-	gen := f.opts.IndexCache.generation(prefix + indexName)
-	byName := make(map[string]*FileInfo)
-	var marker *s3vfs.ObjectInfo
-	hasIndex, indexETag := false, ""
-	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/"}) {
-		if err != nil {
-			return nil, false, pathError("readdir", name, f.note(err))
-		}
-		found = true
-		var fi *FileInfo
-		if e.Object == nil {
-			child := strings.TrimSuffix(strings.TrimPrefix(e.Prefix, prefix), "/")
-			if !validName(child) || (f.opts.Hide != nil && f.opts.Hide(child)) {
-				opaque = append(opaque, child)
-				continue
-			}
-			if prev, ok := byName[child]; ok && !prev.dir {
-				continue // the file wins
-			}
-			fi = &FileInfo{name: child, dir: true, key: e.Prefix, modTime: f.now}
-		} else {
-			child := strings.TrimPrefix(e.Object.Key, prefix)
-			switch {
-			case e.Object.Key == prefix:
-				marker = e.Object // the folder's own marker
-				continue
-			case child == indexName:
-				hasIndex, indexETag = true, e.Object.ETag
-				continue
-			case !validName(child), f.opts.Hide != nil && f.opts.Hide(child):
-				opaque = append(opaque, child)
-				continue
-			}
-			fi = fileInfoFromObject(child, *e.Object) // the file wins over a folder of the same name
-		}
-		byName[fi.name] = fi
-		if len(byName) > f.opts.MaxEntries {
-			return nil, false, pathError("readdir", name, ErrTooManyEntries)
-		}
-	}
-	if !found && name != "/" {
-		return nil, false, nil
-	}
-
-	var entries map[string]metaEntry
-	if hasIndex {
-		li, err := f.loadIndexListed(ctx, name, false, indexETag, true)
-		if err != nil {
-			return nil, false, pathError("readdir", name, err)
-		}
-		entries = li.entries
-	} else {
-		f.noIndex(name, gen)
-	}
-	list = make([]*FileInfo, 0, len(byName))
-	for _, fi := range byName {
-		entry := fi.name
-		if fi.dir {
-			entry += "/"
-		}
-		e, ok := entries[entry]
-		fi.applyMeta(e, ok)
-		list = append(list, fi)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
-
-	f.opts.DirCache.listed(prefix, list, opaque, marker != nil, listClock, listStart)
-	f.mu.Lock()
-	f.listed[name] = list
-	for _, fi := range list {
-		child := path.Join(name, fi.name)
-		if prev, ok := f.stats[child]; !ok || prev == nil || !prev.direct {
-			f.stats[child] = fi
-		}
-	}
-	if name != "/" {
-		if prev, ok := f.stats[name]; !ok || prev == nil {
-			dir := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
-			if marker != nil {
-				dir.modTime, dir.etag, dir.hasMarker = marker.LastModified, marker.ETag, true
-			}
-			f.stats[name] = dir
-		}
-	}
-	f.mu.Unlock()
-	return list, true, nil
 }
 
 // validName reports whether a listed key segment can be served as a WebDAV

@@ -317,3 +317,10 @@ func parsePropTime(v []byte) (time.Time, bool) {
 	}
 	return parseMTime(s)
 }
+
+// Props returns the dead properties a PROPFIND shows for fi at name (see
+// File.DeadProps): no request for listed entries, whose index entries came
+// with the listing.
+func (f *FS) Props(ctx context.Context, name string, fi *FileInfo) (map[xml.Name]webdav.Property, error) {
+	return (&File{fs: f, ctx: ctx, path: Clean(name), info: fi}).DeadProps()
+}

@@ -89,9 +89,6 @@ func New(opts Options) (*Gateway, error) {
 	if opts.BodyIdleTimeout <= 0 {
 		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
-	if opts.MaxPropfindEntries <= 0 {
-		opts.MaxPropfindEntries = 100000
-	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()

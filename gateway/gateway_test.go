@@ -196,7 +196,11 @@ func TestLivePropsOnlyRequestsAreRecognised(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := asksLivePropsOnly([]byte(c.body)); got != c.want {
+			pf, err := parsePropfind([]byte(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := asksLivePropsOnly(pf); got != c.want {
 				t.Fatalf("got %v, want %v", got, c.want)
 			}
 		})

@@ -49,8 +49,9 @@ type Options struct {
 	// Uploads limits the uploads of one user and of one client address
 	// ([limits]); zero fields take the defaults of UploadLimits.
 	Uploads UploadLimits
-	// MaxPropfindEntries caps a Depth 1 listing (default 100000); beyond it
-	// PROPFIND answers 507.
+	// MaxPropfindEntries caps a Depth 1 listing; 0 = no cap (listings
+	// stream in bounded memory). Past it PROPFIND answers 507 when it can
+	// still choose the status, else it cuts the answer.
 	MaxPropfindEntries int
 	// Metrics, when set, are filled by every request ([server].admin_listen
 	// serves them with AdminHandler); nil = no metrics.

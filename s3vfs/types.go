@@ -65,6 +65,9 @@ type ListOptions struct {
 	MaxKeys    int32  // page size; 0 = 1000. With Limit it also caps the first page.
 	Limit      int    // stop after this many entries in total; 0 = no limit
 	StartAfter string
+	// Prefetch asks for the next page while the consumer handles this one
+	// (ListPages): for listings read to the end.
+	Prefetch bool
 }
 
 // WriteOptions describe an upload.

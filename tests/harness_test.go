@@ -202,6 +202,27 @@ func (e *davEnv) do(tb testing.TB, r req) reply {
 	return reply{Status: resp.StatusCode, Header: resp.Header, Body: body}
 }
 
+// rawAlice sends a request as alice and reads its answer as far as it
+// goes: readErr tells an answer cut short (which do would fail on).
+func (e *davEnv) rawAlice(tb testing.TB, method, path string, header map[string]string, body []byte) (status int, got []byte, readErr error) {
+	tb.Helper()
+	hr, err := http.NewRequest(method, e.URL+path, bytes.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hr.SetBasicAuth("alice", testUsers["alice"])
+	for k, v := range header {
+		hr.Header.Set(k, v)
+	}
+	resp, err := http.DefaultTransport.RoundTrip(hr)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	got, readErr = io.ReadAll(resp.Body)
+	return resp.StatusCode, got, readErr
+}
+
 // alice is a shortcut for a request as alice.
 func (e *davEnv) alice(tb testing.TB, method, path string, header map[string]string, body []byte) reply {
 	tb.Helper()

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -196,6 +197,49 @@ func propfindCases() []conformanceCase {
 						variant.name, describeCalls(calls))
 				}
 			}
+
+			// S3 fails after the first page: the 207 has gone out, so the
+			// answer is cut; a client must never read a partial listing
+			// as a whole one.
+			e.fault(t, accessDenied, func(c s3Call) bool {
+				return c.Op() == "ListObjectsV2" && c.Query.Get("prefix") == keyPrefix && c.Query.Has("continuation-token")
+			})
+			status, body, readErr := e.rawAlice(t, "PROPFIND", dir, map[string]string{"Depth": "1"}, []byte(propfindListing))
+			report(t, "%s: PROPFIND Depth 1 with its second LIST page refused: status %d, %d bytes, then %v",
+				e.b.name, status, len(body), readErr)
+			if status != http.StatusMultiStatus {
+				t.Errorf("status %d, want 207 sent after the first page", status)
+			}
+			if readErr == nil || bytes.Contains(body, []byte("</D:multistatus>")) {
+				t.Errorf("the cut listing ended cleanly (read error %v, %d bytes): a client would take it for the whole folder", readErr, len(body))
+			}
+		}},
+		{"PROPFIND Depth 1 reads the index by name when the first page ends before it", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			const n = 1001 // "-00000".."-01000" all sort before ".davgw-index.json"
+			e.putManyNamedS3(t, keyPrefix, "-%05d", n)
+			expect(t, "PROPPATCH of the last name", e.alice(t, "PROPPATCH", dir+"-01000", nil, []byte(deadPropPatch)), http.StatusMultiStatus)
+			mark := e.b.proxy.Mark()
+			r := e.alice(t, "PROPFIND", dir, map[string]string{"Depth": "1"}, []byte(deadPropFind))
+			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+			expect(t, "PROPFIND Depth 1", r, http.StatusMultiStatus)
+			ms := parseMultistatus(t, r.Body)
+			if len(ms) != n+1 {
+				t.Fatalf("%d responses, want %d", len(ms), n+1)
+			}
+			colours := 0
+			for _, m := range ms {
+				if c := m.Props["urn:davgw:test colour"].Text; c != "" {
+					colours++
+					if hrefPath(t, m.Href) != dir+"-01000" || c != "deep blue & green" {
+						t.Errorf("%s shows colour %q", m.Href, c)
+					}
+				}
+			}
+			if colours != 1 {
+				t.Errorf("%d entries show the dead property, want exactly -01000", colours)
+			}
+			t.Logf("S3 calls:%s", describeCalls(calls))
 		}},
 	}
 }
@@ -233,6 +277,12 @@ func bigPage(maxKeys string) bool {
 // putManyS3 creates n small objects under keyPrefix straight in S3, 32 at a time.
 func (e *davEnv) putManyS3(t testing.TB, keyPrefix string, n int) {
 	t.Helper()
+	e.putManyNamedS3(t, keyPrefix, "f-%05d.txt", n)
+}
+
+// putManyNamedS3 is putManyS3 with the names made by format from 0..n-1.
+func (e *davEnv) putManyNamedS3(t testing.TB, keyPrefix, format string, n int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -240,7 +290,7 @@ func (e *davEnv) putManyS3(t testing.TB, keyPrefix string, n int) {
 	for range 32 {
 		wg.Go(func() {
 			for i := range jobs {
-				key := fmt.Sprintf("%sf-%05d.txt", keyPrefix, i)
+				key := keyPrefix + fmt.Sprintf(format, i)
 				_, err := e.b.s3.PutObject(context.Background(), &s3.PutObjectInput{
 					Bucket: &e.b.bucket, Key: aws.String(key), Body: strings.NewReader(key),
 				})

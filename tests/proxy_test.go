@@ -113,7 +113,60 @@ type countingProxy struct {
 
 	mu    sync.Mutex
 	calls []s3Call
-	fault *proxyFault // nil: every request is forwarded
+	fault *proxyFault    // nil: every request is forwarded
+	synth map[string]int // prefix -> objects of a generated listing
+}
+
+// synthesize makes the proxy answer ListObjectsV2 of prefix itself with n
+// generated objects (prefix+"f-%07d", 10 bytes each), page by page, so
+// that a benchmark can list a million objects no S3 server here holds in
+// one folder and lists in reasonable time. Everything else is forwarded.
+func (p *countingProxy) synthesize(prefix string, n int) (clear func()) {
+	p.mu.Lock()
+	if p.synth == nil {
+		p.synth = map[string]int{}
+	}
+	p.synth[prefix] = n
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		delete(p.synth, prefix)
+		p.mu.Unlock()
+	}
+}
+
+// writeSyntheticList answers one ListObjectsV2 page of a generated listing
+// (the continuation token is the index of the next object).
+func writeSyntheticList(w http.ResponseWriter, c s3Call, n int) {
+	prefix := c.Query.Get("prefix")
+	start, _ := strconv.Atoi(c.Query.Get("continuation-token"))
+	size := 1000
+	if m, err := strconv.Atoi(c.Query.Get("max-keys")); err == nil && m > 0 && m < size {
+		size = m
+	}
+	end := min(n, start+size)
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`)
+	fmt.Fprintf(&b, "<Prefix>%s</Prefix><KeyCount>%d</KeyCount><MaxKeys>%d</MaxKeys><IsTruncated>%v</IsTruncated>", prefix, end-start, size, end < n)
+	if end < n {
+		fmt.Fprintf(&b, "<NextContinuationToken>%d</NextContinuationToken>", end)
+	}
+	for i := start; i < end; i++ {
+		fmt.Fprintf(&b, `<Contents><Key>%sf-%07d</Key><LastModified>2026-01-02T03:04:05.000Z</LastModified><ETag>"%032x"</ETag><Size>10</Size><StorageClass>STANDARD</StorageClass></Contents>`, prefix, i, i)
+	}
+	b.WriteString("</ListBucketResult>")
+	w.Header().Set("Content-Type", "application/xml")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// synthFor returns the size of the generated listing that answers c, or 0.
+func (p *countingProxy) synthFor(c s3Call) int {
+	if c.Op() != "ListObjectsV2" {
+		return 0
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.synth[c.Query.Get("prefix")]
 }
 
 // s3Fault is an S3 error answer the proxy gives instead of forwarding.
@@ -214,6 +267,8 @@ func newCountingProxy(target string) (*countingProxy, error) {
 			p.mu.Unlock()
 			if f := p.faultFor(c); f != nil {
 				writeFault(sw, r, f)
+			} else if n := p.synthFor(c); n > 0 {
+				writeSyntheticList(sw, c, n)
 			} else {
 				rp.ServeHTTP(sw, r)
 			}

@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxLockTimeout caps lock lifetimes. Windows asks for "Infinite": a client
+// that crashes holding such a lock would keep the file locked for everyone
+// until a restart. Clients refresh locks they keep (Finder every ~300 s).
+const maxLockTimeout = time.Hour
+
+// lock lets x/net/webdav create or refresh the lock; a LOCK on a missing
+// name creates an empty file (RFC 4918 7.3), which needs its parent.
+func (rq *request) lock() {
+	ctx := rq.r.Context()
+	body, ok := rq.readXMLBody()
+	if !ok {
+		return
+	}
+	if len(bytes.TrimSpace(body)) > 0 {
+		fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
+		switch {
+		case err == nil && rq.slash && !fi.IsDir():
+			rq.w.fail(http.StatusNotFound, nil)
+			return
+		case err == nil:
+		case !errors.Is(err, fs.ErrNotExist):
+			rq.w.failErr(err, http.StatusNotFound)
+			return
+		case rq.name == "/" || rq.slash:
+			rq.w.fail(http.StatusConflict, errors.New("LOCK of a missing folder"))
+			return
+		default:
+			if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
+				rq.w.failErr(err, http.StatusConflict)
+				return
+			}
+		}
+	}
+	rq.r.Header.Set("Timeout", capTimeout(rq.r.Header.Get("Timeout")))
+
+	// x/net writes the lock root without the WebDAV prefix (and without URL
+	// escaping): buffer its small answer and mend the href.
+	buf := &bufferedWriter{header: make(http.Header)}
+	rq.delegate(rq.locks, buf)
+	for k, v := range buf.header {
+		rq.w.Header()[k] = v
+	}
+	out := buf.body.Bytes()
+	if buf.status < 300 {
+		out = fixLockRoot(out, rq.g.davBase)
+	}
+	rq.w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	if buf.status != 0 {
+		rq.w.WriteHeader(buf.status)
+	}
+	_, _ = rq.w.Write(out)
+}
+
+// capTimeout turns a LOCK Timeout header into "Second-N" with N at most
+// maxLockTimeout ("Infinite" and a missing header get the cap).
+func capTimeout(h string) string {
+	maxSec := int64(maxLockTimeout / time.Second)
+	first, _, _ := strings.Cut(h, ",")
+	first = strings.TrimSpace(first)
+	if n, ok := strings.CutPrefix(first, "Second-"); ok {
+		if v, err := strconv.ParseInt(n, 10, 64); err == nil && v >= 0 && v < maxSec {
+			return "Second-" + strconv.FormatInt(v, 10)
+		}
+	}
+	return "Second-" + strconv.FormatInt(maxSec, 10)
+}
+
+var lockRootRE = regexp.MustCompile(`<D:lockroot><D:href>([^<]*)</D:href></D:lockroot>`)
+
+// fixLockRoot rewrites x/net's lockroot href (a bare, XML-escaped name) into
+// the escaped URL path under the WebDAV prefix.
+func fixLockRoot(body []byte, davBase string) []byte {
+	return lockRootRE.ReplaceAllFunc(body, func(m []byte) []byte {
+		sub := lockRootRE.FindSubmatch(m)
+		var name string
+		if err := xml.Unmarshal([]byte("<x>"+string(sub[1])+"</x>"), &struct {
+			XMLName xml.Name `xml:"x"`
+			Text    *string  `xml:",chardata"`
+		}{Text: &name}); err != nil {
+			return m
+		}
+		href := (&url.URL{Path: path.Join(davBase, name)}).EscapedPath()
+		var esc bytes.Buffer
+		_ = xml.EscapeText(&esc, []byte(href))
+		return []byte("<D:lockroot><D:href>" + esc.String() + "</D:href></D:lockroot>")
+	})
+}
+
+// lockDiscoveryXML renders active locks as DAV:lockdiscovery's content.
+func lockDiscoveryXML(locks []activeLock, davBase string) []byte {
+	var b bytes.Buffer
+	for _, l := range locks {
+		depth := "infinity"
+		if l.zeroDepth {
+			depth = "0"
+		}
+		b.WriteString(`<D:activelock xmlns:D="DAV:"><D:locktype><D:write/></D:locktype><D:lockscope><D:exclusive/></D:lockscope><D:depth>`)
+		b.WriteString(depth)
+		b.WriteString(`</D:depth>`)
+		if l.owner != "" && ownerIsSelfContained(l.owner) {
+			b.WriteString(`<D:owner>` + l.owner + `</D:owner>`)
+		}
+		b.WriteString(`<D:timeout>Second-` + strconv.FormatInt(int64(max(l.left, 0)/time.Second), 10) + `</D:timeout><D:locktoken><D:href>`)
+		_ = xml.EscapeText(&b, []byte(l.token))
+		b.WriteString(`</D:href></D:locktoken><D:lockroot><D:href>`)
+		_ = xml.EscapeText(&b, []byte((&url.URL{Path: path.Join(davBase, l.name)}).EscapedPath()))
+		b.WriteString(`</D:href></D:lockroot></D:activelock>`)
+	}
+	return b.Bytes()
+}
+
+// ownerIsSelfContained reports whether a lock owner's XML (as the client
+// sent it, without its surrounding declarations) stays well-formed where
+// only the D: prefix is declared: no other prefixes, balanced elements.
+func ownerIsSelfContained(owner string) bool {
+	d := xml.NewDecoder(strings.NewReader(`<D:owner xmlns:D="DAV:">` + owner + `</D:owner>`))
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+		if se, ok := tok.(xml.StartElement); ok {
+			if se.Name.Space != "" && !strings.Contains(se.Name.Space, ":") {
+				return false // an undeclared prefix
+			}
+			for _, a := range se.Attr {
+				if a.Name.Space != "" && a.Name.Space != "xmlns" && !strings.Contains(a.Name.Space, ":") {
+					return false
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,357 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/davfs"
+)
+
+// PROPFIND answers are written here rather than by x/net/webdav's Handler,
+// so that a listing streams while S3's pages arrive. The XML is x/net's,
+// element for element: every property of the DAV: namespace carries the
+// "D:" prefix (older Windows ignores elements in a default namespace), a
+// property of another namespace declares it, and a value is written as
+// stored.
+
+// propfindBody is a parsed PROPFIND request body (RFC 4918 14.20), with
+// x/net/webdav's rules for which combinations are valid.
+type propfindBody struct {
+	XMLName  xml.Name  `xml:"DAV: propfind"`
+	Allprop  *struct{} `xml:"DAV: allprop"`
+	Propname *struct{} `xml:"DAV: propname"`
+	Prop     propNames `xml:"DAV: prop"`
+	Include  propNames `xml:"DAV: include"`
+}
+
+// propNames are the property names inside DAV:prop or DAV:include: empty
+// elements, at least one.
+type propNames []xml.Name
+
+func (pn *propNames) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error {
+	for {
+		t, err := nextToken(d)
+		if err != nil {
+			return err
+		}
+		switch t := t.(type) {
+		case xml.EndElement:
+			if len(*pn) == 0 {
+				return fmt.Errorf("%s must not be empty", start.Name.Local)
+			}
+			return nil
+		case xml.StartElement:
+			end, err := nextToken(d)
+			if err != nil {
+				return err
+			}
+			if _, ok := end.(xml.EndElement); !ok {
+				return fmt.Errorf("property %s has a value in a PROPFIND", t.Name.Local)
+			}
+			*pn = append(*pn, t.Name)
+		}
+	}
+}
+
+// nextToken skips comments, processing instructions and directives (RFC
+// 4918 17: ignored wherever they appear).
+func nextToken(d *xml.Decoder) (xml.Token, error) {
+	for {
+		t, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t.(type) {
+		case xml.Comment, xml.ProcInst, xml.Directive:
+			continue
+		}
+		return t, nil
+	}
+}
+
+var errInvalidPropfind = fmt.Errorf("invalid PROPFIND body")
+
+// parsePropfind reads a PROPFIND body; an empty one asks for allprop.
+func parsePropfind(body []byte) (propfindBody, error) {
+	if len(body) == 0 {
+		return propfindBody{Allprop: new(struct{})}, nil
+	}
+	var pf propfindBody
+	if err := xml.NewDecoder(bytes.NewReader(body)).Decode(&pf); err != nil {
+		if err == io.EOF {
+			err = errInvalidPropfind
+		}
+		return propfindBody{}, err
+	}
+	switch {
+	case pf.Allprop == nil && pf.Include != nil,
+		pf.Allprop != nil && (pf.Prop != nil || pf.Propname != nil),
+		pf.Prop != nil && pf.Propname != nil,
+		pf.Propname == nil && pf.Allprop == nil && pf.Prop == nil:
+		return propfindBody{}, errInvalidPropfind
+	}
+	return pf, nil
+}
+
+// liveProp is a property davgw computes from a resource's FileInfo.
+type liveProp struct {
+	name xml.Name
+	dir  bool // it applies to folders too
+	find func(ctx context.Context, name string, fi *davfs.FileInfo) string
+}
+
+func davName(local string) xml.Name { return xml.Name{Space: "DAV:", Local: local} }
+
+// liveProps are x/net/webdav's live properties, in the order allprop and
+// propname show them. DAV:creationdate, DAV:lockdiscovery and quota come
+// from davfs (Props); DAV:getcontentlanguage is never known.
+var liveProps = []liveProp{
+	{davName("resourcetype"), true, func(_ context.Context, _ string, fi *davfs.FileInfo) string {
+		if fi.IsDir() {
+			return `<D:collection xmlns:D="DAV:"/>`
+		}
+		return ""
+	}},
+	{davName("displayname"), true, func(_ context.Context, name string, fi *davfs.FileInfo) string {
+		if name == "/" {
+			return ""
+		}
+		return escapeText(fi.Name())
+	}},
+	{davName("getcontentlength"), false, func(_ context.Context, _ string, fi *davfs.FileInfo) string {
+		return strconv.FormatInt(fi.Size(), 10)
+	}},
+	{davName("getlastmodified"), true, func(_ context.Context, _ string, fi *davfs.FileInfo) string {
+		return fi.ModTime().UTC().Format(http.TimeFormat)
+	}},
+	{davName("getcontenttype"), false, func(ctx context.Context, _ string, fi *davfs.FileInfo) string {
+		ct, _ := fi.ContentType(ctx)
+		return escapeText(ct)
+	}},
+	{davName("getetag"), false, func(ctx context.Context, _ string, fi *davfs.FileInfo) string {
+		if etag, err := fi.ETag(ctx); err == nil {
+			return escapeText(etag)
+		}
+		return fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size())
+	}},
+	{davName("supportedlock"), true, func(context.Context, string, *davfs.FileInfo) string {
+		return supportedLockEntry
+	}},
+}
+
+const supportedLockEntry = `<D:lockentry xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope><D:locktype><D:write/></D:locktype></D:lockentry>`
+
+// hiddenLive are live properties that show only when davfs supplies them:
+// a client cannot set them (PROPPATCH refuses) and, asked for by name
+// without a value, they answer 404.
+var hiddenLive = map[xml.Name]bool{
+	davName("creationdate"): true, davName("getcontentlanguage"): true, davName("lockdiscovery"): true,
+}
+
+func findLive(n xml.Name) *liveProp {
+	for i := range liveProps {
+		if liveProps[i].name == n {
+			return &liveProps[i]
+		}
+	}
+	return nil
+}
+
+func escapeText(s string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// propstats answers pf for one resource: found properties under 200, the
+// others under 404 (names only).
+func propstats(ctx context.Context, pf propfindBody, name string, fi *davfs.FileInfo, dead map[xml.Name]webdav.Property) []webdav.Propstat {
+	ok := webdav.Propstat{Status: http.StatusOK}
+	applies := func(lp *liveProp) bool { return lp != nil && (lp.dir || !fi.IsDir()) }
+	if pf.Propname != nil {
+		for _, lp := range liveProps {
+			if applies(&lp) {
+				ok.Props = append(ok.Props, webdav.Property{XMLName: lp.name})
+			}
+		}
+		for _, n := range sortedNames(dead) {
+			ok.Props = append(ok.Props, webdav.Property{XMLName: n})
+		}
+		return []webdav.Propstat{ok}
+	}
+	names := []xml.Name(pf.Prop)
+	if pf.Allprop != nil {
+		// Windows gives up on PROPFIND answers over 1 MB: allprop leaves
+		// out DAV:supportedlock (always the same exclusive write lock);
+		// clients that want it name it in an include.
+		names = nil
+		for _, lp := range liveProps {
+			if applies(&lp) && lp.name.Local != "supportedlock" {
+				names = append(names, lp.name)
+			}
+		}
+		for _, n := range sortedNames(dead) {
+			if findLive(n) == nil {
+				names = append(names, n)
+			}
+		}
+		for _, n := range pf.Include {
+			if !containsName(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	missing := webdav.Propstat{Status: http.StatusNotFound}
+	for _, n := range names {
+		if p, found := dead[n]; found {
+			ok.Props = append(ok.Props, p)
+			continue
+		}
+		if lp := findLive(n); applies(lp) {
+			ok.Props = append(ok.Props, webdav.Property{XMLName: n, InnerXML: []byte(lp.find(ctx, name, fi))})
+			continue
+		}
+		missing.Props = append(missing.Props, webdav.Property{XMLName: n})
+	}
+	var out []webdav.Propstat
+	if len(ok.Props) > 0 {
+		out = append(out, ok)
+	}
+	if len(missing.Props) > 0 {
+		out = append(out, missing)
+	}
+	if len(out) == 0 {
+		out = append(out, ok)
+	}
+	return out
+}
+
+func sortedNames(m map[xml.Name]webdav.Property) []xml.Name {
+	out := make([]xml.Name, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b xml.Name) int {
+		if c := strings.Compare(a.Space, b.Space); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Local, b.Local)
+	})
+	return out
+}
+
+func containsName(list []xml.Name, n xml.Name) bool {
+	for _, m := range list {
+		if m == n {
+			return true
+		}
+	}
+	return false
+}
+
+// multistatus writes a 207 answer response by response through a buffer:
+// the status and the first bytes go out only when the buffer first fills
+// (or at the end), so that a failure before then still gets an honest
+// status instead of a multistatus.
+type multistatus struct {
+	w       http.ResponseWriter
+	bw      *bufio.Writer
+	started bool // the 207 and bytes went out: no other status is possible now
+	err     error
+}
+
+func newMultistatus(w http.ResponseWriter) *multistatus {
+	m := &multistatus{w: w}
+	m.bw = bufio.NewWriterSize(startWriter{m}, 64<<10)
+	_, _ = m.bw.WriteString(`<?xml version="1.0" encoding="UTF-8"?><D:multistatus xmlns:D="DAV:">`)
+	return m
+}
+
+// startWriter writes the 207 status before the first bytes of the body.
+type startWriter struct{ m *multistatus }
+
+func (s startWriter) Write(p []byte) (int, error) {
+	if !s.m.started {
+		s.m.started = true
+		s.m.w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		s.m.w.WriteHeader(webdav.StatusMulti)
+	}
+	n, err := s.m.w.Write(p)
+	if err != nil && s.m.err == nil {
+		s.m.err = err
+	}
+	return n, err
+}
+
+// response writes one resource's answer (href is its URL path, unescaped).
+func (m *multistatus) response(href string, pstats []webdav.Propstat) error {
+	b := m.bw
+	b.WriteString(`<D:response><D:href>`)
+	writeEscaped(b, (&url.URL{Path: href}).EscapedPath())
+	b.WriteString(`</D:href>`)
+	for _, ps := range pstats {
+		b.WriteString(`<D:propstat><D:prop>`)
+		for _, p := range ps.Props {
+			writeProp(b, p)
+		}
+		b.WriteString(`</D:prop><D:status>HTTP/1.1 `)
+		b.WriteString(strconv.Itoa(ps.Status))
+		b.WriteString(" ")
+		writeEscaped(b, webdav.StatusText(ps.Status))
+		b.WriteString(`</D:status></D:propstat>`)
+	}
+	b.WriteString(`</D:response>`)
+	return m.err
+}
+
+// writeProp writes a property element as x/net does: the D: prefix for
+// DAV:, a default namespace declaration for any other.
+func writeProp(b *bufio.Writer, p webdav.Property) {
+	open := p.XMLName.Local
+	b.WriteByte('<')
+	switch p.XMLName.Space {
+	case "DAV:":
+		open = "D:" + open
+		b.WriteString(open)
+	case "":
+		b.WriteString(open)
+	default:
+		b.WriteString(open)
+		b.WriteString(` xmlns="`)
+		writeEscaped(b, p.XMLName.Space)
+		b.WriteByte('"')
+	}
+	if p.Lang != "" {
+		b.WriteString(` xml:lang="`)
+		writeEscaped(b, p.Lang)
+		b.WriteByte('"')
+	}
+	b.WriteByte('>')
+	b.Write(p.InnerXML)
+	b.WriteString("</" + open + ">")
+}
+
+func writeEscaped(w io.Writer, s string) { _ = xml.EscapeText(w, []byte(s)) }
+
+// close ends the multistatus and sends what is buffered.
+func (m *multistatus) close() error {
+	_, _ = m.bw.WriteString(`</D:multistatus>`)
+	if err := m.bw.Flush(); err != nil {
+		return err
+	}
+	return m.err
+}
+
+// discard drops what is buffered: only before anything went out.
+func (m *multistatus) discard() { m.bw.Reset(io.Discard) }

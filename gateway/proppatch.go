@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/davgw/davgw/davfs"
+)
+
+// proppatch checks the body, the target and the If header (ETag conditions
+// included), then lets x/net/webdav apply the patch through davfs's
+// DeadPropsHolder.
+func (rq *request) proppatch() {
+	body, ok := rq.readXMLBody()
+	if !ok {
+		return
+	}
+	if _, err := rq.lookup(); err != nil {
+		rq.w.failErr(err, http.StatusNotFound)
+		return
+	}
+	release, status := rq.confirmLocks(rq.name, "", false)
+	if status != 0 {
+		rq.w.fail(status, errors.New("lock or If header check failed"))
+		return
+	}
+	defer release()
+	// x/net/webdav refuses to set DAV:getlastmodified (a live property);
+	// davgw keeps it as the modification time. It travels to davfs under
+	// another name and comes back under its own in the answer.
+	renamed := false
+	if bytes.Contains(body, []byte("getlastmodified")) {
+		if nb, changed, err := renameProp(body, xml.Name{Space: "DAV:", Local: "getlastmodified"}, davfs.MTimeSetter()); err == nil && changed {
+			rq.r.Body = io.NopCloser(bytes.NewReader(nb))
+			rq.r.ContentLength = int64(len(nb))
+			renamed = true
+		}
+	}
+	if !renamed {
+		rq.delegate(preconfirmed{rq.locks}, rq.w)
+		return
+	}
+	buf := &bufferedWriter{header: make(http.Header)}
+	rq.delegate(preconfirmed{rq.locks}, buf)
+	out := bytes.ReplaceAll(buf.body.Bytes(), []byte(`xmlns="`+davfs.MTimeSetter().Space+`"`), []byte(`xmlns="DAV:"`))
+	for k, v := range buf.header {
+		rq.w.Header()[k] = v
+	}
+	rq.w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	if buf.status != 0 {
+		rq.w.WriteHeader(buf.status)
+	}
+	_, _ = rq.w.Write(out)
+}
+
+// renameProp rewrites an XML body, renaming elements called from to to.
+// Namespace declarations are re-emitted by the encoder.
+func renameProp(body []byte, from, to xml.Name) ([]byte, bool, error) {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	var out bytes.Buffer
+	e := xml.NewEncoder(&out)
+	changed := false
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name == from {
+				t.Name, changed = to, true
+			}
+			attrs := t.Attr[:0]
+			for _, a := range t.Attr {
+				if a.Name.Space != "xmlns" && !(a.Name.Space == "" && a.Name.Local == "xmlns") {
+					attrs = append(attrs, a)
+				}
+			}
+			t.Attr = attrs
+			tok = t
+		case xml.EndElement:
+			if t.Name == from {
+				t.Name = to
+			}
+			tok = t
+		case xml.ProcInst:
+			continue // the encoder refuses a second xml declaration; none is needed
+		}
+		if err := e.EncodeToken(xml.CopyToken(tok)); err != nil {
+			return nil, false, err
+		}
+	}
+	if err := e.Flush(); err != nil {
+		return nil, false, err
+	}
+	return out.Bytes(), changed, nil
+}
