@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -224,12 +225,18 @@ func s3ErrorKind(err error) string {
 }
 
 // AdminHandler serves the admin listener ([server].admin_listen): /metrics
-// when Options.Metrics is set, /healthz and /readyz. It serves no WebDAV
-// and no sign-in pages, and its requests are neither logged nor counted.
-// /metrics has no authentication: bind the admin listener to loopback or a
-// private network.
+// when Options.Metrics is set, /healthz, /readyz and Go's profiles under
+// /debug/pprof/ (net/http/pprof). It serves no WebDAV and no sign-in
+// pages, and its requests are neither logged nor counted. None of it has
+// authentication: bind the admin listener to loopback or a private
+// network. The profiles are only here, never on the WebDAV listener.
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // also serves the named profiles (heap, goroutine, allocs...)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if m := g.opts.Metrics; m != nil {
 		mux.Handle("GET /metrics", m.Handler())
 	}

@@ -241,6 +241,8 @@ func TestAdminHandlerServesMetricsAndProbes(t *testing.T) {
 		{name: "readyz answers ready", path: "/readyz", want: http.StatusOK, body: "ready"},
 		{name: "readyz answers 503 without internal details", path: "/readyz", notReady: true, want: http.StatusServiceUnavailable, body: "Service Unavailable"},
 		{name: "WebDAV is not served", metrics: true, path: "/dav/", want: http.StatusNotFound},
+		{name: "pprof's index is served", path: "/debug/pprof/", want: http.StatusOK, body: "goroutine"},
+		{name: "a heap profile is served", path: "/debug/pprof/heap?debug=1", want: http.StatusOK, body: "heap profile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,4 +289,29 @@ func TestMetricLabelValuesAreBounded(t *testing.T) {
 			t.Errorf("statusClass(%d) = %q, want %q", status, got, want)
 		}
 	}
+}
+
+// TestProfilesAreNeverOnTheWebDAVListener: /debug/pprof/ is the admin
+// listener's only; the WebDAV handler answers it 404.
+func TestProfilesAreNeverOnTheWebDAVListener(t *testing.T) {
+	store, _ := deniedS3(t)
+	g, err := New(Options{Store: store, Logger: slog.New(slog.DiscardHandler),
+		Auth: authFunc(func(*http.Request) (auth.Principal, bool, error) { return auth.Principal{Username: "alice"}, true, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline"} {
+		rr := httptest.NewRecorder()
+		g.ServeHTTP(rr, httptest.NewRequest(http.MethodGet, p, nil))
+		if rr.Code != http.StatusNotFound || strings.Contains(rr.Body.String(), "goroutine") {
+			t.Errorf("GET %s on the WebDAV handler: %d %q, want 404", p, rr.Code, truncateForLog(rr.Body.String()))
+		}
+	}
+}
+
+func truncateForLog(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
 }

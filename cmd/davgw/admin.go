@@ -9,11 +9,16 @@ import (
 	"time"
 )
 
-// adminTimeout bounds every request on the admin listener: a scrape or a
-// probe is small, so a slow client is cut off.
-const adminTimeout = 30 * time.Second
+// adminTimeout bounds reading a request on the admin listener, and
+// adminWriteTimeout writing its answer: a scrape or a probe is small, so a
+// slow client is cut off; a CPU profile or trace takes the seconds it asks
+// for (up to a minute).
+const (
+	adminTimeout      = 30 * time.Second
+	adminWriteTimeout = 75 * time.Second
+)
 
-// serveAdmin serves h (/metrics, /healthz, /readyz) on ln, the
+// serveAdmin serves h (/metrics, /healthz, /readyz, /debug/pprof/) on ln, the
 // [server].admin_listen listener, until stop is called. It is a server of
 // its own: nothing of it is reachable on the WebDAV listener.
 func serveAdmin(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) (stop func()) {
@@ -21,7 +26,7 @@ func serveAdmin(ctx context.Context, ln net.Listener, h http.Handler, log *slog.
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       adminTimeout,
-		WriteTimeout:      adminTimeout,
+		WriteTimeout:      adminWriteTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    1 << 16,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
