@@ -154,6 +154,11 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 	}
 	written := map[string]bool{dstPrefix: true}
 	if recursive {
+		// The tree's indexes are copied as objects: pending kept times go
+		// into them first.
+		if err := f.opts.Batcher.WriteUnder(ctx, srcPrefix); err != nil {
+			f.warn(err)
+		}
 		var (
 			mu        sync.Mutex
 			srcETags  = map[string]string{} // source key -> ETag, from the listing

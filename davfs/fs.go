@@ -72,6 +72,9 @@ type Options struct {
 	// DirCache, shared by all requests, keeps what was learned about
 	// folders for a few seconds (nil: every request asks S3).
 	DirCache *DirCache
+	// Batcher, shared by all requests, writes the kept times of uploads to
+	// their folders' indexes in batches (nil: each upload writes its own).
+	Batcher *IndexBatcher
 }
 
 // FS is a webdav.FileSystem over the keys below one root prefix.

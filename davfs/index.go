@@ -198,6 +198,7 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		return err
 	}
 	defer unlock()
+	pending := f.opts.Batcher.snapshot(key) // written with this update
 	for attempt := 0; attempt < 10; attempt++ {
 		if attempt > 0 {
 			select {
@@ -217,7 +218,18 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		for k, v := range li.entries {
 			entries[k] = v
 		}
-		if !mutate(entries) {
+		changed := false
+		for n, p := range pending {
+			cur, ok := entries[n]
+			if e := p.over(cur, ok); !ok || e != cur {
+				entries[n], changed = e, true
+			}
+		}
+		if mutate(entries) {
+			changed = true
+		}
+		if !changed {
+			f.opts.Batcher.written(key, pending)
 			return nil
 		}
 		for k, v := range entries {
@@ -241,6 +253,7 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		case err == nil:
 			li := &loadedIndex{entries: entries, etag: info.ETag, size: len(body)}
 			f.opts.IndexCache.put(key, li)
+			f.opts.Batcher.written(key, pending)
 			f.mu.Lock()
 			f.indexes[folder] = li
 			f.mu.Unlock()
@@ -283,6 +296,20 @@ type cachedIndex struct {
 // ttl.
 func NewIndexCache(ttl time.Duration, maxBytes int) *IndexCache {
 	return &IndexCache{TTL: ttl, MaxBytes: maxBytes, items: make(map[string]cachedIndex), gens: make(map[string]uint64)}
+}
+
+// entriesOf returns the number of entries of the cached copy of key's
+// index, however old (0 if none): the size the batcher sizes its writes by.
+func (c *IndexCache) entriesOf(key string) int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if it, ok := c.items[key]; ok {
+		return len(it.li.entries)
+	}
+	return 0
 }
 
 func (c *IndexCache) get(key, listedETag string, listed bool) (*loadedIndex, bool) {
@@ -427,7 +454,7 @@ func (f *FS) LoadMeta(ctx context.Context, fi *FileInfo, name string) error {
 	if err != nil {
 		return pathError("stat", name, err)
 	}
-	e, ok := li.entries[entry]
+	e, ok := f.indexEntry(parent, li, entry)
 	fi.applyMeta(e, ok)
 	return nil
 }
@@ -439,7 +466,7 @@ func (f *FS) entryOf(ctx context.Context, fi *FileInfo, name string) (metaEntry,
 	if err != nil {
 		return metaEntry{}, err
 	}
-	e, ok := li.entries[entry]
+	e, ok := f.indexEntry(parent, li, entry)
 	if !ok || (!fi.dir && e.ETag != fi.etag) {
 		return metaEntry{}, nil
 	}
@@ -473,7 +500,7 @@ func (f *FS) setEntry(ctx context.Context, name string, dir bool, e metaEntry) e
 func (f *FS) dropEntry(ctx context.Context, name string, dir bool) error {
 	parent, entry := entryName(Clean(name), dir)
 	if li, ok := f.opts.IndexCache.get(f.dirPrefix(parent)+indexName, "", false); ok {
-		if _, has := li.entries[entry]; !has {
+		if _, has := f.indexEntry(parent, li, entry); !has {
 			return nil
 		}
 	}

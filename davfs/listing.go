@@ -26,15 +26,16 @@ import (
 // the files whose names begin the current key need remembering (a stack
 // no deeper than a name is long).
 type Listing struct {
-	fs     *FS
-	name   string
-	prefix string
-	next   func() (s3vfs.Page, error, bool)
-	stop   func()
-	first  s3vfs.Page
-	index  map[string]metaEntry // the folder's index entries (kept times, dead properties)
-	start  uint64               // DirCache clock when the listing began
-	at     time.Time
+	fs      *FS
+	name    string
+	prefix  string
+	next    func() (s3vfs.Page, error, bool)
+	stop    func()
+	first   s3vfs.Page
+	index   map[string]metaEntry    // the folder's index entries (kept times, dead properties)
+	pending map[string]pendingEntry // uploads' entries not written yet (IndexBatcher)
+	start   uint64                  // DirCache clock when the listing began
+	at      time.Time
 
 	open   []string    // emitted file names that begin the current key (the file wins)
 	count  int         // entries yielded
@@ -70,7 +71,13 @@ func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*Fil
 		}()
 	}
 	l.next, l.stop = iter.Pull2(f.store.ListPages(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", Prefetch: true}))
-	first, err, _ := l.next()
+	first, err, ok := l.next()
+	for ok && err == nil && len(first.Entries) == 0 && !first.Last {
+		first, err, ok = l.next() // S3 may send empty pages before the keys
+	}
+	if !ok && err == nil {
+		err = errListingEnded
+	}
 	wg.Wait()
 	switch {
 	case headErr == nil:
@@ -130,8 +137,12 @@ func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*Fil
 	if li != nil {
 		l.index = li.entries
 	}
+	l.pending = f.opts.Batcher.snapshot(idxKey)
 	return dir, l, nil
 }
+
+// errListingEnded: the page iterator stopped without a last page.
+var errListingEnded = errors.New("davfs: the listing ended before its last page")
 
 func entryKey(e s3vfs.Entry) string {
 	if e.Object != nil {
@@ -181,6 +192,7 @@ func (l *Listing) Entries() iter.Seq2[*FileInfo, error] {
 			page, err, ok = l.next()
 			switch {
 			case !ok:
+				yield(nil, pathError("readdir", l.name, errListingEnded))
 				return
 			case err != nil:
 				yield(nil, pathError("readdir", l.name, l.fs.note(err)))
@@ -228,16 +240,23 @@ func (l *Listing) entry(e s3vfs.Entry) *FileInfo {
 			return nil // the file wins
 		}
 		fi = &FileInfo{name: child, dir: true, key: e.Prefix, modTime: f.now}
-		ie, ok := l.index[child+"/"]
-		fi.applyMeta(ie, ok)
+		fi.applyMeta(l.meta(child + "/"))
 	} else {
 		l.open = append(l.open, child)
 		fi = fileInfoFromObject(child, *e.Object)
-		ie, ok := l.index[child]
-		fi.applyMeta(ie, ok)
+		fi.applyMeta(l.meta(child))
 	}
 	l.seen(fi, "")
 	return fi
+}
+
+// meta is an entry's index entry, a pending upload's over the written one.
+func (l *Listing) meta(name string) (metaEntry, bool) {
+	e, ok := l.index[name]
+	if p, pending := l.pending[name]; pending {
+		return p.over(e, ok), true
+	}
+	return e, ok
 }
 
 // seen collects a shown entry (or an opaque name) for the DirCache while

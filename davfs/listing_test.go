@@ -1,6 +1,10 @@
 package davfs
 
 import (
+	"context"
+	"errors"
+	"iter"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -56,5 +60,72 @@ func TestListingShowsWhatReadDirWould(t *testing.T) {
 	}
 	if !slices.Contains(l.opaque, ".DS_Store") || !slices.Contains(l.opaque, "c/") {
 		t.Errorf("opaque names %q lack the hidden and the invalid name", l.opaque)
+	}
+}
+
+// pagesStore is a Store whose listings are the given pages (every other
+// method is unused by these tests).
+type pagesStore struct {
+	Store
+	pages []s3vfs.Page
+}
+
+func (s pagesStore) ListPages(context.Context, s3vfs.ListOptions) iter.Seq2[s3vfs.Page, error] {
+	return func(yield func(s3vfs.Page, error) bool) {
+		for _, p := range s.pages {
+			if !yield(p, nil) {
+				return
+			}
+		}
+	}
+}
+
+// TestListingSkipsEmptyPagesAndNeverEndsEarly: S3 may send empty pages
+// before the keys (the folder still exists and lists whole), and a page
+// iterator that stops before its last page is an error, never the end.
+func TestListingSkipsEmptyPagesAndNeverEndsEarly(t *testing.T) {
+	obj := func(key string) s3vfs.Entry {
+		return s3vfs.Entry{Object: &s3vfs.ObjectInfo{Key: key, ETag: `"e"`, Size: 1}}
+	}
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	f := New(pagesStore{pages: []s3vfs.Page{{}, {}, {Entries: []s3vfs.Entry{obj("r/d/a")}}, {Entries: []s3vfs.Entry{obj("r/d/b")}, Last: true}}}, "r/", Options{})
+	fi, l, err := f.OpenListing(ctx, "/d", true)
+	if err != nil || l == nil || !fi.IsDir() {
+		t.Fatalf("OpenListing after empty pages: %v, %v, %v", fi, l, err)
+	}
+	var names []string
+	for e, err := range l.Entries() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, e.Name())
+	}
+	l.Close()
+	if !slices.Equal(names, []string{"a", "b"}) {
+		t.Fatalf("listed %q", names)
+	}
+
+	f = New(pagesStore{pages: []s3vfs.Page{{Entries: []s3vfs.Entry{obj("r/d/a")}}}}, "r/", Options{})
+	_, l, err = f.OpenListing(ctx, "/d", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last error
+	for _, err := range l.Entries() {
+		last = err
+	}
+	l.Close()
+	if !errors.Is(last, errListingEnded) {
+		t.Fatalf("a listing cut before its last page ended with %v", last)
+	}
+
+	f = New(pagesStore{pages: []s3vfs.Page{{}, {}}}, "r/", Options{})
+	if _, _, err := f.OpenListing(ctx, "/d", true); !errors.Is(err, errListingEnded) {
+		t.Fatalf("only empty pages, none last: %v", err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("%d goroutines before, %d after", before, after)
 	}
 }

@@ -178,20 +178,22 @@ func (w *Writer) Commit() (*FileInfo, error) {
 		if w.prev != nil {
 			prevETag = w.prev.etag
 		}
-		e := metaEntry{ETag: fi.etag, MTime: w.mtime.UnixNano()}
+		p := pendingEntry{e: metaEntry{ETag: fi.etag, MTime: w.mtime.UnixNano()}, prevETag: prevETag}
 		parent, entry := entryName(w.name, false)
-		err := w.fs.updateIndex(w.ctx, parent, func(m map[string]metaEntry) bool {
-			if cur, ok := m[entry]; ok && (cur.ETag == prevETag || cur.ETag == fi.etag) {
-				e.Props = cur.Props // dead properties stay with the resource
-			}
-			if cur, ok := m[entry]; ok && cur == e {
-				return false
-			}
-			m[entry] = e
-			return true
-		})
+		var err error
+		if !w.fs.opts.Batcher.add(w.fs, parent, entry, p) { // else written with the next batch
+			err = w.fs.updateIndex(w.ctx, parent, func(m map[string]metaEntry) bool {
+				cur, ok := m[entry]
+				e := p.over(cur, ok) // dead properties stay with the resource
+				if ok && cur == e {
+					return false
+				}
+				m[entry] = e
+				return true
+			})
+		}
 		if err == nil {
-			fi.applyMeta(e, true)
+			fi.applyMeta(p.e, true)
 			w.mtimeKept = true
 		} else {
 			w.fs.warn(fmt.Errorf("keeping the modification time of %s: %w", w.name, err))

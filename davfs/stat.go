@@ -199,7 +199,7 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		return nil, nil, pathError("open", name, liErr)
 	}
 	fi := f.foundFile(name, info)
-	e, ok := li.entries[entry]
+	e, ok := f.indexEntry(parent, li, entry)
 	fi.applyMeta(e, ok)
 	if rd == nil {
 		rd = f.store.NewReader(ctx, fi.key, fi.Object())

@@ -12,6 +12,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -37,6 +38,7 @@ type Gateway struct {
 	indexes *davfs.IndexLocks
 	icache  *davfs.IndexCache
 	dcache  *davfs.DirCache
+	batcher *davfs.IndexBatcher
 	quota   *quotaTracker // nil without a quota
 	// The uploads of each user and each client address, with their
 	// memory shares.
@@ -102,7 +104,12 @@ func New(opts Options) (*Gateway, error) {
 	if opts.QuotaBytes > 0 {
 		quota = newQuotaTracker(opts.QuotaBytes, opts.Store, logger)
 	}
+	batcher := davfs.NewIndexBatcher()
+	batcher.OnError = func(err error) {
+		logger.LogAttrs(context.Background(), slog.LevelWarn, "index", slog.String("error", err.Error()))
+	}
 	return &Gateway{
+		batcher:     batcher,
 		userUploads: userUploads,
 		addrUploads: addrUploads,
 		quota:       quota,
@@ -119,6 +126,17 @@ func New(opts Options) (*Gateway, error) {
 		locks:   locks,
 		log:     logger,
 	}, nil
+}
+
+// Close writes what the gateway still holds for S3 (the kept times of
+// recent uploads, see davfs.IndexBatcher); call it once requests are done.
+func (g *Gateway) Close(ctx context.Context) error {
+	return g.batcher.Close(ctx)
+}
+
+// WritePending writes at once what Close would write, and keeps serving.
+func (g *Gateway) WritePending(ctx context.Context) error {
+	return g.batcher.WriteUnder(ctx, "")
 }
 
 // davName maps a URL path to a clean name in the WebDAV namespace. ok is
@@ -252,6 +270,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			IndexLocks: g.indexes,
 			IndexCache: g.icache,
 			DirCache:   g.dcache,
+			Batcher:    g.batcher,
 		}),
 		locks: g.locks.ForRoot(root),
 		root:  root,

@@ -319,8 +319,14 @@ func (m *multistatus) response(href string, pstats []webdav.Propstat) error {
 // DAV:, a default namespace declaration for any other.
 func writeProp(b *bufio.Writer, p webdav.Property) {
 	open := p.XMLName.Local
+	if strings.Contains(open, ":") {
+		return // no XML can name it (a stored name with an unbound prefix)
+	}
 	b.WriteByte('<')
 	switch p.XMLName.Space {
+	case xmlNamespace: // bound to "xml:" and never declared
+		open = "xml:" + open
+		b.WriteString(open)
 	case "DAV:":
 		open = "D:" + open
 		b.WriteString(open)
@@ -341,6 +347,8 @@ func writeProp(b *bufio.Writer, p webdav.Property) {
 	b.Write(p.InnerXML)
 	b.WriteString("</" + open + ">")
 }
+
+const xmlNamespace = "http://www.w3.org/XML/1998/namespace"
 
 func writeEscaped(w io.Writer, s string) { _ = xml.EscapeText(w, []byte(s)) }
 

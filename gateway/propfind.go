@@ -108,6 +108,7 @@ func (rq *request) propfind() {
 		if rq.w.err == nil {
 			rq.w.err = err
 		}
+		rq.w.aborted = true
 		panic(http.ErrAbortHandler) // cut the answer: never a partial listing that looks whole
 	}
 }

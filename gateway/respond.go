@@ -32,6 +32,7 @@ type recorder struct {
 	start   time.Time
 	s3calls *atomic.Int64
 	body    *bodyReader // the request body; nil when it has none
+	aborted bool        // the answer was cut after its status went out
 	meterNotes
 }
 
@@ -207,7 +208,13 @@ func (g *Gateway) finish(rec *recorder, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	g.opts.Metrics.finished(rec, r.Method, status)
+	if rec.aborted {
+		// The client saw the status, then a cut connection: a failure of
+		// the gateway's, counted and logged as one.
+		g.opts.Metrics.finished(rec, r.Method, http.StatusBadGateway)
+	} else {
+		g.opts.Metrics.finished(rec, r.Method, status)
+	}
 	attrs := []slog.Attr{
 		slog.String("id", rec.id),
 		slog.String("user", rec.user),
@@ -228,6 +235,10 @@ func (g *Gateway) finish(rec *recorder, r *http.Request) {
 		if status >= 500 {
 			level = slog.LevelError
 		}
+	}
+	if rec.aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+		level = slog.LevelError
 	}
 	g.log.LogAttrs(r.Context(), level, "request", attrs...)
 }

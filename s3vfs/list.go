@@ -97,8 +97,13 @@ func (s *Store) ListPages(ctx context.Context, opts ListOptions) iter.Seq2[Page,
 			page := Page{Entries: mergePage(out.Contents, out.CommonPrefixes)}
 			seen += len(page.Entries)
 			next := aws.ToString(out.NextContinuationToken)
-			page.Last = !aws.ToBool(out.IsTruncated) || next == "" || next == aws.ToString(in.ContinuationToken) ||
-				(opts.Limit > 0 && seen >= opts.Limit)
+			page.Last = !aws.ToBool(out.IsTruncated) || (opts.Limit > 0 && seen >= opts.Limit)
+			if !page.Last && (next == "" || next == aws.ToString(in.ContinuationToken)) {
+				// Taking this for the end would answer part of a folder
+				// as all of it.
+				yield(Page{}, fmt.Errorf("list %q: a truncated page without a new continuation token: %w", opts.Prefix, ErrUnavailable))
+				return
+			}
 			if !page.Last {
 				in.ContinuationToken = &next
 				in.MaxKeys = size()

@@ -69,6 +69,9 @@ func BenchmarkCompare(b *testing.B) {
 		rows = append(rows, benchHugeListing(b, e, direct, root)...)
 	}
 	out := renderBench(rows, rcloneBin)
+	// Kept times at scale (issue 8): rclone 1.76 fills one folder with
+	// 10,000 files, as users run it.
+	out += "\n## Kept times at scale\n\n" + benchRcloneFill(b, e, rcloneBin, 10000, "") + ".\n"
 	report(b, "%s", out)
 	if path := os.Getenv("DAVGW_BENCH_OUT"); path != "" {
 		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
@@ -283,22 +286,7 @@ func benchPropfind(b *testing.B, e *davEnv, direct *s3.Client, rcloneBin, root s
 	list := func(sys, url string) (total, ttfb time.Duration) {
 		start := time.Now()
 		if sys == "direct" {
-			p := s3.NewListObjectsV2Paginator(direct, &s3.ListObjectsV2Input{Bucket: &e.b.bucket, Prefix: aws.String(root + dir), Delimiter: aws.String("/")})
-			count := 0
-			for p.HasMorePages() {
-				page, err := p.NextPage(ctx)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if ttfb == 0 {
-					ttfb = time.Since(start)
-				}
-				count += len(page.Contents)
-			}
-			if count != n {
-				b.Fatalf("direct listing: %d objects, want %d", count, n)
-			}
-			return time.Since(start), ttfb
+			return directList(b, direct, e.b.bucket, root+dir, n)
 		}
 		req, _ := http.NewRequestWithContext(ctx, "PROPFIND", url, nil)
 		req.Header.Set("Depth", "1")
@@ -632,24 +620,9 @@ func benchHugeListing(b *testing.B, e *davEnv, direct *s3.Client, root string) [
 	growth := newRow("PROPFIND Depth 1 of 1,000,000 objects, RSS growth of the process", "MiB", false)
 	ctx := context.Background()
 
-	start := time.Now()
 	mark := e.b.proxy.Mark()
-	p := s3.NewListObjectsV2Paginator(direct, &s3.ListObjectsV2Input{Bucket: &e.b.bucket, Prefix: aws.String(root + dir), Delimiter: aws.String("/")})
-	count, ttfb := 0, time.Duration(0)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if ttfb == 0 {
-			ttfb = time.Since(start)
-		}
-		count += len(page.Contents)
-	}
-	if count != n {
-		b.Fatalf("direct listing: %d objects, want %d", count, n)
-	}
-	total.samples["direct"] = []float64{time.Since(start).Seconds()}
+	took, ttfb := directList(b, direct, e.b.bucket, root+dir, n)
+	total.samples["direct"] = []float64{took.Seconds()}
 	first.samples["direct"] = []float64{ttfb.Seconds()}
 	total.reqs["direct"] = float64(len(e.b.proxy.SinceUnder(mark, root)))
 
@@ -672,7 +645,7 @@ func benchHugeListing(b *testing.B, e *davEnv, direct *s3.Client, root string) [
 		}
 	})
 	mark = e.b.proxy.Mark()
-	start = time.Now()
+	start := time.Now()
 	req, _ := http.NewRequestWithContext(ctx, "PROPFIND", baseURL(e, nil, root, "davgw")+dir, nil)
 	req.Header.Set("Depth", "1")
 	req.SetBasicAuth("alice", testUsers["alice"])
@@ -688,7 +661,7 @@ func benchHugeListing(b *testing.B, e *davEnv, direct *s3.Client, root string) [
 	responses := &patternCounter{pat: []byte("</D:response>")}
 	_, err = io.Copy(responses, br)
 	resp.Body.Close()
-	took := time.Since(start)
+	took = time.Since(start)
 	close(stop)
 	sampling.Wait()
 	if err != nil || resp.StatusCode != http.StatusMultiStatus {
@@ -737,4 +710,26 @@ func (c *patternCounter) Write(p []byte) (int, error) {
 	keep := min(len(buf), len(c.pat)-1)
 	c.tail = append(c.tail[:0], buf[len(buf)-keep:]...)
 	return len(p), nil
+}
+
+// directList lists prefix (one level) with the SDK's paginator and checks
+// it holds want objects: the time it took and the time to the first page.
+func directList(b *testing.B, direct *s3.Client, bucket, prefix string, want int) (total, firstPage time.Duration) {
+	start := time.Now()
+	p := s3.NewListObjectsV2Paginator(direct, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String(prefix), Delimiter: aws.String("/")})
+	count := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if firstPage == 0 {
+			firstPage = time.Since(start)
+		}
+		count += len(page.Contents)
+	}
+	if count != want {
+		b.Fatalf("direct listing: %d objects, want %d", count, want)
+	}
+	return time.Since(start), firstPage
 }

@@ -71,6 +71,7 @@ type davEnv struct {
 	srv   *httptest.Server
 	URL   string // http://127.0.0.1:PORT
 	store *s3vfs.Store
+	gw    *gateway.Gateway
 }
 
 var (
@@ -136,7 +137,7 @@ func newDavEnv(a auth.Authenticator, b *backend, endpoint string, partSize int64
 		return nil, err
 	}
 	srv := httptest.NewServer(gw)
-	return &davEnv{b: b, srv: srv, URL: srv.URL, store: store}, nil
+	return &davEnv{b: b, srv: srv, URL: srv.URL, store: store, gw: gw}, nil
 }
 
 // reply is a WebDAV answer, read whole.

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -79,19 +80,34 @@ func TestKeptTimesIndex(t *testing.T) {
 				t.Errorf("the new folder inherited colour %q", got)
 			}
 		})
-		t.Run("a failed index write does not fail the upload and takes back X-OC-Mtime: accepted", func(t *testing.T) {
+		t.Run("a failed index write fails no upload, and once known takes back X-OC-Mtime: accepted", func(t *testing.T) {
 			keyPrefix, dir := e.caseDir(t)
-			e.fault(t, slowDown, func(c s3Call) bool {
+			e.fault(t, accessDenied, func(c s3Call) bool {
 				return c.Op() == "PutObject" && c.Key == keyPrefix+".davgw-index.json"
 			})
+			// The first upload's time waits in the batch: accepted, and
+			// shown by this gateway until the batch write fails.
 			r := e.alice(t, http.MethodPut, dir+"f.txt", map[string]string{"X-OC-Mtime": "1700000000"}, []byte("f"))
 			expect(t, "PUT while the index cannot be written", r, http.StatusCreated)
+			if h, l := lastModified(t, e, dir+"f.txt"), listed(t, e, dir, "f.txt"); h != kept || l != kept {
+				t.Errorf("while pending: HEAD says %q, the listing %q, want %s", h, l, kept)
+			}
+			if err := e.gw.WritePending(context.Background()); err == nil {
+				t.Error("writing the pending kept times reported no error although S3 refused the index")
+			}
+			// Given up: GET/HEAD and the listing agree (both S3's time), so
+			// rclone sees one time and sets it again later.
+			if h, l := lastModified(t, e, dir+"f.txt"), listed(t, e, dir, "f.txt"); h != l || h == kept {
+				t.Errorf("after the failed write: HEAD says %q, the listing %q", h, l)
+			}
+			// The failure is known now: the next upload tries itself and
+			// answers honestly.
+			r = e.alice(t, http.MethodPut, dir+"g.txt", map[string]string{"X-OC-Mtime": "1700000000"}, []byte("g"))
+			expect(t, "second PUT while the index cannot be written", r, http.StatusCreated)
 			if r.Header.Get("X-OC-Mtime") == "accepted" {
 				t.Error("X-OC-Mtime: accepted although the time was not kept")
 			}
-			// GET/HEAD and the listing agree (both S3's time), so rclone
-			// sees one time and sets it again later.
-			if h, l := lastModified(t, e, dir+"f.txt"), listed(t, e, dir, "f.txt"); h != l {
+			if h, l := lastModified(t, e, dir+"g.txt"), listed(t, e, dir, "g.txt"); h != l || h == kept {
 				t.Errorf("HEAD says %q, the listing %q", h, l)
 			}
 			expect(t, "DELETE while the index cannot be written", e.alice(t, http.MethodDelete, dir+"f.txt", nil, nil), http.StatusNoContent)
@@ -123,5 +139,32 @@ func TestQuotaCountsCopies(t *testing.T) {
 	}
 	for _, n := range []string{"a", "b"} {
 		expect(t, "clean up", e.do(t, req{Method: http.MethodDelete, Path: "/dav/copyq-" + n + ".bin", User: "quota"}), http.StatusNoContent)
+	}
+}
+
+// TestPendingKeptTimesAreWrittenOnShutdown: an upload's kept time waits in
+// the gateway's batch (at least 250 ms); SIGTERM right after the upload
+// still writes it to the folder's index before the process exits.
+func TestPendingKeptTimesAreWrittenOnShutdown(t *testing.T) {
+	const pw = "pw-kim-shutdown-1"
+	g := serveBinary(t, 1024, "", "", map[string]string{"kim": pw})
+	slug := "shutdown-" + randHex(4)
+	if st, body := g.do(t, "MKCOL", "/dav/"+slug+"/", "kim", pw, nil); st != http.StatusCreated {
+		t.Fatalf("MKCOL: %d %s", st, body)
+	}
+	st, _ := g.do(t, http.MethodPut, "/dav/"+slug+"/f.txt", "kim", pw, []byte("kept"), "X-OC-Mtime", "1700000000")
+	if st != http.StatusCreated {
+		t.Fatalf("PUT with X-OC-Mtime: %d", st)
+	}
+	g.p.stop(30 * time.Second)
+	if g.p.err != nil {
+		t.Fatalf("the gateway did not exit cleanly on SIGTERM: %v\n%s", g.p.err, g.p.log.String())
+	}
+	idx, ok := getEnv(t, "versitygw").getS3(t, "users/kim/"+slug+"/.davgw-index.json")
+	if !ok {
+		t.Fatalf("no index after a graceful stop: the pending kept time was lost\n%s", g.p.log.String())
+	}
+	if !strings.Contains(string(idx), `"f.txt"`) || !strings.Contains(string(idx), "1700000000000000000") {
+		t.Fatalf("the index after a graceful stop lacks f.txt's kept time: %s", idx)
 	}
 }

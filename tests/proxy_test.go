@@ -22,6 +22,7 @@ type s3Call struct {
 	Query      url.Values
 	CopySource string // x-amz-copy-source, for CopyObject / UploadPartCopy
 	Range      string // Range header of a GET
+	Size       int64  // the request body's Content-Length (-1 unknown)
 	Status     int    // 0 while the call is in flight
 }
 
@@ -316,6 +317,7 @@ func (p *countingProxy) record(r *http.Request) int {
 		Query:      r.URL.Query(),
 		CopySource: r.Header.Get("X-Amz-Copy-Source"),
 		Range:      r.Header.Get("Range"),
+		Size:       r.ContentLength,
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

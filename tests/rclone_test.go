@@ -74,11 +74,12 @@ func TestRclone(t *testing.T) {
 // rcloneRunner runs rclone with the remote "dav:" configured by
 // environment variables only (RCLONE_CONFIG points to an empty file).
 type rcloneRunner struct {
-	bin string
-	env []string
+	bin     string
+	env     []string
+	timeout time.Duration // per rclone command; 0 = 3 minutes
 }
 
-func newRcloneRunner(t *testing.T, bin, url, vendor string) *rcloneRunner {
+func newRcloneRunner(t testing.TB, bin, url, vendor string) *rcloneRunner {
 	t.Helper()
 	out, err := exec.Command(bin, "obscure", testUsers["alice"]).Output()
 	if err != nil {
@@ -112,7 +113,7 @@ func newRcloneRunner(t *testing.T, bin, url, vendor string) *rcloneRunner {
 
 // run executes rclone with args and returns its combined output; it fails
 // the test if rclone fails.
-func (r *rcloneRunner) run(t *testing.T, args ...string) string {
+func (r *rcloneRunner) run(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := r.try(args...)
 	if err != nil {
@@ -122,7 +123,11 @@ func (r *rcloneRunner) run(t *testing.T, args ...string) string {
 }
 
 func (r *rcloneRunner) try(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	timeout := r.timeout
+	if timeout == 0 {
+		timeout = 3 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, r.bin, append([]string{"-v", "--retries", "1", "--low-level-retries", "2"}, args...)...)
 	cmd.Env = r.env
@@ -255,6 +260,9 @@ func runRcloneScenario(t *testing.T, e *davEnv, bin, shared, vendor string, mtim
 		first := countRclone(rc.run(t, "sync", src, "dav:"))
 		if first.copied != 2 || first.deleted != 1 {
 			t.Errorf("the first sync copied %d and deleted %d, want 2 and 1", first.copied, first.deleted)
+		}
+		if err := e.gw.WritePending(context.Background()); err != nil { // the first sync's kept times
+			t.Fatal(err)
 		}
 		mark := e.b.proxy.Mark()
 		out := rc.run(t, "sync", src, "dav:")

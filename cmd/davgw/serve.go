@@ -142,7 +142,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if s.adminLn != nil {
 		defer serveAdmin(ctx, s.adminLn, gw.AdminHandler(), log)()
 	}
-	return listenAndServe(ctx, s, gw, log)
+	code = listenAndServe(ctx, s, gw, log)
+	// Requests are done: write the kept times still pending.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := gw.Close(cctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	return code
 }
 
 // listenAndServe serves until ctx ends (SIGINT/SIGTERM), then shuts down
