@@ -28,17 +28,20 @@ import (
 // plus their IndexCache's TTL). A gateway that stops gracefully writes
 // what is pending (Close); one that crashes loses the kept times of the
 // uploads of the last seconds (the files are stored, show S3's time, and
-// keep the time in their "mtime" metadata).
+// keep the time in their "mtime" metadata). Deleting or overwriting a
+// folder drops its pending entries first (DropUnder): a batch written
+// later must not bring a deleted folder back with its index.
 type IndexBatcher struct {
-	// OnError reports pending entries given up on (a store that keeps
-	// refusing the index write, an index that is full).
+	// OnError reports pending entries given up on (a store that refuses
+	// the index write, an index that is full) and what went wrong without
+	// failing a batch.
 	OnError func(error)
 
 	mu      sync.Mutex
-	folders map[string]*batch // by index key
+	folders map[string]*batch    // by index key
+	failing map[string]time.Time // index keys whose last batch write failed: their uploads write themselves
 	total   int
 	seq     uint64
-	failing map[string]time.Time // index keys whose last batch write failed, and when
 	closed  bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
@@ -52,10 +55,10 @@ const (
 	maxBatchDelay     = 30 * time.Second
 	batchDelayPerItem = 4 * time.Millisecond
 	minBatchTrigger   = 64 // pending entries that always justify a write
-	// failingFor: after a batch write of a folder failed, its uploads
-	// write their entries themselves for this long, so that an index that
-	// cannot be written is answered honestly (no X-OC-Mtime: accepted).
-	failingFor = time.Minute
+	// batchedIndexMax: an index larger than this (three quarters of what
+	// an index may grow to) takes no more batched entries, so that an
+	// upload that cannot be kept is told so (no X-OC-Mtime: accepted).
+	batchedIndexMax = maxIndexWrite / 4 * 3
 )
 
 // NewIndexBatcher returns a batcher; share one among all requests.
@@ -64,7 +67,9 @@ func NewIndexBatcher() *IndexBatcher {
 }
 
 type batch struct {
-	fs      *FS // the store, root and options to write through
+	store   Store // where, and how, to write (not the request's FS: its caches stay with it)
+	root    string
+	opts    Options
 	folder  string
 	entries map[string]pendingEntry
 	kick    chan struct{} // write now
@@ -82,6 +87,7 @@ func (bt *batch) due(indexEntries int) bool {
 type pendingEntry struct {
 	e        metaEntry
 	prevETag string
+	key      string // the object's key
 	seq      uint64
 }
 
@@ -98,31 +104,43 @@ func batchDelay(indexEntries int) time.Duration {
 	return min(max(time.Duration(indexEntries)*batchDelayPerItem, minBatchDelay), maxBatchDelay)
 }
 
-// add queues an upload's entry; false means the batcher is full or closed
-// and the caller writes the entry itself.
+// add queues an upload's entry; false means the caller writes the entry
+// itself: the batcher is full or closed, or the folder's index failed its
+// last batch write or is near its size limit (the caller's own write then
+// answers honestly whether the time was kept).
 func (b *IndexBatcher) add(f *FS, folder, name string, p pendingEntry) bool {
 	if b == nil {
 		return false
 	}
 	key := f.dirPrefix(folder) + indexName
+	if li, ok := f.opts.IndexCache.peek(key); ok && (li.unwritable || li.size > batchedIndexMax) {
+		return false
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	bt := b.folders[key]
-	if at, ok := b.failing[key]; ok && time.Since(at) < failingFor {
+	if _, failed := b.failing[key]; failed {
 		return false
 	}
 	if b.closed || b.total >= maxPendingEntries || (bt == nil && len(b.folders) >= maxPendingFolders) {
 		return false
 	}
 	if bt == nil {
-		bt = &batch{fs: f, folder: folder, entries: map[string]pendingEntry{}, kick: make(chan struct{}, 1)}
+		bt = &batch{store: f.store, root: f.root, opts: f.opts, folder: folder,
+			entries: map[string]pendingEntry{}, kick: make(chan struct{}, 1)}
 		b.folders[key] = bt
 		b.wg.Add(1)
 		go b.run(key, bt)
 	}
 	b.seq++
 	p.seq = b.seq
-	if _, had := bt.entries[name]; !had {
+	if old, had := bt.entries[name]; had {
+		if old.e.ETag == p.prevETag {
+			// Replacing an upload whose entry is not written yet: its
+			// predecessor's properties still belong to the resource.
+			p.prevETag = old.prevETag
+		}
+	} else {
 		b.total++
 	}
 	bt.entries[name] = p
@@ -139,7 +157,7 @@ func (b *IndexBatcher) add(f *FS, folder, name string, p pendingEntry) bool {
 func (b *IndexBatcher) run(key string, bt *batch) {
 	defer b.wg.Done()
 	for {
-		n := bt.fs.opts.IndexCache.entriesOf(key)
+		n := bt.opts.IndexCache.entriesOf(key)
 		b.mu.Lock()
 		due := bt.due(n)
 		b.mu.Unlock()
@@ -173,15 +191,20 @@ func (b *IndexBatcher) run(key string, bt *batch) {
 }
 
 // write writes a batch's pending entries (updateIndex takes them all). On
-// failure (updateIndex retried already) the entries are given up: the
-// files are stored and show S3's time; the folder's next uploads write
-// their entries themselves for a while, answering honestly.
+// failure (updateIndex retried already) the entries it tried are given
+// up: the files are stored and show S3's time; the folder's next uploads
+// write their entries themselves until an index write there succeeds. A
+// write cut short by its context gives nothing up.
 func (b *IndexBatcher) write(ctx context.Context, key string, bt *batch) error {
 	b.mu.Lock()
 	bt.writing++
 	b.mu.Unlock()
-	f := New(bt.fs.store, bt.fs.root, bt.fs.opts)
-	err := f.updateIndex(ctx, bt.folder, func(map[string]metaEntry) bool { return false })
+	tried := b.snapshot(key)
+	f := New(bt.store, bt.root, bt.opts)
+	err := f.updateIndexWith(ctx, bt.folder, true, func(map[string]metaEntry) bool { return false })
+	for _, w := range f.Warnings() {
+		b.report(w)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	bt.writing--
@@ -189,13 +212,17 @@ func (b *IndexBatcher) write(ctx context.Context, key string, bt *batch) error {
 	case <-bt.kick: // a kick from before the write: due says again
 	default:
 	}
-	if err == nil {
-		delete(b.failing, key)
-		return nil
+	if err == nil || ctx.Err() != nil {
+		return err
 	}
-	lost := len(bt.entries)
-	b.total -= lost
-	clear(bt.entries)
+	lost := 0
+	for n, p := range tried {
+		if cur, ok := bt.entries[n]; ok && cur.seq == p.seq {
+			delete(bt.entries, n)
+			b.total--
+			lost++
+		}
+	}
 	if len(b.failing) >= maxPendingFolders {
 		clear(b.failing)
 	}
@@ -207,26 +234,72 @@ func (b *IndexBatcher) write(ctx context.Context, key string, bt *batch) error {
 	return err
 }
 
+func (b *IndexBatcher) report(err error) {
+	if err != nil && b.OnError != nil {
+		b.OnError(err)
+	}
+}
+
 // WriteUnder writes at once the pending entries of the indexes whose keys
 // start with prefix ("" = all): before a folder tree is copied from its
-// index objects, and for callers that must see S3 up to date.
+// index objects, and for callers that must see S3 up to date. The writes
+// outlive the caller's context (a client gone mid-COPY must not cost
+// other uploads their accepted times).
 func (b *IndexBatcher) WriteUnder(ctx context.Context, prefix string) error {
 	if b == nil {
 		return nil
 	}
-	b.mu.Lock()
-	todo := map[string]*batch{}
-	for key, bt := range b.folders {
-		if strings.HasPrefix(key, prefix) && len(bt.entries) > 0 {
-			todo[key] = bt
-		}
-	}
-	b.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	var errs []error
-	for key, bt := range todo {
+	for key, bt := range b.under(prefix) {
 		errs = append(errs, b.write(ctx, key, bt))
 	}
 	return errors.Join(errs...)
+}
+
+// DropUnder forgets the pending entries of the indexes whose keys start
+// with prefix, waiting (under each folder's index lock) for a batch write
+// of them that is under way: a folder about to be deleted or replaced
+// must not get its index back from a late batch.
+func (b *IndexBatcher) DropUnder(ctx context.Context, locks *IndexLocks, prefix string) error {
+	if b == nil {
+		return nil
+	}
+	for key, bt := range b.under(prefix) {
+		unlock, err := locks.lock(ctx, key)
+		if err != nil {
+			return err
+		}
+		b.mu.Lock()
+		b.total -= len(bt.entries)
+		clear(bt.entries)
+		b.mu.Unlock()
+		unlock()
+	}
+	return nil
+}
+
+// deletePrefix deletes the keys under prefix (a folder), after dropping
+// the pending kept times of the indexes there (see DropUnder).
+func (f *FS) deletePrefix(ctx context.Context, prefix string) error {
+	if err := f.opts.Batcher.DropUnder(ctx, f.opts.IndexLocks, prefix); err != nil {
+		return err
+	}
+	return f.store.DeletePrefix(ctx, prefix)
+}
+
+// under returns the batches with entries whose keys start with prefix.
+func (b *IndexBatcher) under(prefix string) map[string]*batch {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]*batch{}
+	for key, bt := range b.folders {
+		if strings.HasPrefix(key, prefix) && len(bt.entries) > 0 {
+			out[key] = bt
+		}
+	}
+	return out
 }
 
 // lookup returns a pending entry of the index at key.
@@ -262,14 +335,16 @@ func (b *IndexBatcher) snapshot(key string) map[string]pendingEntry {
 	return out
 }
 
-// written drops the pending entries an index write carried (those not
-// replaced meanwhile).
+// written records a successful write of the index at key: the pending
+// entries it carried (those not replaced meanwhile) are done, and the
+// folder takes batched entries again.
 func (b *IndexBatcher) written(key string, snap map[string]pendingEntry) {
-	if b == nil || len(snap) == 0 {
+	if b == nil {
 		return
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	delete(b.failing, key)
 	bt := b.folders[key]
 	if bt == nil {
 		return
@@ -318,12 +393,25 @@ func (b *IndexBatcher) Close(ctx context.Context) error {
 	}
 }
 
-// indexEntry is the entry of name in folder's index li, as this gateway
-// sees it (a pending upload's entry over the written one).
-func (f *FS) indexEntry(folder string, li *loadedIndex, name string) (metaEntry, bool) {
+// pendingRef is a pending entry looked up before its index was read, so
+// that a batch written in between shows in one or the other.
+type pendingRef struct {
+	p  pendingEntry
+	ok bool
+}
+
+// pendingFor looks up name's pending entry in folder's index.
+func (f *FS) pendingFor(folder, name string) pendingRef {
+	p, ok := f.opts.Batcher.lookup(f.dirPrefix(folder)+indexName, name)
+	return pendingRef{p, ok}
+}
+
+// entry is name's entry in li as this gateway sees it: the pending
+// upload's over the written one.
+func (r pendingRef) entry(li *loadedIndex, name string) (metaEntry, bool) {
 	e, ok := li.entries[name]
-	if p, pending := f.opts.Batcher.lookup(f.dirPrefix(folder)+indexName, name); pending {
-		return p.over(e, ok), true
+	if r.ok {
+		return r.p.over(e, ok), true
 	}
 	return e, ok
 }

@@ -104,7 +104,7 @@ func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstF
 	// copy first, then delete the folder.
 	obj, err := copyOnce()
 	if err == nil {
-		return obj, pathError("copy", dst, f.note(f.store.DeletePrefix(ctx, f.dirPrefix(dst))))
+		return obj, pathError("copy", dst, f.note(f.deletePrefix(ctx, f.dirPrefix(dst))))
 	}
 	if !errors.Is(err, s3vfs.ErrConflict) {
 		return obj, pathError("copy", dst, f.note(err))
@@ -132,7 +132,7 @@ func (f *FS) replaceDirWithFile(ctx context.Context, srcFi *FileInfo, dst string
 		defer cancel()
 		_ = f.store.Delete(cctx, []string{staged})
 	}()
-	if err := f.store.DeletePrefix(ctx, f.dirPrefix(dst)); err != nil {
+	if err := f.deletePrefix(ctx, f.dirPrefix(dst)); err != nil {
 		return s3vfs.ObjectInfo{}, err
 	}
 	return f.store.Copy(ctx, staged, obj, f.key(dst), s3vfs.CopyOptions{})
@@ -155,9 +155,14 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 	written := map[string]bool{dstPrefix: true}
 	if recursive {
 		// The tree's indexes are copied as objects: pending kept times go
-		// into them first.
+		// into them first. The destination's own pending entries are for
+		// objects the copy replaces or prunes: dropped, so that no late
+		// batch writes them over the copied indexes.
 		if err := f.opts.Batcher.WriteUnder(ctx, srcPrefix); err != nil {
 			f.warn(err)
+		}
+		if err := f.opts.Batcher.DropUnder(ctx, f.opts.IndexLocks, dstPrefix); err != nil {
+			return pathError("copy", dst, err)
 		}
 		var (
 			mu        sync.Mutex

@@ -39,6 +39,7 @@ type DirCache struct {
 	clock   uint64               // counts changes
 	marks   map[string]dirMark   // the last changes of each folder prefix
 	floor   uint64               // work begun before it may predate a forgotten mark
+	relists chan struct{}        // background listings under way (bounded)
 }
 
 type dirEntry struct {
@@ -49,7 +50,14 @@ type dirEntry struct {
 	unknown  map[string]struct{} // children changed since the listing
 	marker   bool                // the listing showed the folder's marker
 	recent   []recentWrite       // this gateway's last writes into the folder, oldest first
+	burst    int                 // writes into the folder, each within TTL of the one before
+	lastAt   time.Time           // the last of them
+	relistAt time.Time           // a background listing was claimed then
 }
+
+// busyWrites is how many writes in a row (each within TTL of the last)
+// make a folder busy enough to be listed whole in the background.
+const busyWrites = 4
 
 // recentWrite is a file this gateway wrote, at a clock value.
 type recentWrite struct {
@@ -93,8 +101,33 @@ func (e *dirEntry) holdsKeys() bool {
 // NewDirCache returns a cache trusting what it learned for ttl, with at
 // most maxEntries listed names in all.
 func NewDirCache(ttl time.Duration, maxEntries int) *DirCache {
-	return &DirCache{ttl: ttl, maxFolders: 4096, maxEntries: maxEntries,
+	return &DirCache{ttl: ttl, maxFolders: 4096, maxEntries: maxEntries, relists: make(chan struct{}, 2),
 		folders: make(map[string]*dirEntry), marks: make(map[string]dirMark)}
+}
+
+// claimRelist decides whether the folder at prefix should be listed whole
+// in the background now: it is known to exist, has no fresh complete
+// listing, took busyWrites writes in a row, and was not claimed within
+// TTL; and fewer than cap(relists) such listings run. release ends the
+// claim.
+func (c *DirCache) claimRelist(prefix string) (release func(), ok bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.folders[prefix]
+	now := time.Now()
+	if e == nil || e.burst < busyWrites || !c.fresh(e.seen, now) || c.fresh(e.listedAt, now) || c.fresh(e.relistAt, now) {
+		return nil, false
+	}
+	select {
+	case c.relists <- struct{}{}:
+	default:
+		return nil, false
+	}
+	e.relistAt = now
+	return func() { <-c.relists }, true
 }
 
 // keeps is how many names a listing may hold for the cache to keep it.
@@ -355,6 +388,12 @@ func (c *DirCache) wroteFile(prefix, name string, fi *FileInfo, start uint64) {
 		e.recent = e.recent[:maxRecent-1]
 	}
 	e.recent = append(e.recent, recentWrite{name: name, clock: c.clock})
+	if now := time.Now(); c.fresh(e.lastAt, now) {
+		e.burst++
+		e.lastAt = now
+	} else {
+		e.burst, e.lastAt = 1, now
+	}
 	if !removed {
 		e.seen = time.Now()
 	}

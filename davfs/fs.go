@@ -319,7 +319,7 @@ func (f *FS) RemoveAll(ctx context.Context, name string) error {
 		return err
 	}
 	if fi.dir {
-		err = f.store.DeletePrefix(ctx, f.dirPrefix(name))
+		err = f.deletePrefix(ctx, f.dirPrefix(name))
 	} else {
 		err = f.store.Delete(ctx, []string{f.key(name)})
 	}

@@ -191,6 +191,13 @@ var errIndexBusy = fmt.Errorf("davfs: the folder's index is being updated concur
 // (Options.IndexLocks), so conditional-write conflicts only come from other
 // gateways. mutate reports whether it changed anything.
 func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries map[string]metaEntry) bool) error {
+	return f.updateIndexWith(ctx, folder, false, mutate)
+}
+
+// updateIndexWith is updateIndex; batch (the IndexBatcher's own writes)
+// creates no index in a folder that is gone (it would bring the folder
+// back: a folder is a key prefix).
+func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, mutate func(entries map[string]metaEntry) bool) error {
 	folder = Clean(folder)
 	key := f.dirPrefix(folder) + indexName
 	unlock, err := f.opts.IndexLocks.lock(ctx, key)
@@ -198,7 +205,10 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		return err
 	}
 	defer unlock()
-	pending := f.opts.Batcher.snapshot(key) // written with this update
+	// The uploads' entries waiting in the batcher are written with this
+	// update: taken under the folder's lock, so no batch write of them is
+	// under way.
+	pending := f.opts.Batcher.snapshot(key)
 	for attempt := 0; attempt < 10; attempt++ {
 		if attempt > 0 {
 			select {
@@ -221,6 +231,9 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		changed := false
 		for n, p := range pending {
 			cur, ok := entries[n]
+			if ok && cur.ETag != p.prevETag && cur.ETag != p.e.ETag && !f.stillCurrent(ctx, p) {
+				continue // the object was replaced since (another gateway's entry, then): ours never applies
+			}
 			if e := p.over(cur, ok); !ok || e != cur {
 				entries[n], changed = e, true
 			}
@@ -239,11 +252,24 @@ func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries
 		}
 		body, _ := json.Marshal(folderIndex{Version: indexVersion, Entries: entries})
 		if len(body) > maxIndexWrite && len(entries) >= len(li.entries) {
+			if len(pending) > 0 && !batch {
+				pending = nil // this update alone (a DELETE, a smaller property) may still fit
+				attempt--
+				continue
+			}
 			return fmt.Errorf("index of %s: %d bytes: %w", folder, len(body), ErrIndexFull)
 		}
 		opts := s3vfs.WriteOptions{Size: int64(len(body)), ContentType: "application/json"}
 		if li.etag == "" {
 			opts.IfNoneMatch = "*"
+			if batch && folder != "/" {
+				if found, _, err := f.probeDir(ctx, f.dirPrefix(folder)); err != nil {
+					return f.note(err)
+				} else if !found {
+					f.opts.Batcher.written(key, pending) // the folder is gone, and its files with it
+					return nil
+				}
+			}
 		} else {
 			opts.IfMatch = li.etag
 		}
@@ -296,6 +322,17 @@ type cachedIndex struct {
 // ttl.
 func NewIndexCache(ttl time.Duration, maxBytes int) *IndexCache {
 	return &IndexCache{TTL: ttl, MaxBytes: maxBytes, items: make(map[string]cachedIndex), gens: make(map[string]uint64)}
+}
+
+// peek returns the cached copy of key's index, however old.
+func (c *IndexCache) peek(key string) (*loadedIndex, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	it, ok := c.items[key]
+	return it.li, ok
 }
 
 // entriesOf returns the number of entries of the cached copy of key's
@@ -450,11 +487,12 @@ func (f *FS) LoadMeta(ctx context.Context, fi *FileInfo, name string) error {
 		return nil
 	}
 	parent, entry := entryName(Clean(name), fi.dir)
+	pending := f.pendingFor(parent, entry)
 	li, err := f.loadIndex(ctx, parent, false)
 	if err != nil {
 		return pathError("stat", name, err)
 	}
-	e, ok := f.indexEntry(parent, li, entry)
+	e, ok := pending.entry(li, entry)
 	fi.applyMeta(e, ok)
 	return nil
 }
@@ -462,15 +500,25 @@ func (f *FS) LoadMeta(ctx context.Context, fi *FileInfo, name string) error {
 // entryOf returns the valid index entry of a resource (zero if none).
 func (f *FS) entryOf(ctx context.Context, fi *FileInfo, name string) (metaEntry, error) {
 	parent, entry := entryName(Clean(name), fi.dir)
+	pending := f.pendingFor(parent, entry)
 	li, err := f.loadIndex(ctx, parent, false)
 	if err != nil {
 		return metaEntry{}, err
 	}
-	e, ok := f.indexEntry(parent, li, entry)
+	e, ok := pending.entry(li, entry)
 	if !ok || (!fi.dir && e.ETag != fi.etag) {
 		return metaEntry{}, nil
 	}
 	return e, nil
+}
+
+// stillCurrent reports whether a pending upload's object still has the
+// ETag the upload gave it (one HEAD; only when the index holds an entry
+// for another version, written by another gateway or for an object
+// changed outside).
+func (f *FS) stillCurrent(ctx context.Context, p pendingEntry) bool {
+	info, err := f.store.Head(ctx, p.key)
+	return err == nil && info.ETag == p.e.ETag
 }
 
 // setEntry writes a resource's entry into its parent's index.
@@ -499,8 +547,9 @@ func (f *FS) setEntry(ctx context.Context, name string, dir bool, e metaEntry) e
 // GET.
 func (f *FS) dropEntry(ctx context.Context, name string, dir bool) error {
 	parent, entry := entryName(Clean(name), dir)
+	pending := f.pendingFor(parent, entry)
 	if li, ok := f.opts.IndexCache.get(f.dirPrefix(parent)+indexName, "", false); ok {
-		if _, has := f.indexEntry(parent, li, entry); !has {
+		if _, has := pending.entry(li, entry); !has {
 			return nil
 		}
 	}

@@ -115,6 +115,7 @@ func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*Fil
 	// past where the index would sort). Only a first page of names that all
 	// sort before ".davgw-" leaves it open: then it is read by name.
 	idxKey := prefix + indexName
+	l.pending = f.opts.Batcher.snapshot(idxKey) // before the index: a batch written in between shows in one
 	var li *loadedIndex
 	hasIndex, idxETag := false, ""
 	for _, e := range first.Entries {
@@ -137,7 +138,6 @@ func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*Fil
 	if li != nil {
 		l.index = li.entries
 	}
-	l.pending = f.opts.Batcher.snapshot(idxKey)
 	return dir, l, nil
 }
 

@@ -74,6 +74,7 @@ func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer,
 	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
 		return nil, err
 	}
+	f.relistBusyFolder(path.Dir(name))
 	fi, err := f.stat(ctx, name)
 	switch {
 	case err == nil && fi.dir:
@@ -178,7 +179,7 @@ func (w *Writer) Commit() (*FileInfo, error) {
 		if w.prev != nil {
 			prevETag = w.prev.etag
 		}
-		p := pendingEntry{e: metaEntry{ETag: fi.etag, MTime: w.mtime.UnixNano()}, prevETag: prevETag}
+		p := pendingEntry{e: metaEntry{ETag: fi.etag, MTime: w.mtime.UnixNano()}, prevETag: prevETag, key: fi.key}
 		parent, entry := entryName(w.name, false)
 		var err error
 		if !w.fs.opts.Batcher.add(w.fs, parent, entry, p) { // else written with the next batch

@@ -170,6 +170,7 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		readErr error
 	)
 	parent, entry = entryName(name, false)
+	pending := f.pendingFor(parent, entry)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -199,7 +200,7 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		return nil, nil, pathError("open", name, liErr)
 	}
 	fi := f.foundFile(name, info)
-	e, ok := f.indexEntry(parent, li, entry)
+	e, ok := pending.entry(li, entry)
 	fi.applyMeta(e, ok)
 	if rd == nil {
 		rd = f.store.NewReader(ctx, fi.key, fi.Object())
@@ -234,7 +235,7 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 			return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil
 		}
 		if fi, ok := f.cached(name); !ok || fi == nil || !fi.dir {
-			found, err := f.learnDir(ctx, name)
+			found, err := f.learnDir(ctx, name, learnLimit)
 			switch {
 			case err != nil:
 				return nil, pathError("stat", name, f.note(err))
@@ -260,10 +261,10 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 // for a few seconds (a PUT of a new name is then one PutObject).
 const learnLimit = 1000
 
-// learnDir lists up to learnLimit entries of a folder (found: it holds
+// learnDir lists up to limit entries of a folder (found: it holds
 // anything) and gives what it saw to the DirCache: the whole listing when
 // it is complete, else only that the folder exists. It reads no index.
-func (f *FS) learnDir(ctx context.Context, name string) (found bool, err error) {
+func (f *FS) learnDir(ctx context.Context, name string, limit int) (found bool, err error) {
 	prefix := f.dirPrefix(name)
 	start, at := f.opts.DirCache.begin(), time.Now()
 	var (
@@ -272,7 +273,7 @@ func (f *FS) learnDir(ctx context.Context, name string) (found bool, err error) 
 		marker bool
 		n      int
 	)
-	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", Limit: learnLimit}) {
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", Limit: limit}) {
 		if err != nil {
 			return false, err
 		}
@@ -296,12 +297,34 @@ func (f *FS) learnDir(ctx context.Context, name string) (found bool, err error) 
 		}
 	}
 	switch {
-	case found && n < learnLimit:
+	case found && n < limit:
 		f.opts.DirCache.listed(prefix, files, opaque, marker, start, at)
 	case found:
 		f.opts.DirCache.probed(prefix, start)
 	}
 	return found, nil
+}
+
+// relistBusyFolder starts, in the background, a whole listing of a folder
+// too large for learnDir that this gateway keeps writing into (a sync
+// filling it), at most once per DirCache TTL and folder and two at a time
+// gateway-wide: its PUTs then cost one PutObject each instead of a HEAD
+// and a LIST besides, for the price of ceil(N/1000) LISTs every few
+// seconds. A folder past what the DirCache keeps is not listed.
+func (f *FS) relistBusyFolder(name string) {
+	prefix := f.dirPrefix(name)
+	release, ok := f.opts.DirCache.claimRelist(prefix)
+	if !ok {
+		return
+	}
+	go func() {
+		defer release()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := f.learnDir(ctx, name, f.opts.DirCache.keeps()+1); err != nil {
+			f.warn(err)
+		}
+	}()
 }
 
 // LookupFresh is Lookup that never answers from a recent listing (the

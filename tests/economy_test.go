@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // indexKey is the per-folder index of kept times (davfs), read alongside a
@@ -163,6 +164,53 @@ func economyCases() []conformanceCase {
 
 func economyWriteCases() []conformanceCase {
 	return []conformanceCase{
+		{"PUTs into a busy folder of 1,500 objects nobody listed become one PutObject each once it is listed in the background", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putManyS3(t, keyPrefix, 1500) // more than one page: a PUT's own probe cannot learn it whole
+			mark := e.b.proxy.Mark()
+			var costs []int
+			put := func(i int) {
+				name := fmt.Sprintf("busy-%02d.txt", i)
+				m := e.b.proxy.Mark()
+				expect(t, "PUT "+name, e.alice(t, http.MethodPut, dir+name, nil, []byte("small")), http.StatusCreated)
+				n := 0
+				for _, c := range e.b.proxy.SinceUnder(m, keyPrefix) {
+					if c.Key == keyPrefix+name || c.Query.Get("prefix") == keyPrefix+name+"/" {
+						n++
+					}
+				}
+				costs = append(costs, n)
+			}
+			pages := func() (done int) {
+				for _, c := range e.b.proxy.SinceUnder(mark, keyPrefix) {
+					if c.Op() == "ListObjectsV2" && c.Query.Get("prefix") == keyPrefix && c.Status != 0 {
+						done++
+					}
+				}
+				return done
+			}
+			for i := range 5 { // the 5th write in a row finds the folder busy
+				put(i)
+			}
+			// The background listing: one page proved the folder, two list it.
+			deadline := time.Now().Add(20 * time.Second)
+			for pages() < 3 && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // its last page is being read into the cache
+			for i := 5; i < 15; i++ {
+				put(i)
+			}
+			report(t, "%s: 15 PUTs into a folder of 1,500 objects: S3 requests per PUT %v; %d listing pages of the folder", e.b.name, costs, pages())
+			for i, n := range costs[5:] {
+				if n != 1 {
+					t.Errorf("PUT %d cost %d S3 requests, want one PutObject once the folder is listed (all: %v)", 5+i, n, costs)
+				}
+			}
+			if got := pages(); got != 3 {
+				t.Errorf("%d listing pages of the folder for 15 PUTs, want 3 (one to prove it, two to list it once)", got)
+			}
+		}},
 		{"PUT of a small file into a listed folder is one PutObject, DELETE one DeleteObject, MOVE a copy and a delete", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"old.txt", []byte("old"), "text/plain")
