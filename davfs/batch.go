@@ -201,7 +201,8 @@ func (b *IndexBatcher) write(ctx context.Context, key string, bt *batch) error {
 	b.mu.Unlock()
 	tried := b.snapshot(key)
 	f := New(bt.store, bt.root, bt.opts)
-	err := f.updateIndexWith(ctx, bt.folder, true, func(map[string]metaEntry) bool { return false })
+	superseded := f.supersededEntries(ctx, bt.folder, tried) // before the lock: HEADs never hold it
+	err := f.updateIndexWith(ctx, bt.folder, true, superseded, func(map[string]metaEntry) bool { return false })
 	for _, w := range f.Warnings() {
 		b.report(w)
 	}

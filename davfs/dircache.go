@@ -50,13 +50,16 @@ type dirEntry struct {
 	unknown  map[string]struct{} // children changed since the listing
 	marker   bool                // the listing showed the folder's marker
 	recent   []recentWrite       // this gateway's last writes into the folder, oldest first
-	burst    int                 // writes into the folder, each within TTL of the one before
-	lastAt   time.Time           // the last of them
+	window   time.Time           // start of the current TTL window of writes
+	writes   int                 // this gateway's writes into the folder in that window
 	relistAt time.Time           // a background listing was claimed then
+	pages    int                 // pages the last background listing took
+	tooBig   time.Time           // a background listing found more names than the cache keeps
 }
 
-// busyWrites is how many writes in a row (each within TTL of the last)
-// make a folder busy enough to be listed whole in the background.
+// busyWrites is how many writes within one TTL make a folder busy enough
+// to be listed whole in the background (and at least twice the pages the
+// last such listing took: the listing must cost less than it saves).
 const busyWrites = 4
 
 // recentWrite is a file this gateway wrote, at a clock value.
@@ -107,9 +110,10 @@ func NewDirCache(ttl time.Duration, maxEntries int) *DirCache {
 
 // claimRelist decides whether the folder at prefix should be listed whole
 // in the background now: it is known to exist, has no fresh complete
-// listing, took busyWrites writes in a row, and was not claimed within
-// TTL; and fewer than cap(relists) such listings run. release ends the
-// claim.
+// listing, took at least busyWrites writes (and twice the pages of its
+// last such listing) within TTL, was not claimed within TTL, and was not
+// found too big for the cache in the last 10 TTLs; and fewer than
+// cap(relists) such listings run. release ends the claim.
 func (c *DirCache) claimRelist(prefix string) (release func(), ok bool) {
 	if c == nil {
 		return nil, false
@@ -118,7 +122,8 @@ func (c *DirCache) claimRelist(prefix string) (release func(), ok bool) {
 	defer c.mu.Unlock()
 	e := c.folders[prefix]
 	now := time.Now()
-	if e == nil || e.burst < busyWrites || !c.fresh(e.seen, now) || c.fresh(e.listedAt, now) || c.fresh(e.relistAt, now) {
+	if e == nil || !c.fresh(e.window, now) || e.writes < max(busyWrites, 2*e.pages) || !c.fresh(e.seen, now) ||
+		c.fresh(e.listedAt, now) || c.fresh(e.relistAt, now) || now.Sub(e.tooBig) < 10*c.ttl {
 		return nil, false
 	}
 	select {
@@ -128,6 +133,22 @@ func (c *DirCache) claimRelist(prefix string) (release func(), ok bool) {
 	}
 	e.relistAt = now
 	return func() { <-c.relists }, true
+}
+
+// relisted records what a background listing of prefix found: how many
+// pages it took, and whether the folder holds more names than the cache
+// keeps (then it is not listed again for a while).
+func (c *DirCache) relisted(prefix string, names int) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entry(prefix)
+	e.pages = (names + 999) / 1000
+	if names > c.keeps() {
+		e.tooBig = time.Now()
+	}
 }
 
 // keeps is how many names a listing may hold for the cache to keep it.
@@ -307,7 +328,7 @@ func (c *DirCache) listed(prefix string, list []*FileInfo, opaque []string, mark
 	}
 	c.dropListing(e)
 	e.seen = at
-	if len(files)+len(op) > c.keeps() {
+	if len(files)+len(op) > c.keeps() || time.Since(at) > c.ttl/2 {
 		return // too large to keep; the folder is known to exist
 	}
 	e.listedAt, e.files, e.opaque, e.marker = at, files, op, marker
@@ -388,11 +409,10 @@ func (c *DirCache) wroteFile(prefix, name string, fi *FileInfo, start uint64) {
 		e.recent = e.recent[:maxRecent-1]
 	}
 	e.recent = append(e.recent, recentWrite{name: name, clock: c.clock})
-	if now := time.Now(); c.fresh(e.lastAt, now) {
-		e.burst++
-		e.lastAt = now
+	if now := time.Now(); c.fresh(e.window, now) {
+		e.writes++
 	} else {
-		e.burst, e.lastAt = 1, now
+		e.window, e.writes = now, 1
 	}
 	if !removed {
 		e.seen = time.Now()

@@ -191,13 +191,14 @@ var errIndexBusy = fmt.Errorf("davfs: the folder's index is being updated concur
 // (Options.IndexLocks), so conditional-write conflicts only come from other
 // gateways. mutate reports whether it changed anything.
 func (f *FS) updateIndex(ctx context.Context, folder string, mutate func(entries map[string]metaEntry) bool) error {
-	return f.updateIndexWith(ctx, folder, false, mutate)
+	return f.updateIndexWith(ctx, folder, false, nil, mutate)
 }
 
 // updateIndexWith is updateIndex; batch (the IndexBatcher's own writes)
 // creates no index in a folder that is gone (it would bring the folder
-// back: a folder is a key prefix).
-func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, mutate func(entries map[string]metaEntry) bool) error {
+// back: a folder is a key prefix), and leaves out the pending entries in
+// superseded (their objects were replaced since: see supersededEntries).
+func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, superseded map[string]uint64, mutate func(entries map[string]metaEntry) bool) error {
 	folder = Clean(folder)
 	key := f.dirPrefix(folder) + indexName
 	unlock, err := f.opts.IndexLocks.lock(ctx, key)
@@ -231,7 +232,7 @@ func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, mut
 		changed := false
 		for n, p := range pending {
 			cur, ok := entries[n]
-			if ok && cur.ETag != p.prevETag && cur.ETag != p.e.ETag && !f.stillCurrent(ctx, p) {
+			if seq, stale := superseded[n]; stale && seq == p.seq {
 				continue // the object was replaced since (another gateway's entry, then): ours never applies
 			}
 			if e := p.over(cur, ok); !ok || e != cur {
@@ -512,13 +513,50 @@ func (f *FS) entryOf(ctx context.Context, fi *FileInfo, name string) (metaEntry,
 	return e, nil
 }
 
-// stillCurrent reports whether a pending upload's object still has the
-// ETag the upload gave it (one HEAD; only when the index holds an entry
-// for another version, written by another gateway or for an object
-// changed outside).
-func (f *FS) stillCurrent(ctx context.Context, p pendingEntry) bool {
-	info, err := f.store.Head(ctx, p.key)
-	return err == nil && info.ETag == p.e.ETag
+// maxSupersededChecks bounds the HEADs of one batch write.
+const maxSupersededChecks = 64
+
+// supersededEntries finds, before a batch write takes the folder's lock,
+// the pending entries whose object was replaced since their upload: the
+// index (as cached or read) holds an entry for a third version (another
+// gateway's upload, or an object changed outside), and a HEAD shows the
+// object no longer has the upload's ETag. At most maxSupersededChecks
+// HEADs, 8 at a time; past that bound, or when a HEAD fails, the upload's
+// entry is written (it applies only while the object keeps its ETag).
+func (f *FS) supersededEntries(ctx context.Context, folder string, pending map[string]pendingEntry) map[string]uint64 {
+	li, err := f.loadIndex(ctx, folder, false)
+	if err != nil || len(pending) == 0 {
+		return nil
+	}
+	var check []string
+	for n, p := range pending {
+		if cur, ok := li.entries[n]; ok && cur.ETag != p.prevETag && cur.ETag != p.e.ETag && len(check) < maxSupersededChecks {
+			check = append(check, n)
+		}
+	}
+	var (
+		mu  sync.Mutex
+		out = map[string]uint64{}
+		sem = make(chan struct{}, 8)
+		wg  sync.WaitGroup
+	)
+	for _, n := range check {
+		p := pending[n]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			info, err := f.store.Head(ctx, p.key)
+			if (err == nil && info.ETag != p.e.ETag) || errors.Is(err, s3vfs.ErrNotFound) {
+				mu.Lock()
+				out[n] = p.seq
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // setEntry writes a resource's entry into its parent's index.

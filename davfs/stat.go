@@ -265,19 +265,23 @@ const learnLimit = 1000
 // anything) and gives what it saw to the DirCache: the whole listing when
 // it is complete, else only that the folder exists. It reads no index.
 func (f *FS) learnDir(ctx context.Context, name string, limit int) (found bool, err error) {
+	n, err := f.learnDirCount(ctx, name, limit)
+	return n > 0, err
+}
+
+// learnDirCount is learnDir returning how many entries it saw.
+func (f *FS) learnDirCount(ctx context.Context, name string, limit int) (n int, err error) {
 	prefix := f.dirPrefix(name)
 	start, at := f.opts.DirCache.begin(), time.Now()
 	var (
 		files  []*FileInfo
 		opaque []string
 		marker bool
-		n      int
 	)
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", Limit: limit}) {
 		if err != nil {
-			return false, err
+			return n, err
 		}
-		found = true
 		n++
 		switch {
 		case e.Object == nil:
@@ -297,20 +301,22 @@ func (f *FS) learnDir(ctx context.Context, name string, limit int) (found bool, 
 		}
 	}
 	switch {
-	case found && n < limit:
+	case n > 0 && n < limit:
 		f.opts.DirCache.listed(prefix, files, opaque, marker, start, at)
-	case found:
+	case n > 0:
 		f.opts.DirCache.probed(prefix, start)
 	}
-	return found, nil
+	return n, nil
 }
 
 // relistBusyFolder starts, in the background, a whole listing of a folder
 // too large for learnDir that this gateway keeps writing into (a sync
-// filling it), at most once per DirCache TTL and folder and two at a time
-// gateway-wide: its PUTs then cost one PutObject each instead of a HEAD
-// and a LIST besides, for the price of ceil(N/1000) LISTs every few
-// seconds. A folder past what the DirCache keeps is not listed.
+// filling it): at least 4 writes within the DirCache's TTL, and twice as
+// many as the last such listing had pages, so that it costs fewer LISTs
+// than the HEAD and LIST pairs it saves; at most once per TTL and folder,
+// two at a time gateway-wide. Its PUTs then cost one PutObject each. A
+// folder found larger than the DirCache keeps is left alone for 10 TTLs,
+// and a listing that took more than half the TTL is not kept.
 func (f *FS) relistBusyFolder(name string) {
 	prefix := f.dirPrefix(name)
 	release, ok := f.opts.DirCache.claimRelist(prefix)
@@ -321,9 +327,8 @@ func (f *FS) relistBusyFolder(name string) {
 		defer release()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if _, err := f.learnDir(ctx, name, f.opts.DirCache.keeps()+1); err != nil {
-			f.warn(err)
-		}
+		names, _ := f.learnDirCount(ctx, name, f.opts.DirCache.keeps()+1) // an optimisation: its failure costs nothing
+		f.opts.DirCache.relisted(prefix, names)
 	}()
 }
 
