@@ -41,15 +41,8 @@ func BenchmarkCompare(b *testing.B) {
 	if rcloneBin == "" {
 		b.Fatal("DAVGW_RCLONE176 must name an rclone v1.76.0 binary (bash .ci/bench builds it)")
 	}
-	base := getEnv(b, "versitygw")
-	be := base.b
-	e, err := newDavEnv(staticAuth(b), be, be.proxy.URL, 16<<20, 4)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.srv.Close()
-	direct := newS3Client(be.proxy.URL, be.server.access, be.server.secret,
-		&http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}})
+	e, direct := benchGateway(b)
+	be := e.b
 	root := "users/alice/bench-" + randHex(4) + "/"
 	const reps = 3
 	// Everything the measures read is in place before rclone starts: it
@@ -594,14 +587,7 @@ func memTotal() string {
 //
 //	go test -run '^$' -bench BenchmarkHugeListing -benchtime 1x ./tests/
 func BenchmarkHugeListing(b *testing.B) {
-	be := getEnv(b, "versitygw").b
-	e, err := newDavEnv(staticAuth(b), be, be.proxy.URL, 16<<20, 4)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.srv.Close()
-	direct := newS3Client(be.proxy.URL, be.server.access, be.server.secret,
-		&http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}})
+	e, direct := benchGateway(b)
 	for range b.N {
 		rows := benchHugeListing(b, e, direct, "users/alice/bench-"+randHex(4)+"/")
 		fmt.Print(renderBench(rows, ""))
@@ -737,4 +723,19 @@ func directList(b *testing.B, direct *s3.Client, bucket, prefix string, want int
 		b.Fatalf("direct listing: %d objects, want %d", count, want)
 	}
 	return time.Since(start), firstPage
+}
+
+// benchGateway starts the benchmarks' gateway over versitygw behind the
+// counting proxy, with davgw's defaults (16 MiB parts x 4), and the direct
+// S3 client through the same proxy; the gateway stops with the benchmark.
+func benchGateway(b *testing.B) (*davEnv, *s3.Client) {
+	be := getEnv(b, "versitygw").b
+	e, err := newDavEnv(staticAuth(b), be, be.proxy.URL, 16<<20, 4)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(e.srv.Close)
+	direct := newS3Client(be.proxy.URL, be.server.access, be.server.secret,
+		&http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}})
+	return e, direct
 }
