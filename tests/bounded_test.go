@@ -41,7 +41,14 @@ type servedGateway struct {
 // serveBinary starts `davgw serve` under prlimit with at most nofile open
 // files, with [server] extra lines, [s3] extra lines and the users given
 // (name -> password), over versitygw through its counting proxy.
-func serveBinary(t *testing.T, nofile int, serverExtra, s3Extra string, users map[string]string) *servedGateway {
+func serveBinary(t testing.TB, nofile int, serverExtra, s3Extra string, users map[string]string) *servedGateway {
+	t.Helper()
+	return serveBinaryCost(t, bcrypt.MinCost, nofile, serverExtra, s3Extra, users)
+}
+
+// serveBinaryCost is serveBinary with the users' passwords hashed at the
+// given bcrypt cost.
+func serveBinaryCost(t testing.TB, cost, nofile int, serverExtra, s3Extra string, users map[string]string) *servedGateway {
 	t.Helper()
 	b := getBackend(t, "versitygw")
 	prlimit, err := exec.LookPath("prlimit")
@@ -57,7 +64,7 @@ func serveBinary(t *testing.T, nofile int, serverExtra, s3Extra string, users ma
 	fmt.Fprintf(&doc, "[s3]\nendpoint = %q\nbucket = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\npart_size = \"5MiB\"\n%s\n",
 		b.proxy.URL, b.bucket, b.server.access, b.server.secret, s3Extra)
 	for name, pw := range users {
-		h, err := auth.HashPasswordCost(pw, bcrypt.MinCost)
+		h, err := auth.HashPasswordCost(pw, cost)
 		if err != nil {
 			t.Fatal(err)
 		}

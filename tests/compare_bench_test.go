@@ -98,10 +98,11 @@ func newRow(name, unit string, higher bool) benchRow {
 // rcloneServe is `rclone serve webdav` over the bench folder.
 type rcloneServe struct {
 	url  string
+	pid  int
 	stop func()
 }
 
-func startRcloneServe(b *testing.B, bin string, be *backend, root string) *rcloneServe {
+func startRcloneServe(b testing.TB, bin string, be *backend, root string) *rcloneServe {
 	b.Helper()
 	port, err := freePort()
 	if err != nil {
@@ -124,7 +125,7 @@ func startRcloneServe(b *testing.B, bin string, be *backend, root string) *rclon
 	if err := waitHTTP(context.Background(), p, "http://"+addr+"/", 30*time.Second); err != nil {
 		b.Fatal(err)
 	}
-	return &rcloneServe{url: "http://" + addr, stop: func() { p.stop(5 * time.Second) }}
+	return &rcloneServe{url: "http://" + addr, pid: p.cmd.Process.Pid, stop: func() { p.stop(5 * time.Second) }}
 }
 
 // benchClient is a keep-alive client for 16 workers.
