@@ -23,8 +23,11 @@ const DefaultDirCacheTTL = 5 * time.Second
 // The gateway's own operations keep it current, and it errs only on the
 // safe side for them: a change (a DELETE, MOVE, COPY, MKCOL) makes the
 // name unknown and the folder and its ancestors unproven (S3 drops a
-// prefix with its last key); a listing or probe that was under way while
-// the folder changed is not stored at all (it may predate the change).
+// prefix with its last key). A listing under way while names in its
+// folder changed is kept with those names unknown (it may predate their
+// change); one under way while the folder itself or an ancestor was
+// replaced or removed is not stored at all, and neither is a probe that
+// a removal in its folder may have overrun.
 // Names a listing leaves out (hidden Apple files, names WebDAV cannot
 // show) and folders are never answered from it. What it cannot see is a
 // change made directly in S3 or by another gateway: missed for at most TTL.
@@ -37,7 +40,7 @@ type DirCache struct {
 	folders map[string]*dirEntry // by folder prefix ("root/a/b/")
 	entries int                  // names held by listings, all folders together
 	clock   uint64               // counts changes
-	marks   map[string]dirMark   // the last changes of each folder prefix
+	marks   map[string]dirMark   // when each prefix last went as a whole
 	floor   uint64               // work begun before it may predate a forgotten mark
 	relists chan struct{}        // background listings under way (bounded)
 }
@@ -49,7 +52,7 @@ type dirEntry struct {
 	opaque   map[string]bool     // listed names never answered (folders, hidden names)
 	unknown  map[string]struct{} // children changed since the listing
 	marker   bool                // the listing showed the folder's marker
-	recent   []recentWrite       // this gateway's last writes into the folder, oldest first
+	recent   []recentChange      // this gateway's last changes of the folder's names, oldest first
 	window   time.Time           // start of the current TTL window of writes
 	writes   int                 // this gateway's writes into the folder in that window
 	relistAt time.Time           // a background listing was claimed then
@@ -62,21 +65,47 @@ type dirEntry struct {
 // last such listing took: the listing must cost less than it saves).
 const busyWrites = 4
 
-// recentWrite is a file this gateway wrote, at a clock value.
-type recentWrite struct {
-	name  string
-	clock uint64
+// recentChange is a name of the folder that this gateway wrote (a file)
+// or removed, replaced or changed below (removal), at a clock value.
+type recentChange struct {
+	name    string
+	clock   uint64
+	removal bool
 }
 
-// maxRecent bounds dirEntry.recent: a listing overlapped by more writes
-// than this into its folder is not stored.
+// maxRecent bounds dirEntry.recent: a listing overlapped by more changes
+// than this in its folder is not stored.
 const maxRecent = 64
 
-// dirMark is when (in DirCache.clock) a folder last changed, and last lost
-// something.
+// dirMark is when (in DirCache.clock) the prefix was last removed,
+// replaced or changed as a whole (the name it is the folder of changed).
 type dirMark struct {
-	changed, removed uint64
-	at               time.Time
+	gone uint64
+	at   time.Time
+}
+
+// during returns the changes of e's names after start, and ok false when
+// more changed than e remembers (some may be missing).
+func (e *dirEntry) during(start uint64) (changes []recentChange, ok bool) {
+	for i, w := range e.recent {
+		if w.clock > start {
+			if i == 0 && len(e.recent) == maxRecent {
+				return nil, false
+			}
+			changes = append(changes, w)
+		}
+	}
+	return changes, true
+}
+
+// record appends a change of name at clock to e.recent, forgetting the
+// oldest past maxRecent.
+func (e *dirEntry) record(name string, clock uint64, removal bool) {
+	if len(e.recent) == maxRecent {
+		copy(e.recent, e.recent[1:])
+		e.recent = e.recent[:maxRecent-1]
+	}
+	e.recent = append(e.recent, recentChange{name: name, clock: clock, removal: removal})
 }
 
 // names is the number of names an entry holds, for the bound.
@@ -184,21 +213,15 @@ func parentPrefixOf(prefix string) string {
 	return p[:i+1]
 }
 
-// since reports whether the folder at prefix or one of its ancestors
-// changed (with removals, lost something) after start. c.mu is held.
-func (c *DirCache) since(prefix string, start uint64, removals bool) bool {
+// goneSince reports whether the folder at prefix or one of its ancestors
+// was removed, replaced or changed as a whole after start. c.mu is held.
+func (c *DirCache) goneSince(prefix string, start uint64) bool {
 	if start < c.floor {
 		return true
 	}
 	for p := prefix; ; p = parentPrefixOf(p) {
-		if m, ok := c.marks[p]; ok {
-			v := m.changed
-			if removals {
-				v = m.removed
-			}
-			if v > start {
-				return true
-			}
+		if m, ok := c.marks[p]; ok && m.gone > start {
+			return true
 		}
 		if p == "" {
 			return false
@@ -206,10 +229,30 @@ func (c *DirCache) since(prefix string, start uint64, removals bool) bool {
 	}
 }
 
-// touch records a change of the folder at prefix (and so of each of its
-// ancestors). c.mu is held.
-func (c *DirCache) touch(prefix string, removal bool) {
-	c.clock++
+// removedSince reports whether a name of the folder at prefix was
+// removed or changed below after start (anything else that changed is
+// unknown to a listing begun then, not a reason to drop it), or, with
+// name, whether that name was. c.mu is held.
+func (c *DirCache) removedSince(prefix, name string, start uint64) bool {
+	e := c.folders[prefix]
+	if e == nil {
+		return start < c.floor
+	}
+	changes, ok := e.during(start)
+	if !ok {
+		return true
+	}
+	for _, ch := range changes {
+		if ch.removal && (name == "" || ch.name == name) {
+			return true
+		}
+	}
+	return false
+}
+
+// markGone records that the prefix sub went as a whole: work on it or
+// below, begun before now, predates the change. c.mu is held.
+func (c *DirCache) markGone(sub string) {
 	now := time.Now()
 	if len(c.marks) > 4*c.maxFolders {
 		for p, m := range c.marks {
@@ -224,17 +267,7 @@ func (c *DirCache) touch(prefix string, removal bool) {
 			c.floor = c.clock
 		}
 	}
-	for p := prefix; ; p = parentPrefixOf(p) {
-		m := c.marks[p]
-		m.changed, m.at = c.clock, now
-		if removal {
-			m.removed = c.clock
-		}
-		c.marks[p] = m
-		if p == "" {
-			return
-		}
-	}
+	c.marks[sub] = dirMark{gone: c.clock, at: now}
 }
 
 // exists reports whether the folder at prefix was known to exist within TTL.
@@ -284,7 +317,7 @@ func (c *DirCache) probed(prefix string, start uint64) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.since(prefix, start, true) {
+	if !c.goneSince(prefix, start) && !c.removedSince(prefix, "", start) {
 		c.entry(prefix).seen = time.Now()
 	}
 }
@@ -292,9 +325,11 @@ func (c *DirCache) probed(prefix string, start uint64) {
 // listed records a complete listing of the folder at prefix begun at start
 // (clock) and at (time): its files, and the names it does not answer for
 // (folders, hidden names). marker tells whether it showed the folder's own
-// marker. A listing during which something was removed there is dropped;
-// files this gateway wrote meanwhile (which it may or may not show) stay
-// unknown, and one overlapped by more writes than it remembers is dropped.
+// marker. A listing during which the folder or an ancestor went as a
+// whole is dropped; names this gateway wrote or removed there meanwhile
+// (which it may or may not show) stay unknown, and one overlapped by more
+// changes than the folder remembers is dropped. One overlapped by a
+// removal proves the folder only by the keys it shows that did not change.
 func (c *DirCache) listed(prefix string, list []*FileInfo, opaque []string, marker bool, start uint64, at time.Time) {
 	if c == nil {
 		return
@@ -313,29 +348,30 @@ func (c *DirCache) listed(prefix string, list []*FileInfo, opaque []string, mark
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.since(prefix, start, true) {
+	if c.goneSince(prefix, start) {
 		return
 	}
 	e := c.entry(prefix)
-	var during []string
-	for i, w := range e.recent {
-		if w.clock > start {
-			if i == 0 && len(e.recent) == maxRecent {
-				return // more writes than remembered: some may be missing
-			}
-			during = append(during, w.name)
-		}
+	during, ok := e.during(start)
+	if !ok {
+		return // more changes than remembered: some may be missing
+	}
+	removal := false
+	for _, ch := range during {
+		removal = removal || ch.removal
 	}
 	c.dropListing(e)
-	e.seen = at
+	if !removal {
+		e.seen = at
+	}
 	if len(files)+len(op) > c.keeps() || time.Since(at) > c.ttl/2 {
-		return // too large to keep; the folder is known to exist
+		return // too large to keep; the folder is known to exist (unless a removal overran it)
 	}
 	e.listedAt, e.files, e.opaque, e.marker = at, files, op, marker
 	if len(during) > 0 {
 		e.unknown = make(map[string]struct{}, len(during))
-		for _, n := range during {
-			e.unknown[n] = struct{}{}
+		for _, ch := range during {
+			e.unknown[ch.name] = struct{}{}
 		}
 	}
 	c.entries += e.names()
@@ -360,9 +396,14 @@ func (c *DirCache) changed(prefix, name, sub string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.touch(prefix, true)
+	c.clock++
+	c.markGone(sub)
 	now := time.Now()
 	for p, n := prefix, name; ; {
+		// Each folder on the way up may have lost the name leading here
+		// (S3 drops a prefix with its last key): work under way there
+		// learns it from the record.
+		c.entry(p).record(n, c.clock, true)
 		if e := c.folders[p]; e != nil {
 			e.seen = time.Time{}
 			if c.fresh(e.listedAt, now) {
@@ -393,22 +434,20 @@ func (c *DirCache) changed(prefix, name, sub string) {
 
 // wroteFile records a file this gateway stored as name in the folder at
 // prefix, by work begun at start: the folder exists and the name is that
-// file, unless something was removed there since (then the name stays
-// unknown and the folder unproven).
+// file, unless the folder went as a whole or this name was removed since
+// (then the name stays unknown and the folder unproven).
 func (c *DirCache) wroteFile(prefix, name string, fi *FileInfo, start uint64) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	removed := c.since(prefix, start, true)
-	c.touch(prefix, false)
+	// A removal of a sibling does not matter: the key just written proves
+	// the folder, unless the folder went or this very name was removed.
+	removed := c.goneSince(prefix, start) || c.removedSince(prefix, name, start)
+	c.clock++
 	e := c.entry(prefix)
-	if len(e.recent) == maxRecent {
-		copy(e.recent, e.recent[1:])
-		e.recent = e.recent[:maxRecent-1]
-	}
-	e.recent = append(e.recent, recentWrite{name: name, clock: c.clock})
+	e.record(name, c.clock, false)
 	if now := time.Now(); c.fresh(e.window, now) {
 		e.writes++
 	} else {
@@ -477,8 +516,7 @@ func (c *DirCache) evict(keep string) bool {
 	dropped := false
 	for p, e := range c.folders {
 		if !c.fresh(e.seen, now) && !c.fresh(e.listedAt, now) {
-			c.entries -= e.names()
-			delete(c.folders, p)
+			c.drop(p, e)
 			dropped = true
 		}
 	}
@@ -487,12 +525,22 @@ func (c *DirCache) evict(keep string) bool {
 	}
 	for p, e := range c.folders {
 		if p != keep {
-			c.entries -= e.names()
-			delete(c.folders, p)
+			c.drop(p, e)
 			return true
 		}
 	}
 	return false
+}
+
+// drop forgets the entry of prefix. Its record of recent changes goes
+// with it: work begun before the newest of them counts as overrun (the
+// floor). c.mu is held.
+func (c *DirCache) drop(prefix string, e *dirEntry) {
+	if n := len(e.recent); n > 0 {
+		c.floor = max(c.floor, e.recent[n-1].clock)
+	}
+	c.entries -= e.names()
+	delete(c.folders, prefix)
 }
 
 // parentPrefix is the folder prefix and base name of a clean name.

@@ -184,3 +184,109 @@ func TestDirCacheListingOverlappedByWrites(t *testing.T) {
 		t.Fatal("a listing overlapped by more writes than remembered was kept")
 	}
 }
+
+func TestDirCacheListingOverlappedByRemovalsOfItsNames(t *testing.T) {
+	c := NewDirCache(time.Hour, 10000)
+	const p = "u/r/"
+	// Deletes of siblings while a listing runs (the everyday case of a
+	// busy folder): the listing is kept, the deleted name unknown.
+	start, at := c.begin(), time.Now()
+	c.changed(p, "gone.txt", p+"gone.txt/")
+	c.listed(p, []*FileInfo{{name: "gone.txt"}, {name: "kept.txt"}}, nil, false, start, at)
+	if _, known := c.child(p, "gone.txt"); known {
+		t.Fatal("a name removed during the listing is answered from it")
+	}
+	if fi, known := c.child(p, "kept.txt"); !known || fi == nil {
+		t.Fatal("a listing overlapped by a sibling's removal was not kept")
+	}
+	if !c.exists(p) {
+		t.Fatal("the unchanged file the listing shows does not prove the folder")
+	}
+	// A removal during the listing: the removed name alone proves nothing.
+	c = NewDirCache(time.Hour, 10000)
+	start, at = c.begin(), time.Now()
+	c.changed(p, "last.txt", p+"last.txt/")
+	c.listed(p, []*FileInfo{{name: "last.txt"}}, nil, false, start, at)
+	if c.exists(p) {
+		t.Fatal("a folder shown only by a key removed meanwhile is known to exist")
+	}
+	// A removal deep below: the subfolder's name is unknown in the listing.
+	c = NewDirCache(time.Hour, 10000)
+	start, at = c.begin(), time.Now()
+	c.changed(p+"sub/deep/", "x", p+"sub/deep/x/")
+	c.listed(p, []*FileInfo{{name: "f"}}, []string{"sub"}, false, start, at)
+	if fi, known := c.child(p, "f"); !known || fi == nil {
+		t.Fatal("a listing overlapped by a removal deep below was not kept")
+	}
+	if !c.exists(p) {
+		t.Fatal("the unchanged file does not prove the folder")
+	}
+	// The folder itself removed (or replaced) during the listing: dropped.
+	c = NewDirCache(time.Hour, 10000)
+	start, at = c.begin(), time.Now()
+	c.changed("u/", "r", p)
+	c.listed(p, []*FileInfo{{name: "f"}}, nil, false, start, at)
+	if c.exists(p) {
+		t.Fatal("a listing overrun by the removal of its folder was kept")
+	}
+	if _, known := c.child(p, "f"); known {
+		t.Fatal("a listing overrun by the removal of its folder answers")
+	}
+	// More changes than remembered: dropped.
+	c = NewDirCache(time.Hour, 10000)
+	start, at = c.begin(), time.Now()
+	for i := range maxRecent + 1 {
+		c.changed(p, fmt.Sprintf("d%d", i), p+fmt.Sprintf("d%d/", i))
+	}
+	c.listed(p, []*FileInfo{{name: "f"}}, nil, false, start, at)
+	if _, known := c.child(p, "f"); known {
+		t.Fatal("a listing overlapped by more removals than remembered was kept")
+	}
+}
+
+func TestDirCacheAWriteOverlappedByASiblingsRemovalProvesTheFolder(t *testing.T) {
+	c := NewDirCache(time.Hour, 10000)
+	const p = "u/w/"
+	start := c.begin()
+	c.changed(p, "other.txt", p+"other.txt/")
+	c.wroteFile(p, "mine.txt", &FileInfo{name: "mine.txt"}, start)
+	if !c.exists(p) {
+		t.Fatal("a file just written does not prove its folder because a sibling was deleted")
+	}
+	// The same name removed while it was written: unknown, unproven.
+	c = NewDirCache(time.Hour, 10000)
+	list(c, p, []*FileInfo{{name: "mine.txt"}, {name: "x"}})
+	start = c.begin()
+	c.changed(p, "mine.txt", p+"mine.txt/")
+	c.wroteFile(p, "mine.txt", &FileInfo{name: "mine.txt"}, start)
+	if _, known := c.child(p, "mine.txt"); known {
+		t.Fatal("a name removed while it was written is answered")
+	}
+	// A probe overrun by a removal in its folder proves nothing.
+	c = NewDirCache(time.Hour, 10000)
+	start = c.begin()
+	c.changed(p, "only.txt", p+"only.txt/")
+	c.probed(p, start)
+	if c.exists(p) {
+		t.Fatal("a probe overrun by a removal in its folder proves it")
+	}
+}
+
+func TestDirCacheEvictingARecordOfChangesDropsWorkItMayHaveOverrun(t *testing.T) {
+	c := NewDirCache(time.Hour, 10000)
+	c.maxFolders = 4
+	const p = "u/e/"
+	start, at := c.begin(), time.Now()
+	c.changed(p, "gone.txt", p+"gone.txt/")
+	// Enough other folders to push p's record out.
+	for i := range 8 {
+		c.probed(fmt.Sprintf("u/other%d/", i), c.begin())
+	}
+	if _, ok := c.folders[p]; ok {
+		t.Fatal("the test did not evict the record")
+	}
+	c.listed(p, []*FileInfo{{name: "gone.txt"}}, nil, false, start, at)
+	if _, known := c.child(p, "gone.txt"); known {
+		t.Fatal("a listing begun before an evicted record of a removal answers the removed name")
+	}
+}

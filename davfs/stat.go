@@ -87,11 +87,38 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 	var (
 		head    s3vfs.ObjectInfo
 		headErr error
+		isDir   bool
+		marker  *s3vfs.ObjectInfo
+		listErr error
+		probed  bool
 	)
+	probeStart := f.opts.DirCache.begin()
 	if mode == expectAny {
 		// The file wins (see Lookup): a HEAD first, and a LIST only when
-		// there is no such object.
+		// there is no such object. A fresh check (a destination, MKCOL)
+		// is usually of a free name, which needs both: they run side by
+		// side, one round trip instead of two.
+		type probeResult struct {
+			isDir  bool
+			marker *s3vfs.ObjectInfo
+			err    error
+		}
+		var probe chan probeResult
+		if !useListing {
+			probe = make(chan probeResult, 1)
+			pctx, cancel := context.WithCancel(ctx)
+			defer cancel() // a found file needs no probe
+			go func() {
+				var r probeResult
+				r.isDir, r.marker, r.err = f.probeDir(pctx, prefix)
+				probe <- r
+			}()
+		}
 		head, headErr = f.store.Head(ctx, key)
+		if probe != nil && headErr != nil {
+			r := <-probe
+			isDir, marker, listErr, probed = r.isDir, r.marker, r.err, true
+		}
 		switch {
 		case headErr == nil:
 			return f.foundFile(name, head), nil
@@ -99,13 +126,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 			return nil, pathError("stat", name, f.note(headErr))
 		}
 	}
-	var (
-		isDir   bool
-		marker  *s3vfs.ObjectInfo
-		listErr error
-	)
-	probeStart := f.opts.DirCache.begin()
-	if mode != onlyFile {
+	if mode != onlyFile && !probed {
 		isDir, marker, listErr = f.probeDir(ctx, prefix)
 	}
 
