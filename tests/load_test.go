@@ -75,6 +75,7 @@ type loadResult struct {
 	rss     []uint64                   // server's resident memory, every few seconds
 	gor     []int                      // server's goroutines, every few seconds
 	files   int                        // objects checked at the end
+	cpu     time.Duration              // the server's CPU time during the load
 	s3      map[string]int             // S3 calls during the load, by operation and kind of key
 }
 
@@ -386,6 +387,7 @@ func runLoad(tb testing.TB, t *loadTarget, spec loadSpec, seed uint64) *loadResu
 		total += op.weight
 	}
 	mark := t.proxy.Mark()
+	cpu0 := processCPU(t.pid)
 	start := time.Now()
 	deadline := start.Add(spec.duration)
 	var wg sync.WaitGroup
@@ -405,6 +407,7 @@ func runLoad(tb testing.TB, t *loadTarget, spec loadSpec, seed uint64) *loadResu
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	res.cpu = processCPU(t.pid) - cpu0
 	res.s3 = map[string]int{}
 	for _, c := range t.proxy.Since(mark) {
 		kind := ""
@@ -517,6 +520,24 @@ func loadSample(t *loadTarget) (rss uint64, goroutines int) {
 	return rss, goroutines
 }
 
+// processCPU is the user and system CPU time a process has used so far
+// (0 if unknown).
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	i := strings.LastIndexByte(string(data), ')')
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
 // adminClient asks the admin listener without keeping connections, which
 // would count as connections being served.
 var adminClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
@@ -567,6 +588,7 @@ func (r *loadResult) render(spec loadSpec) string {
 	for _, k := range keys {
 		fmt.Fprintf(&b, " %s %d;", k, r.s3[k])
 	}
+	fmt.Fprintf(&b, "\nServer CPU: %.1f s in all, %.2f ms per operation.", r.cpu.Seconds(), r.cpu.Seconds()*1000/float64(max(1, r.ops())))
 	fmt.Fprintf(&b, "\nServer memory (RSS, every 5 s): %s MiB", mibs(r.rss))
 	if len(r.gor) > 0 {
 		fmt.Fprintf(&b, "; goroutines: %s", ints(r.gor))
