@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,8 +18,8 @@ import (
 // request URI. deep: the request may change everything below src or dst (a
 // folder DELETE, an overwriting COPY or MOVE), so a lock on any member
 // blocks it too. It returns a release function to call when the request is
-// done, or the status to answer.
-func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), status int) {
+// done, or the failure to answer (400, 412, 423, 503).
+func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err error) {
 	r, ls := rq.r, rq.locks
 	now := time.Now()
 	hdr := r.Header.Get("If")
@@ -26,7 +27,7 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 	if hdr != "" {
 		ih, ok := parseIfHeader(hdr)
 		if !ok {
-			return nil, http.StatusBadRequest
+			return nil, failWith(http.StatusBadRequest, errors.New("bad If header"))
 		}
 		matched := false
 		for _, l := range ih.lists {
@@ -49,16 +50,16 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 		}
 		if !matched {
 			if err := rq.lockFailure(); err != nil {
-				return nil, rq.lockOutage(err)
+				return nil, failWith(http.StatusServiceUnavailable, err)
 			}
-			return nil, http.StatusPreconditionFailed
+			return nil, failWith(http.StatusPreconditionFailed, errors.New("no list of the If header holds"))
 		}
 	}
 
 	// Every lock covering src or dst must be one whose token was submitted.
 	if len(tokens) > 0 {
 		if rel, err := ls.Confirm(now, src, dst, tokens...); err == nil {
-			return rel, 0
+			return rel, nil
 		}
 	}
 	var releases []func()
@@ -84,16 +85,13 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 		if err != nil {
 			releaseAll()
 			if err == webdav.ErrLocked {
-				return nil, webdav.StatusLocked
+				return nil, failWith(webdav.StatusLocked, fmt.Errorf("%s: %w", name, err))
 			}
-			if errors.Is(err, ErrLockStoreUnavailable) {
-				return nil, rq.lockOutage(err)
-			}
-			return nil, http.StatusInternalServerError
+			return nil, err // statusFor: 503 for a lock store outage
 		}
 		releases = append(releases, func() { _ = ls.Unlock(now, tok) })
 	}
-	return releaseAll, 0
+	return releaseAll, nil
 }
 
 // lockFailure returns the lock store outage this request met, if any.
@@ -102,15 +100,6 @@ func (rq *request) lockFailure() error {
 		return rl.storeFailure()
 	}
 	return nil
-}
-
-// lockOutage logs a lock store outage and returns its status: 503 (the
-// caller's fail adds Retry-After).
-func (rq *request) lockOutage(err error) int {
-	if rq.w.err == nil {
-		rq.w.err = err
-	}
-	return http.StatusServiceUnavailable
 }
 
 // listHolds reports whether every condition of one If list is true for the

@@ -22,29 +22,25 @@ const maxLockTimeout = time.Hour
 
 // lock lets x/net/webdav create or refresh the lock; a LOCK on a missing
 // name creates an empty file (RFC 4918 7.3), which needs its parent.
-func (rq *request) lock() {
+func (rq *request) lock() error {
 	ctx := rq.r.Context()
-	body, ok := rq.readXMLBody()
-	if !ok {
-		return
+	body, err := rq.readXMLBody()
+	if err != nil {
+		return err
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
 		fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 		switch {
 		case err == nil && rq.slash && !fi.IsDir():
-			rq.w.fail(http.StatusNotFound, nil)
-			return
+			return failWith(http.StatusNotFound, nil)
 		case err == nil:
 		case !errors.Is(err, fs.ErrNotExist):
-			rq.w.failErr(err, http.StatusNotFound)
-			return
+			return err
 		case rq.name == "/" || rq.slash:
-			rq.w.fail(http.StatusConflict, errors.New("LOCK of a missing folder"))
-			return
+			return failWith(http.StatusConflict, errors.New("LOCK of a missing folder"))
 		default:
 			if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
-				rq.w.failErr(err, http.StatusConflict)
-				return
+				return conflictIfMissing(err)
 			}
 		}
 	}
@@ -66,6 +62,7 @@ func (rq *request) lock() {
 		rq.w.WriteHeader(buf.status)
 	}
 	_, _ = rq.w.Write(out)
+	return nil
 }
 
 // capTimeout turns a LOCK Timeout header into "Second-N" with N at most

@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -14,19 +13,17 @@ import (
 // proppatch checks the body, the target and the If header (ETag conditions
 // included), then lets x/net/webdav apply the patch through davfs's
 // DeadPropsHolder.
-func (rq *request) proppatch() {
-	body, ok := rq.readXMLBody()
-	if !ok {
-		return
+func (rq *request) proppatch() error {
+	body, err := rq.readXMLBody()
+	if err != nil {
+		return err
 	}
 	if _, err := rq.lookup(); err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
+		return err
 	}
-	release, status := rq.confirmLocks(rq.name, "", false)
-	if status != 0 {
-		rq.w.fail(status, errors.New("lock or If header check failed"))
-		return
+	release, err := rq.confirmLocks(rq.name, "", false)
+	if err != nil {
+		return err
 	}
 	defer release()
 	// x/net/webdav refuses to set DAV:getlastmodified (a live property);
@@ -42,7 +39,7 @@ func (rq *request) proppatch() {
 	}
 	if !renamed {
 		rq.delegate(preconfirmed{rq.locks}, rq.w)
-		return
+		return nil
 	}
 	buf := &bufferedWriter{header: make(http.Header)}
 	rq.delegate(preconfirmed{rq.locks}, buf)
@@ -55,6 +52,7 @@ func (rq *request) proppatch() {
 		rq.w.WriteHeader(buf.status)
 	}
 	_, _ = rq.w.Write(out)
+	return nil
 }
 
 // renameProp rewrites an XML body, renaming elements called from to to.
