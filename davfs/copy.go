@@ -98,22 +98,22 @@ func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstF
 	}
 	if dstFi == nil || !dstFi.dir {
 		obj, err := copyOnce()
-		return obj, pathError("copy", dst, f.note(err))
+		return obj, pathError("copy", dst, err)
 	}
 	// A file replaces a folder. Stores like AWS allow "dst" next to "dst/":
 	// copy first, then delete the folder.
 	obj, err := copyOnce()
 	if err == nil {
-		return obj, pathError("copy", dst, f.note(f.deletePrefix(ctx, f.dirPrefix(dst))))
+		return obj, pathError("copy", dst, f.deletePrefix(ctx, f.dirPrefix(dst)))
 	}
 	if !errors.Is(err, s3vfs.ErrConflict) {
-		return obj, pathError("copy", dst, f.note(err))
+		return obj, pathError("copy", dst, err)
 	}
 	// Stricter stores (versitygw) cannot hold both names. Stage the copy
 	// under a hidden name first, so that a copy that cannot succeed fails
 	// before the folder is touched; then replace the folder.
 	obj, err = f.replaceDirWithFile(ctx, srcFi, dst)
-	return obj, pathError("copy", dst, f.note(err))
+	return obj, pathError("copy", dst, err)
 }
 
 // stagingPrefix starts the hidden names of staged copies; listings skip them.
@@ -150,7 +150,7 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 		err = f.store.Delete(ctx, []string{dstFi.key})
 	}
 	if err != nil {
-		return pathError("copy", dst, f.note(err))
+		return pathError("copy", dst, err)
 	}
 	written := map[string]bool{dstPrefix: true}
 	if recursive {
@@ -177,7 +177,7 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 				if werr := g.Wait(); werr != nil {
 					err = werr // the copy that failed, not the cancelled listing
 				}
-				return pathError("copy", dst, f.note(err))
+				return pathError("copy", dst, err)
 			}
 			if e.Object == nil || e.Object.Key == srcPrefix {
 				continue
@@ -207,7 +207,7 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return pathError("copy", dst, f.note(err))
+			return pathError("copy", dst, err)
 		}
 		for _, k := range indexKeys {
 			wrote, err := f.copyIndex(ctx, k, srcPrefix, dstPrefix, srcETags, newETags)
@@ -224,14 +224,14 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 	var stale []string
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: dstPrefix}) {
 		if err != nil {
-			return pathError("copy", dst, f.note(err))
+			return pathError("copy", dst, err)
 		}
 		if e.Object != nil && !written[e.Object.Key] {
 			stale = append(stale, e.Object.Key)
 		}
 	}
 	if len(stale) > 0 {
-		return pathError("copy", dst, f.note(f.store.Delete(ctx, stale)))
+		return pathError("copy", dst, f.store.Delete(ctx, stale))
 	}
 	return nil
 }
@@ -320,7 +320,7 @@ func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created
 	err = f.store.Delete(ctx, []string{srcFi.key})
 	f.forget(src)
 	if err != nil {
-		return created, pathError("move", src, f.note(err))
+		return created, pathError("move", src, err)
 	}
 	f.warn(f.dropEntry(ctx, src, false))
 	return created, nil
@@ -357,7 +357,7 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	var hidden []string
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: srcPrefix, MaxKeys: 16, Limit: 16}) {
 		if err != nil {
-			return pathError("move", src, f.note(err))
+			return pathError("move", src, err)
 		}
 		switch {
 		case e.Object == nil:
@@ -375,14 +375,14 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 		return pathError("move", src, err)
 	}
 	if err := f.ensureMarker(ctx, srcPrefix, dstPrefix); err != nil {
-		return pathError("move", dst, f.note(err))
+		return pathError("move", dst, err)
 	}
 	f.forget(dst)
 	if !entry.empty() {
 		f.warn(f.setEntry(ctx, dst, true, entry))
 	}
 	if err := f.store.Delete(ctx, append(hidden, srcPrefix)); err != nil {
-		return pathError("move", src, f.note(err))
+		return pathError("move", src, err)
 	}
 	f.forget(src)
 	f.warn(f.dropEntry(ctx, src, true))
@@ -395,7 +395,7 @@ func (f *FS) TreeSize(ctx context.Context, name string) (int64, error) {
 	var total int64
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: f.dirPrefix(Clean(name))}) {
 		if err != nil {
-			return 0, pathError("copy", name, f.note(err))
+			return 0, pathError("copy", name, err)
 		}
 		if e.Object != nil && !strings.Contains(e.Object.Key, "/"+reservedPrefix) {
 			total += e.Object.Size

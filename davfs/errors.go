@@ -1,7 +1,6 @@
 package davfs
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,16 +46,4 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", fs.ErrExist, err)
 	}
 	return err
-}
-
-// isBackendFailure reports whether err is a failure worth remembering for
-// the response status: anything but "not found" and ordinary fs outcomes.
-func isBackendFailure(err error) bool {
-	if err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, s3vfs.ErrNotFound) {
-		return false
-	}
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	return true
 }

@@ -85,10 +85,10 @@ func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*Fil
 		return f.foundFile(name, head), nil, nil
 	case !errors.Is(headErr, s3vfs.ErrNotFound):
 		l.Close()
-		return nil, nil, pathError("stat", name, f.note(headErr))
+		return nil, nil, pathError("stat", name, headErr)
 	case err != nil:
 		l.Close()
-		return nil, nil, pathError("readdir", name, f.note(err))
+		return nil, nil, pathError("readdir", name, err)
 	}
 	if len(first.Entries) == 0 && first.Last && name != "/" {
 		l.Close()
@@ -195,7 +195,7 @@ func (l *Listing) Entries() iter.Seq2[*FileInfo, error] {
 				yield(nil, pathError("readdir", l.name, errListingEnded))
 				return
 			case err != nil:
-				yield(nil, pathError("readdir", l.name, l.fs.note(err)))
+				yield(nil, pathError("readdir", l.name, err))
 				return
 			}
 		}

@@ -164,7 +164,7 @@ func (w *Writer) Commit() (*FileInfo, error) {
 		w.fs.forgetLocal(w.name)
 	}
 	if err != nil {
-		w.err = pathError("write", w.name, w.fs.note(err))
+		w.err = pathError("write", w.name, err)
 		return nil, w.err
 	}
 	fi := fileInfoFromObject(path.Base(w.name), obj)

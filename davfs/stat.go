@@ -96,7 +96,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 		case headErr == nil:
 			return f.foundFile(name, head), nil
 		case !errors.Is(headErr, s3vfs.ErrNotFound):
-			return nil, pathError("stat", name, f.note(headErr))
+			return nil, pathError("stat", name, headErr)
 		}
 	}
 	var (
@@ -111,7 +111,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 
 	switch {
 	case listErr != nil:
-		return nil, pathError("stat", name, f.note(listErr))
+		return nil, pathError("stat", name, listErr)
 	case isDir:
 		f.opts.DirCache.probed(prefix, probeStart)
 		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
@@ -134,7 +134,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 		f.remember(name, nil)
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	default:
-		return nil, pathError("stat", name, f.note(headErr))
+		return nil, pathError("stat", name, headErr)
 	}
 }
 
@@ -184,7 +184,7 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 	wg.Wait()
 	if readErr != nil {
 		if !errors.Is(readErr, s3vfs.ErrNotFound) {
-			return nil, nil, pathError("open", name, f.note(readErr))
+			return nil, nil, pathError("open", name, readErr)
 		}
 		fi, err := f.statMode(ctx, name, onlyDir) // a folder, or nothing
 		if errors.Is(err, fs.ErrNotExist) {
@@ -238,7 +238,7 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 			found, err := f.learnDir(ctx, name, learnLimit)
 			switch {
 			case err != nil:
-				return nil, pathError("stat", name, f.note(err))
+				return nil, pathError("stat", name, err)
 			case !found:
 				return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
 			}

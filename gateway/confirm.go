@@ -39,7 +39,11 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err
 				}
 				res = name
 			}
-			if rq.listHolds(res, l.conditions) {
+			holds, err := rq.listHolds(res, l.conditions)
+			if err != nil {
+				return nil, err // a lock store outage: 503
+			}
+			if holds {
 				matched = true
 			}
 			for _, c := range l.conditions {
@@ -49,9 +53,6 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err
 			}
 		}
 		if !matched {
-			if err := rq.lockFailure(); err != nil {
-				return nil, failWith(http.StatusServiceUnavailable, err)
-			}
 			return nil, failWith(http.StatusPreconditionFailed, errors.New("no list of the If header holds"))
 		}
 	}
@@ -94,33 +95,28 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err
 	return releaseAll, nil
 }
 
-// lockFailure returns the lock store outage this request met, if any.
-func (rq *request) lockFailure() error {
-	if rl, ok := rq.locks.(*rootLocks); ok {
-		return rl.storeFailure()
-	}
-	return nil
-}
-
 // listHolds reports whether every condition of one If list is true for the
-// resource name.
-func (rq *request) listHolds(name string, conds []webdav.Condition) bool {
+// resource name. An error is a lock store outage: nothing can be said.
+func (rq *request) listHolds(name string, conds []webdav.Condition) (bool, error) {
 	for _, c := range conds {
 		var holds bool
 		if c.Token != "" {
 			rel, err := rq.locks.Confirm(time.Now(), name, "", webdav.Condition{Token: c.Token})
-			if err == nil {
+			switch {
+			case err == nil:
 				rel()
 				holds = true
+			case errors.Is(err, ErrLockStoreUnavailable):
+				return false, err
 			}
 		} else {
 			holds = rq.etagMatches(name, c.ETag)
 		}
 		if holds == c.Not {
-			return false
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 func (rq *request) etagMatches(name, etag string) bool {

@@ -179,7 +179,7 @@ type request struct {
 	w     *recorder
 	user  auth.Principal
 	fs    *davfs.FS
-	locks webdav.LockSystem
+	locks *rootLocks
 	root  string // the user's key prefix
 	name  string
 	slash bool // the URL path ended in "/": the client expects a folder
@@ -313,8 +313,8 @@ func (rq *request) serve() error {
 		if t := strings.TrimSpace(rq.r.Header.Get("Lock-Token")); t != "" && !strings.HasPrefix(t, "<") {
 			rq.r.Header.Set("Lock-Token", "<"+t+">")
 		}
-		rq.delegate(rq.locks, rq.w)
-		return nil
+		buf, met := rq.delegate(rq.locks)
+		return rq.relay(buf, met, buf.body.Bytes())
 	default:
 		return failWith(http.StatusMethodNotAllowed, nil).withHeader("Allow", allowedMethods)
 	}
@@ -339,27 +339,56 @@ func isWrite(method string) bool {
 	return false
 }
 
-// delegate hands the request to x/net/webdav's handler over the user's
-// davfs and ls, with the path made canonical and its error statuses made
-// honest, answering on w.
-func (rq *request) delegate(ls webdav.LockSystem, w http.ResponseWriter) {
+// delegate runs x/net/webdav's handler over the user's davfs and ls, with
+// the path made canonical, and returns its answer unwritten (LOCK, UNLOCK
+// and PROPPATCH answers are small) with the error x/net met, for relay.
+func (rq *request) delegate(ls webdav.LockSystem) (*bufferedWriter, error) {
 	r := rq.r
 	r.URL.Path = path.Join(rq.g.davBase, rq.name)
 	if rq.name == "/" {
 		r.URL.Path = rq.g.davBase + "/"
 	}
 	r.URL.RawPath = ""
+	var met error
 	h := &webdav.Handler{
 		Prefix:     rq.g.davBase,
 		FileSystem: rq.fs,
 		LockSystem: ls,
-		Logger: func(_ *http.Request, err error) {
-			if err != nil && rq.w.err == nil {
-				rq.w.err = err
-			}
-		},
+		// x/net calls Logger once, after its answer, with the error
+		// behind it.
+		Logger: func(_ *http.Request, err error) { met = err },
 	}
-	h.ServeHTTP(&honestWriter{ResponseWriter: w, rec: rq.w, fs: rq.fs, locks: rq.lockFailure}, r)
+	buf := &bufferedWriter{header: make(http.Header)}
+	h.ServeHTTP(buf, r)
+	return buf, met
+}
+
+// relay answers x/net's answer buf with body (its own, or mended), or
+// returns it as the request's failure. x/net's error statuses are coarse
+// (a throttled or denied request is a 500 or a 405): where statusFor knows
+// the error better (503 with Retry-After, 403...), and for any 500, the
+// failure is answered like every other; other errors keep x/net's status
+// and body.
+func (rq *request) relay(buf *bufferedWriter, met error, body []byte) error {
+	if buf.status >= 400 {
+		honest := buf.status
+		if met != nil {
+			honest = statusFor(met, buf.status)
+		}
+		if buf.status == http.StatusInternalServerError || (honest != buf.status && honest != http.StatusInternalServerError) {
+			return failWith(honest, met)
+		}
+		return &httpError{status: buf.status, err: met, header: buf.header, body: body}
+	}
+	for k, v := range buf.header {
+		rq.w.Header()[k] = v
+	}
+	rq.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if buf.status != 0 {
+		rq.w.WriteHeader(buf.status)
+	}
+	_, _ = rq.w.Write(body)
+	return nil
 }
 
 // newUploadPools applies the defaults of lim and returns the pools of the

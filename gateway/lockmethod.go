@@ -47,22 +47,13 @@ func (rq *request) lock() error {
 	rq.r.Header.Set("Timeout", capTimeout(rq.r.Header.Get("Timeout")))
 
 	// x/net writes the lock root without the WebDAV prefix (and without URL
-	// escaping): buffer its small answer and mend the href.
-	buf := &bufferedWriter{header: make(http.Header)}
-	rq.delegate(rq.locks, buf)
-	for k, v := range buf.header {
-		rq.w.Header()[k] = v
-	}
+	// escaping): mend the href of its small answer.
+	buf, met := rq.delegate(rq.locks)
 	out := buf.body.Bytes()
 	if buf.status < 300 {
 		out = fixLockRoot(out, rq.g.davBase)
 	}
-	rq.w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	if buf.status != 0 {
-		rq.w.WriteHeader(buf.status)
-	}
-	_, _ = rq.w.Write(out)
-	return nil
+	return rq.relay(buf, met, out)
 }
 
 // capTimeout turns a LOCK Timeout header into "Second-N" with N at most

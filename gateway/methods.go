@@ -116,8 +116,24 @@ func (rq *request) get() error {
 			}
 		}
 	}
-	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), file)
-	return rq.fs.Failure() // the status went out: only logged
+	body := &sentBody{ReadSeeker: file}
+	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), body)
+	return body.err // the status went out: only logged
+}
+
+// sentBody keeps the first read error of a file being sent:
+// http.ServeContent drops it, and the request's log line needs it.
+type sentBody struct {
+	io.ReadSeeker
+	err error
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 // activeContent reports content types a browser would run or render as a

@@ -127,9 +127,9 @@ func (rq *request) propfindContext(pf propfindBody, body []byte) context.Context
 			ctx = davfs.WithQuota(ctx, used, max(0, q.limit-used))
 		}
 	}
-	if rl, ok := rq.locks.(*rootLocks); ok && bytes.Contains(body, []byte("lockdiscovery")) {
+	if bytes.Contains(body, []byte("lockdiscovery")) {
 		ctx = davfs.WithLockDiscovery(ctx, func(name string) []byte {
-			return lockDiscoveryXML(rl.discover(time.Now(), name), rq.g.davBase)
+			return lockDiscoveryXML(rq.locks.discover(time.Now(), name), rq.g.davBase)
 		})
 	}
 	return ctx

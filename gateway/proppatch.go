@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
-	"net/http"
-	"strconv"
 
 	"github.com/davgw/davgw/davfs"
 )
@@ -37,22 +35,12 @@ func (rq *request) proppatch() error {
 			renamed = true
 		}
 	}
-	if !renamed {
-		rq.delegate(preconfirmed{rq.locks}, rq.w)
-		return nil
+	buf, met := rq.delegate(preconfirmed{rq.locks})
+	out := buf.body.Bytes()
+	if renamed {
+		out = bytes.ReplaceAll(out, []byte(`xmlns="`+davfs.MTimeSetter().Space+`"`), []byte(`xmlns="DAV:"`))
 	}
-	buf := &bufferedWriter{header: make(http.Header)}
-	rq.delegate(preconfirmed{rq.locks}, buf)
-	out := bytes.ReplaceAll(buf.body.Bytes(), []byte(`xmlns="`+davfs.MTimeSetter().Space+`"`), []byte(`xmlns="DAV:"`))
-	for k, v := range buf.header {
-		rq.w.Header()[k] = v
-	}
-	rq.w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	if buf.status != 0 {
-		rq.w.WriteHeader(buf.status)
-	}
-	_, _ = rq.w.Write(out)
-	return nil
+	return rq.relay(buf, met, out)
 }
 
 // renameProp rewrites an XML body, renaming elements called from to to.

@@ -205,53 +205,6 @@ func statusFor(err error, notExist int) int {
 	return http.StatusInternalServerError
 }
 
-// honestWriter sits between x/net/webdav and the client. When the handler
-// answers an error status because davfs met a backend failure (throttling,
-// denial, outage), it answers the honest status instead (503 with
-// Retry-After, 403, ...) and drops x/net's body.
-type honestWriter struct {
-	http.ResponseWriter // where the answer goes
-	rec                 *recorder
-	fs                  *davfs.FS
-	locks               func() error // the lock store's outage, if any
-	wrote               bool
-	swallowed           bool
-}
-
-func (w *honestWriter) WriteHeader(code int) {
-	if w.wrote {
-		return
-	}
-	w.wrote = true
-	if code >= 400 {
-		failure := w.fs.Failure()
-		if failure == nil && w.locks != nil {
-			failure = w.locks()
-		}
-		if failure != nil {
-			if honest := statusFor(failure, code); honest != code || code == http.StatusInternalServerError {
-				if w.rec.err == nil {
-					w.rec.err = failure
-				}
-				writeFailure(w.ResponseWriter, failWith(honest, failure))
-				w.swallowed = true
-				return
-			}
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *honestWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.swallowed {
-		return len(p), nil
-	}
-	return w.ResponseWriter.Write(p)
-}
-
 // begin starts a request: id, S3 call counter, recorder, in-flight gauge.
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*recorder, *http.Request) {
 	id := r.Header.Get("X-Request-Id")
