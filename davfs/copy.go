@@ -33,16 +33,8 @@ import (
 // src -> fs.ErrPermission.
 func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive bool) (created bool, err error) {
 	src, dst = Clean(src), Clean(dst)
-	srcFi, err := f.stat(ctx, src)
+	srcFi, err := f.CheckCopy(ctx, src, dst, false)
 	if err != nil {
-		return false, err
-	}
-	// A copy onto its own ancestor would delete its source while replacing
-	// the destination; a folder copied into itself would never end.
-	if src == dst || dst == "/" || Within(src, dst) || Within(dst, src) {
-		return false, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
-	}
-	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
 		return false, err
 	}
 	// Without overwrite, "free" must not come from a listing's word: a
@@ -296,6 +288,29 @@ func (f *FS) ensureMarker(ctx context.Context, srcPrefix, dstPrefix string) erro
 	return err
 }
 
+// CheckCopy checks, before anything is touched, what a copy or move of src
+// onto dst needs of the file system, and returns src: it exists
+// (fs.ErrNotExist; slash as for Lookup), dst is not src, the root, inside
+// src or above it (fs.ErrPermission: a copy onto its own ancestor would
+// delete its source while replacing the destination, and a folder copied
+// into itself would never end), and dst's parent is a folder (ErrNotDir).
+// Copy, Move and MoveEmptyDir check the same; a caller that must decide
+// more before the copy (locks, quota) calls it first.
+func (f *FS) CheckCopy(ctx context.Context, src, dst string, slash bool) (*FileInfo, error) {
+	src, dst = Clean(src), Clean(dst)
+	srcFi, err := f.Lookup(ctx, src, slash)
+	if err != nil {
+		return nil, err
+	}
+	if src == dst || dst == "/" || Within(src, dst) || Within(dst, src) {
+		return nil, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
+	}
+	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
+		return nil, err
+	}
+	return srcFi, nil
+}
+
 // Within reports whether the clean name lies strictly below the folder dir.
 func Within(name, dir string) bool {
 	return name != dir && (dir == "/" || strings.HasPrefix(name, dir+"/"))
@@ -335,10 +350,10 @@ var ErrNotEmpty = errors.New("davfs: folder is not empty")
 // what Explorer and Finder do right after "New folder", and it cannot lose
 // data: if a file lands in the old folder meanwhile, it stays where it was.
 // A folder with content gives ErrNotEmpty and nothing is changed; so does an
-// existing dst (fs.ErrExist).
+// existing dst (fs.ErrExist). The names are checked as by CheckCopy.
 func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	src, dst = Clean(src), Clean(dst)
-	srcFi, err := f.stat(ctx, src)
+	srcFi, err := f.CheckCopy(ctx, src, dst, false)
 	if err != nil {
 		return err
 	}
@@ -348,9 +363,6 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	if _, err := f.statFrom(ctx, dst, expectAny, false); err == nil {
 		return &fs.PathError{Op: "move", Path: dst, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
 		return err
 	}
 	srcPrefix, dstPrefix := f.dirPrefix(src), f.dirPrefix(dst)

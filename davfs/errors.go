@@ -19,6 +19,11 @@ var ErrIsDir = errors.New("davfs: is a folder")
 // names a file.
 var ErrNotDir = errors.New("davfs: not a folder")
 
+// ErrFileNamedAsFolder is returned when a name written with a trailing
+// slash (a folder's name) finds a file: as on a file system, nothing is
+// there, so it matches fs.ErrNotExist.
+var ErrFileNamedAsFolder = fmt.Errorf("davfs: a file named with a trailing slash: %w", fs.ErrNotExist)
+
 // pathError turns a backend error into an *fs.PathError whose Err matches
 // both the io/fs sentinel that x/net/webdav understands (fs.ErrNotExist,
 // fs.ErrPermission, fs.ErrExist) and the original s3vfs sentinel, so that the

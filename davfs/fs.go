@@ -250,22 +250,14 @@ func (f *FS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode)
 
 // createEmpty creates an empty file unless name exists.
 func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
-	if name == "/" {
-		return &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
-	}
-	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
-		return err
-	}
-	fi, err := f.stat(ctx, name)
+	fi, err := f.CreateTarget(ctx, name)
 	switch {
-	case err == nil && fi.dir:
-		return &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
-	case err == nil && excl:
-		return &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
-	case err == nil:
-		return nil
-	case !errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return err
+	case fi != nil && excl:
+		return &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
+	case fi != nil:
+		return nil
 	}
 	start := f.opts.DirCache.begin()
 	obj, err := f.store.PutObject(ctx, f.key(name), nil, s3vfs.WriteOptions{Size: 0, ContentType: contentTypeFor(name), IfNoneMatch: "*"})

@@ -56,18 +56,14 @@ func (rq *request) copyMove() error {
 		return failWith(http.StatusBadRequest, errors.New("bad Depth for "+r.Method))
 	}
 
-	src, err := rq.lookup()
+	// The source exists, the names do not overlap (403), the destination's
+	// parent is a folder (409).
+	src, err := rq.fs.CheckCopy(ctx, rq.name, dst, rq.slash)
 	if err != nil {
 		return err
 	}
-	if rq.name == dst || dst == "/" || davfs.Within(rq.name, dst) || davfs.Within(dst, rq.name) {
-		return failWith(http.StatusForbidden, errors.New("source and destination overlap"))
-	}
 	if isMove && src.IsDir() {
-		return rq.moveFolder(dst)
-	}
-	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
-		return conflictIfMissing(err)
+		return rq.moveFolder(src, dst)
 	}
 
 	lockSrc := ""
@@ -130,11 +126,8 @@ func (rq *request) copyMove() error {
 // create "New folder" and rename it at once) and the destination does not
 // exist. Anything else is 403 before anything is touched: S3 has no folder
 // rename, and a copy-then-delete of a tree could half-complete.
-func (rq *request) moveFolder(dst string) error {
+func (rq *request) moveFolder(src *davfs.FileInfo, dst string) error {
 	ctx := rq.r.Context()
-	if d := rq.r.Header.Get("Depth"); d != "" && d != "infinity" {
-		return failWith(http.StatusBadRequest, errors.New("bad Depth for MOVE"))
-	}
 	if _, err := rq.fs.LookupFresh(ctx, dst, false); err == nil {
 		if strings.EqualFold(rq.r.Header.Get("Overwrite"), "F") {
 			return failWith(http.StatusPreconditionFailed, errors.New("MOVE destination exists"))
@@ -143,12 +136,7 @@ func (rq *request) moveFolder(dst string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return conflictIfMissing(err)
 	}
-	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
-		return conflictIfMissing(err)
-	}
-	if src, err := rq.fs.Lookup(ctx, rq.name, true); err != nil {
-		return err
-	} else if err := rq.checkPreconditions(src); err != nil {
+	if err := rq.checkPreconditions(src); err != nil {
 		return err
 	}
 	release, err := rq.confirmLocks(rq.name, dst, true)

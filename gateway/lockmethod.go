@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/davgw/davgw/davfs"
 )
 
 // maxLockTimeout caps lock lifetimes. Windows asks for "Infinite": a client
@@ -29,17 +31,17 @@ func (rq *request) lock() error {
 		return err
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
-		fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
+		_, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 		switch {
-		case err == nil && rq.slash && !fi.IsDir():
-			return failWith(http.StatusNotFound, nil)
 		case err == nil:
-		case !errors.Is(err, fs.ErrNotExist):
-			return err
-		case rq.name == "/" || rq.slash:
+		case !errors.Is(err, fs.ErrNotExist) || errors.Is(err, davfs.ErrFileNamedAsFolder):
+			return err // a file named as a folder is 404
+		case rq.slash:
 			return failWith(http.StatusConflict, errors.New("LOCK of a missing folder"))
 		default:
-			if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
+			// x/net creates the empty file after it took the lock: a
+			// name that cannot be created is refused before.
+			if _, err := rq.fs.CreateTarget(ctx, rq.name); err != nil {
 				return conflictIfMissing(err)
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
 
@@ -254,14 +253,10 @@ func rangeWindows(h string, size int64) [][2]int64 {
 	return ws
 }
 
-// lookup finds the request's resource. A URL ending in "/" names a folder:
-// for a file it is 404, as on a file system.
+// lookup finds the request's resource (a URL ending in "/" names a
+// folder: see davfs.FS.Lookup).
 func (rq *request) lookup() (*davfs.FileInfo, error) {
-	fi, err := rq.fs.Lookup(rq.r.Context(), rq.name, rq.slash)
-	if err == nil && rq.slash && !fi.IsDir() {
-		return nil, &fs.PathError{Op: "stat", Path: rq.name + "/", Err: fs.ErrNotExist}
-	}
-	return fi, err
+	return rq.fs.Lookup(rq.r.Context(), rq.name, rq.slash)
 }
 
 // checkPreconditions evaluates If-Match and If-None-Match against the
@@ -330,15 +325,9 @@ func (rq *request) put() error {
 	}
 	defer release()
 
-	if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
-		return conflictIfMissing(err)
-	}
-	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if fi != nil && fi.IsDir() {
-		return failWith(http.StatusMethodNotAllowed, errors.New("PUT onto a folder"))
+	fi, err := rq.fs.CreateTarget(ctx, rq.name) // the file replaced, or nil
+	if err != nil {
+		return conflictIfMissing(err) // a folder is 405 (davfs.ErrIsDir)
 	}
 	if err := rq.checkPreconditions(fi); err != nil {
 		return err

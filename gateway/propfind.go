@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io/fs"
 	"net/http"
 	"path"
 	"strings"
@@ -55,9 +54,6 @@ func (rq *request) propfind() error {
 	}
 	if err == nil {
 		err = rq.fs.LoadMeta(ctx, fi, rq.name) // its kept modification time
-	}
-	if err == nil && rq.slash && !fi.IsDir() {
-		err = &fs.PathError{Op: "stat", Path: rq.name + "/", Err: fs.ErrNotExist}
 	}
 	if err != nil {
 		return err
