@@ -36,7 +36,7 @@ func (rq *request) copyMove() error {
 	}
 
 	if rq.g.opts.AppleFiles == AppleReject && IsAppleFile(path.Base(dst)) {
-		return failWith(http.StatusForbidden, errors.New("apple_files = reject"))
+		return failWith(http.StatusForbidden, errAppleRejected)
 	}
 
 	overwrite := true
