@@ -33,16 +33,8 @@ import (
 // src -> fs.ErrPermission.
 func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive bool) (created bool, err error) {
 	src, dst = Clean(src), Clean(dst)
-	srcFi, err := f.stat(ctx, src)
+	srcFi, err := f.CheckCopy(ctx, src, dst, false)
 	if err != nil {
-		return false, err
-	}
-	// A copy onto its own ancestor would delete its source while replacing
-	// the destination; a folder copied into itself would never end.
-	if src == dst || dst == "/" || Within(src, dst) || Within(dst, src) {
-		return false, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
-	}
-	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
 		return false, err
 	}
 	// Without overwrite, "free" must not come from a listing's word: a
@@ -98,22 +90,22 @@ func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstF
 	}
 	if dstFi == nil || !dstFi.dir {
 		obj, err := copyOnce()
-		return obj, pathError("copy", dst, f.note(err))
+		return obj, pathError("copy", dst, err)
 	}
 	// A file replaces a folder. Stores like AWS allow "dst" next to "dst/":
 	// copy first, then delete the folder.
 	obj, err := copyOnce()
 	if err == nil {
-		return obj, pathError("copy", dst, f.note(f.deletePrefix(ctx, f.dirPrefix(dst))))
+		return obj, pathError("copy", dst, f.deletePrefix(ctx, f.dirPrefix(dst)))
 	}
 	if !errors.Is(err, s3vfs.ErrConflict) {
-		return obj, pathError("copy", dst, f.note(err))
+		return obj, pathError("copy", dst, err)
 	}
 	// Stricter stores (versitygw) cannot hold both names. Stage the copy
 	// under a hidden name first, so that a copy that cannot succeed fails
 	// before the folder is touched; then replace the folder.
 	obj, err = f.replaceDirWithFile(ctx, srcFi, dst)
-	return obj, pathError("copy", dst, f.note(err))
+	return obj, pathError("copy", dst, err)
 }
 
 // stagingPrefix starts the hidden names of staged copies; listings skip them.
@@ -150,7 +142,7 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 		err = f.store.Delete(ctx, []string{dstFi.key})
 	}
 	if err != nil {
-		return pathError("copy", dst, f.note(err))
+		return pathError("copy", dst, err)
 	}
 	written := map[string]bool{dstPrefix: true}
 	if recursive {
@@ -177,7 +169,7 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 				if werr := g.Wait(); werr != nil {
 					err = werr // the copy that failed, not the cancelled listing
 				}
-				return pathError("copy", dst, f.note(err))
+				return pathError("copy", dst, err)
 			}
 			if e.Object == nil || e.Object.Key == srcPrefix {
 				continue
@@ -207,7 +199,7 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return pathError("copy", dst, f.note(err))
+			return pathError("copy", dst, err)
 		}
 		for _, k := range indexKeys {
 			wrote, err := f.copyIndex(ctx, k, srcPrefix, dstPrefix, srcETags, newETags)
@@ -224,14 +216,14 @@ func (f *FS) copyDirOnto(ctx context.Context, src, dst string, dstFi *FileInfo, 
 	var stale []string
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: dstPrefix}) {
 		if err != nil {
-			return pathError("copy", dst, f.note(err))
+			return pathError("copy", dst, err)
 		}
 		if e.Object != nil && !written[e.Object.Key] {
 			stale = append(stale, e.Object.Key)
 		}
 	}
 	if len(stale) > 0 {
-		return pathError("copy", dst, f.note(f.store.Delete(ctx, stale)))
+		return pathError("copy", dst, f.store.Delete(ctx, stale))
 	}
 	return nil
 }
@@ -296,6 +288,29 @@ func (f *FS) ensureMarker(ctx context.Context, srcPrefix, dstPrefix string) erro
 	return err
 }
 
+// CheckCopy checks, before anything is touched, what a copy or move of src
+// onto dst needs of the file system, and returns src: it exists
+// (fs.ErrNotExist; slash as for Lookup), dst is not src, the root, inside
+// src or above it (fs.ErrPermission: a copy onto its own ancestor would
+// delete its source while replacing the destination, and a folder copied
+// into itself would never end), and dst's parent is a folder (ErrNotDir).
+// Copy, Move and MoveEmptyDir check the same; a caller that must decide
+// more before the copy (locks, quota) calls it first.
+func (f *FS) CheckCopy(ctx context.Context, src, dst string, slash bool) (*FileInfo, error) {
+	src, dst = Clean(src), Clean(dst)
+	srcFi, err := f.Lookup(ctx, src, slash)
+	if err != nil {
+		return nil, err
+	}
+	if src == dst || dst == "/" || Within(src, dst) || Within(dst, src) {
+		return nil, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
+	}
+	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
+		return nil, err
+	}
+	return srcFi, nil
+}
+
 // Within reports whether the clean name lies strictly below the folder dir.
 func Within(name, dir string) bool {
 	return name != dir && (dir == "/" || strings.HasPrefix(name, dir+"/"))
@@ -320,7 +335,7 @@ func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created
 	err = f.store.Delete(ctx, []string{srcFi.key})
 	f.forget(src)
 	if err != nil {
-		return created, pathError("move", src, f.note(err))
+		return created, pathError("move", src, err)
 	}
 	f.warn(f.dropEntry(ctx, src, false))
 	return created, nil
@@ -335,10 +350,10 @@ var ErrNotEmpty = errors.New("davfs: folder is not empty")
 // what Explorer and Finder do right after "New folder", and it cannot lose
 // data: if a file lands in the old folder meanwhile, it stays where it was.
 // A folder with content gives ErrNotEmpty and nothing is changed; so does an
-// existing dst (fs.ErrExist).
+// existing dst (fs.ErrExist). The names are checked as by CheckCopy.
 func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	src, dst = Clean(src), Clean(dst)
-	srcFi, err := f.stat(ctx, src)
+	srcFi, err := f.CheckCopy(ctx, src, dst, false)
 	if err != nil {
 		return err
 	}
@@ -350,14 +365,11 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {
-		return err
-	}
 	srcPrefix, dstPrefix := f.dirPrefix(src), f.dirPrefix(dst)
 	var hidden []string
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: srcPrefix, MaxKeys: 16, Limit: 16}) {
 		if err != nil {
-			return pathError("move", src, f.note(err))
+			return pathError("move", src, err)
 		}
 		switch {
 		case e.Object == nil:
@@ -375,14 +387,14 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 		return pathError("move", src, err)
 	}
 	if err := f.ensureMarker(ctx, srcPrefix, dstPrefix); err != nil {
-		return pathError("move", dst, f.note(err))
+		return pathError("move", dst, err)
 	}
 	f.forget(dst)
 	if !entry.empty() {
 		f.warn(f.setEntry(ctx, dst, true, entry))
 	}
 	if err := f.store.Delete(ctx, append(hidden, srcPrefix)); err != nil {
-		return pathError("move", src, f.note(err))
+		return pathError("move", src, err)
 	}
 	f.forget(src)
 	f.warn(f.dropEntry(ctx, src, true))
@@ -395,7 +407,7 @@ func (f *FS) TreeSize(ctx context.Context, name string) (int64, error) {
 	var total int64
 	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: f.dirPrefix(Clean(name))}) {
 		if err != nil {
-			return 0, pathError("copy", name, f.note(err))
+			return 0, pathError("copy", name, err)
 		}
 		if e.Object != nil && !strings.Contains(e.Object.Key, "/"+reservedPrefix) {
 			total += e.Object.Size

@@ -1,7 +1,6 @@
 package davfs
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +18,11 @@ var ErrIsDir = errors.New("davfs: is a folder")
 // ErrNotDir is returned when a path's parent is a file, or a folder operation
 // names a file.
 var ErrNotDir = errors.New("davfs: not a folder")
+
+// ErrFileNamedAsFolder is returned when a name written with a trailing
+// slash (a folder's name) finds a file: as on a file system, nothing is
+// there, so it matches fs.ErrNotExist.
+var ErrFileNamedAsFolder = fmt.Errorf("davfs: a file named with a trailing slash: %w", fs.ErrNotExist)
 
 // pathError turns a backend error into an *fs.PathError whose Err matches
 // both the io/fs sentinel that x/net/webdav understands (fs.ErrNotExist,
@@ -47,16 +51,4 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", fs.ErrExist, err)
 	}
 	return err
-}
-
-// isBackendFailure reports whether err is a failure worth remembering for
-// the response status: anything but "not found" and ordinary fs outcomes.
-func isBackendFailure(err error) bool {
-	if err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, s3vfs.ErrNotFound) {
-		return false
-	}
-	if errors.Is(err, context.Canceled) {
-		return false
-	}
-	return true
 }

@@ -139,7 +139,7 @@ func (fl *File) Read(p []byte) (int, error) {
 	}
 	n, err := fl.reader.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return n, pathError("read", fl.path, fl.fs.note(err))
+		return n, pathError("read", fl.path, err)
 	}
 	return n, err
 }

@@ -87,7 +87,6 @@ type FS struct {
 	stats    map[string]*FileInfo    // by clean name; nil value = known absent
 	indexes  map[string]*loadedIndex // folder indexes by clean name
 	now      time.Time               // the time of folders S3 keeps none for
-	failure  error                   // most recent backend failure, for the HTTP edge
 	warnings []error                 // what went wrong without failing the request
 }
 
@@ -127,15 +126,6 @@ func (f *FS) dirPrefix(name string) string {
 	return f.key(name) + "/"
 }
 
-// Failure returns the most recent backend failure (throttling, denial,
-// outage) seen while serving the request, or nil. The HTTP edge uses it to
-// replace x/net/webdav's coarse statuses with honest ones.
-func (f *FS) Failure() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.failure
-}
-
 // Warnings returns what went wrong without failing the request (index
 // upkeep after the data operation succeeded), for the request's log line.
 func (f *FS) Warnings() []error {
@@ -150,15 +140,6 @@ func (f *FS) warn(err error) {
 		f.warnings = append(f.warnings, err)
 		f.mu.Unlock()
 	}
-}
-
-func (f *FS) note(err error) error {
-	if isBackendFailure(err) {
-		f.mu.Lock()
-		f.failure = err
-		f.mu.Unlock()
-	}
-	return err
 }
 
 func (f *FS) cached(name string) (*FileInfo, bool) {
@@ -230,7 +211,7 @@ func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	_, err := f.store.PutObject(ctx, f.dirPrefix(name), nil, s3vfs.WriteOptions{Size: 0, ContentType: "application/x-directory"})
 	f.forget(name)
 	if err != nil {
-		return pathError("mkdir", name, f.note(err))
+		return pathError("mkdir", name, err)
 	}
 	// A folder of that name deleted outside the gateway may have left its
 	// entry: the new folder must not inherit its properties.
@@ -269,22 +250,14 @@ func (f *FS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode)
 
 // createEmpty creates an empty file unless name exists.
 func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
-	if name == "/" {
-		return &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
-	}
-	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
-		return err
-	}
-	fi, err := f.stat(ctx, name)
+	fi, err := f.CreateTarget(ctx, name)
 	switch {
-	case err == nil && fi.dir:
-		return &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
-	case err == nil && excl:
-		return &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
-	case err == nil:
-		return nil
-	case !errors.Is(err, fs.ErrNotExist):
+	case err != nil:
 		return err
+	case fi != nil && excl:
+		return &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
+	case fi != nil:
+		return nil
 	}
 	start := f.opts.DirCache.begin()
 	obj, err := f.store.PutObject(ctx, f.key(name), nil, s3vfs.WriteOptions{Size: 0, ContentType: contentTypeFor(name), IfNoneMatch: "*"})
@@ -297,7 +270,7 @@ func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
 	case errors.Is(err, s3vfs.ErrPreconditionFailed):
 		return nil // it appeared meanwhile: keep it
 	case err != nil:
-		return pathError("create", name, f.note(err))
+		return pathError("create", name, err)
 	}
 	fi = fileInfoFromObject(path.Base(name), obj)
 	fi.direct, fi.hasMeta = true, true
@@ -325,7 +298,7 @@ func (f *FS) RemoveAll(ctx context.Context, name string) error {
 	}
 	f.forget(name)
 	if err != nil {
-		return pathError("remove", name, f.note(err))
+		return pathError("remove", name, err)
 	}
 	// A stale entry would apply again to a new object with the same ETag
 	// (the same bytes uploaded again without a time). The delete succeeded

@@ -147,7 +147,7 @@ func (f *FS) fetchIndex(ctx context.Context, folder, key string) (*loadedIndex, 
 		li.etag, li.unwritable = info.ETag, true
 		f.warn(fmt.Errorf("index of %s: %w", folder, err))
 	case err != nil:
-		return nil, f.note(err)
+		return nil, err
 	default:
 		li.etag, li.size = info.ETag, len(body)
 		var idx folderIndex
@@ -265,7 +265,7 @@ func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, sup
 			opts.IfNoneMatch = "*"
 			if batch && folder != "/" {
 				if found, _, err := f.probeDir(ctx, f.dirPrefix(folder)); err != nil {
-					return f.note(err)
+					return err
 				} else if !found {
 					f.opts.Batcher.written(key, pending) // the folder is gone, and its files with it
 					return nil
@@ -288,10 +288,10 @@ func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, sup
 		case errors.Is(err, s3vfs.ErrPreconditionFailed), errors.Is(err, s3vfs.ErrConflict), errors.Is(err, s3vfs.ErrUnavailable):
 			continue // another writer, or a store that resets a refused upload
 		default:
-			return f.note(err)
+			return err
 		}
 	}
-	return f.note(errors.Join(errIndexBusy, err))
+	return errors.Join(errIndexBusy, err)
 }
 
 // IndexCache keeps recently read folder indexes for every request of the

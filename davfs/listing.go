@@ -47,10 +47,11 @@ type Listing struct {
 
 // OpenListing finds name for a Depth 1 PROPFIND and, when it is a folder,
 // opens its listing. The first page shows that the folder exists, so the
-// folder costs no request of its own. Unless likelyDir (the URL ended in
-// "/"), a HEAD runs alongside the first page: the file wins, and then the
-// Listing is nil. The caller closes a Listing it gets.
-func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*FileInfo, *Listing, error) {
+// folder costs no request of its own. Unless slash (the name was written
+// with a trailing slash: a folder's, see Lookup), a HEAD runs alongside the
+// first page: the file wins, and then the Listing is nil. The caller
+// closes a Listing it gets.
+func (f *FS) OpenListing(ctx context.Context, name string, slash bool) (*FileInfo, *Listing, error) {
 	name = Clean(name)
 	if IsReserved(name) {
 		return nil, nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
@@ -63,7 +64,7 @@ func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*Fil
 		head    s3vfs.ObjectInfo
 		headErr = s3vfs.ErrNotFound
 	)
-	if !likelyDir && name != "/" {
+	if !slash && name != "/" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -85,15 +86,15 @@ func (f *FS) OpenListing(ctx context.Context, name string, likelyDir bool) (*Fil
 		return f.foundFile(name, head), nil, nil
 	case !errors.Is(headErr, s3vfs.ErrNotFound):
 		l.Close()
-		return nil, nil, pathError("stat", name, f.note(headErr))
+		return nil, nil, pathError("stat", name, headErr)
 	case err != nil:
 		l.Close()
-		return nil, nil, pathError("readdir", name, f.note(err))
+		return nil, nil, pathError("readdir", name, err)
 	}
 	if len(first.Entries) == 0 && first.Last && name != "/" {
 		l.Close()
-		if likelyDir {
-			fi, err := f.statMode(ctx, name, onlyFile) // a file named with a slash: the caller's 404
+		if slash {
+			fi, err := folderNamed(name)(f.statMode(ctx, name, onlyFile))
 			return fi, nil, err
 		}
 		f.remember(name, nil)
@@ -195,7 +196,7 @@ func (l *Listing) Entries() iter.Seq2[*FileInfo, error] {
 				yield(nil, pathError("readdir", l.name, errListingEnded))
 				return
 			case err != nil:
-				yield(nil, pathError("readdir", l.name, l.fs.note(err)))
+				yield(nil, pathError("readdir", l.name, err))
 				return
 			}
 		}
@@ -293,6 +294,9 @@ func (l *Listing) finished() {
 func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
 	name = Clean(name)
 	fi, l, err := f.OpenListing(ctx, name, true)
+	if errors.Is(err, ErrFileNamedAsFolder) {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: ErrNotDir}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -60,30 +60,45 @@ type Writer struct {
 	err     error
 }
 
-// Create checks that name can be written (its parent is a folder, it is not
-// a folder itself) and returns a Writer for it. No request is sent to S3 for
-// the body until the first part is full.
-func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer, error) {
+// CreateTarget checks that a file can be written at name: its parent is a
+// folder (ErrNotDir) and name is not a folder (ErrIsDir). It returns the
+// file it would replace, or nil. Create and the empty file of a LOCK check
+// the same; a caller that must decide more first (locks, ETags, quota)
+// calls it before.
+func (f *FS) CreateTarget(ctx context.Context, name string) (*FileInfo, error) {
 	name = Clean(name)
 	if name == "/" {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
 	}
-	if IsReserved(name) {
-		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrPermission}
-	}
 	if _, err := f.StatDir(ctx, path.Dir(name)); err != nil {
 		return nil, err
 	}
-	f.relistBusyFolder(path.Dir(name))
 	fi, err := f.stat(ctx, name)
 	switch {
 	case err == nil && fi.dir:
 		return nil, &fs.PathError{Op: "create", Path: name, Err: ErrIsDir}
-	case err == nil && opts.Exclusive:
-		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return nil, err
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
 	}
+	return fi, err
+}
+
+// Create checks that name can be written (see CreateTarget) and returns a
+// Writer for it. No request is sent to S3 for the body until the first
+// part is full.
+func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer, error) {
+	name = Clean(name)
+	if IsReserved(name) {
+		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrPermission}
+	}
+	fi, err := f.CreateTarget(ctx, name)
+	switch {
+	case err != nil:
+		return nil, err
+	case fi != nil && opts.Exclusive:
+		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
+	}
+	f.relistBusyFolder(path.Dir(name))
 	ct := opts.ContentType
 	if ct == "" {
 		ct = contentTypeFor(name)
@@ -164,7 +179,7 @@ func (w *Writer) Commit() (*FileInfo, error) {
 		w.fs.forgetLocal(w.name)
 	}
 	if err != nil {
-		w.err = pathError("write", w.name, w.fs.note(err))
+		w.err = pathError("write", w.name, err)
 		return nil, w.err
 	}
 	fi := fileInfoFromObject(path.Base(w.name), obj)

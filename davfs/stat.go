@@ -123,7 +123,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 		case headErr == nil:
 			return f.foundFile(name, head), nil
 		case !errors.Is(headErr, s3vfs.ErrNotFound):
-			return nil, pathError("stat", name, f.note(headErr))
+			return nil, pathError("stat", name, headErr)
 		}
 	}
 	if mode != onlyFile && !probed {
@@ -132,7 +132,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 
 	switch {
 	case listErr != nil:
-		return nil, pathError("stat", name, f.note(listErr))
+		return nil, pathError("stat", name, listErr)
 	case isDir:
 		f.opts.DirCache.probed(prefix, probeStart)
 		fi := &FileInfo{name: path.Base(name), dir: true, key: prefix, direct: true, modTime: f.now}
@@ -155,7 +155,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 		f.remember(name, nil)
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	default:
-		return nil, pathError("stat", name, f.note(headErr))
+		return nil, pathError("stat", name, headErr)
 	}
 }
 
@@ -205,7 +205,7 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 	wg.Wait()
 	if readErr != nil {
 		if !errors.Is(readErr, s3vfs.ErrNotFound) {
-			return nil, nil, pathError("open", name, f.note(readErr))
+			return nil, nil, pathError("open", name, readErr)
 		}
 		fi, err := f.statMode(ctx, name, onlyDir) // a folder, or nothing
 		if errors.Is(err, fs.ErrNotExist) {
@@ -259,7 +259,7 @@ func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 			found, err := f.learnDir(ctx, name, learnLimit)
 			switch {
 			case err != nil:
-				return nil, pathError("stat", name, f.note(err))
+				return nil, pathError("stat", name, err)
 			case !found:
 				return nil, &fs.PathError{Op: "stat", Path: name, Err: errors.Join(fs.ErrNotExist, ErrNotDir)}
 			}
@@ -358,24 +358,36 @@ func (f *FS) relistBusyFolder(name string) {
 // metadata take its own HEAD) and for checks whose mistake could replace
 // something made meanwhile by someone else (a COPY or MOVE destination
 // with Overwrite: F, MKCOL).
-func (f *FS) LookupFresh(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
-	if likelyDir {
-		return f.statFrom(ctx, name, expectDir, false)
+func (f *FS) LookupFresh(ctx context.Context, name string, slash bool) (*FileInfo, error) {
+	if slash {
+		return folderNamed(name)(f.statFrom(ctx, name, expectDir, false))
 	}
 	return f.statFrom(ctx, name, expectAny, false)
 }
 
-// Lookup is Stat returning the concrete *FileInfo. likelyDir (the URL ended
-// in "/") asks for the folder first and skips the HEAD when it is one.
+// Lookup is Stat returning the concrete *FileInfo. slash (the name was
+// written with a trailing slash) names a folder: the folder is asked for
+// first, and a file found instead is ErrFileNamedAsFolder.
 //
 // When an object "a" and keys under "a/" both exist (AWS and SeaweedFS
 // allow it), the file wins: "/a" is the object for every method and in
 // listings, so reading a file never needs a LIST; the keys under "a/"
 // stay reachable by their own paths, and "/a/" (with its slash) still
 // names the folder.
-func (f *FS) Lookup(ctx context.Context, name string, likelyDir bool) (*FileInfo, error) {
-	if likelyDir {
-		return f.statMode(ctx, name, expectDir)
+func (f *FS) Lookup(ctx context.Context, name string, slash bool) (*FileInfo, error) {
+	if slash {
+		return folderNamed(name)(f.statMode(ctx, name, expectDir))
 	}
 	return f.stat(ctx, name)
+}
+
+// folderNamed applies the rule of a name written with a trailing slash to
+// what a lookup found: a file is ErrFileNamedAsFolder.
+func folderNamed(name string) func(*FileInfo, error) (*FileInfo, error) {
+	return func(fi *FileInfo, err error) (*FileInfo, error) {
+		if err == nil && !fi.dir {
+			return nil, &fs.PathError{Op: "stat", Path: Clean(name) + "/", Err: ErrFileNamedAsFolder}
+		}
+		return fi, err
+	}
 }

@@ -33,22 +33,24 @@ var finderProbes = map[string]bool{
 	".Trashes": true, ".fseventsd": true, ".TemporaryItems": true, ".metadata_direct_scope_only": true,
 }
 
-// appleRefused answers a request for an Apple side file under the reject
-// policy and reports whether it did: writes get 403, reads 404, and no S3
-// request is made.
-func (rq *request) appleRefused() bool {
+// appleRefused refuses a request for an Apple side file under the reject
+// policy: writes get 403, reads 404, and no S3 request is made. It returns
+// nil for any other request.
+func (rq *request) appleRefused() error {
 	if rq.g.opts.AppleFiles != AppleReject || rq.name == "/" {
-		return false
+		return nil
 	}
 	base := path.Base(rq.name)
 	if !IsAppleFile(base) && !finderProbes[base] {
-		return false
+		return nil
 	}
 	switch rq.r.Method {
 	case http.MethodGet, http.MethodHead, "PROPFIND", http.MethodDelete, "UNLOCK":
-		rq.w.fail(http.StatusNotFound, errors.New("apple_files = reject"))
+		return failWith(http.StatusNotFound, errAppleRejected)
 	default:
-		rq.w.fail(http.StatusForbidden, errors.New("apple_files = reject"))
+		return failWith(http.StatusForbidden, errAppleRejected)
 	}
-	return true
 }
+
+// errAppleRejected: apple_files = reject refused the name.
+var errAppleRejected = errors.New("apple_files = reject")

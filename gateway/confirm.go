@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,8 +18,8 @@ import (
 // request URI. deep: the request may change everything below src or dst (a
 // folder DELETE, an overwriting COPY or MOVE), so a lock on any member
 // blocks it too. It returns a release function to call when the request is
-// done, or the status to answer.
-func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), status int) {
+// done, or the failure to answer (400, 412, 423, 503).
+func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err error) {
 	r, ls := rq.r, rq.locks
 	now := time.Now()
 	hdr := r.Header.Get("If")
@@ -26,7 +27,7 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 	if hdr != "" {
 		ih, ok := parseIfHeader(hdr)
 		if !ok {
-			return nil, http.StatusBadRequest
+			return nil, failWith(http.StatusBadRequest, errors.New("bad If header"))
 		}
 		matched := false
 		for _, l := range ih.lists {
@@ -38,7 +39,11 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 				}
 				res = name
 			}
-			if rq.listHolds(res, l.conditions) {
+			holds, err := rq.listHolds(res, l.conditions)
+			if err != nil {
+				return nil, err // a lock store outage: 503
+			}
+			if holds {
 				matched = true
 			}
 			for _, c := range l.conditions {
@@ -48,17 +53,14 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 			}
 		}
 		if !matched {
-			if err := rq.lockFailure(); err != nil {
-				return nil, rq.lockOutage(err)
-			}
-			return nil, http.StatusPreconditionFailed
+			return nil, failWith(http.StatusPreconditionFailed, errors.New("no list of the If header holds"))
 		}
 	}
 
 	// Every lock covering src or dst must be one whose token was submitted.
 	if len(tokens) > 0 {
 		if rel, err := ls.Confirm(now, src, dst, tokens...); err == nil {
-			return rel, 0
+			return rel, nil
 		}
 	}
 	var releases []func()
@@ -84,54 +86,37 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), sta
 		if err != nil {
 			releaseAll()
 			if err == webdav.ErrLocked {
-				return nil, webdav.StatusLocked
+				return nil, failWith(webdav.StatusLocked, fmt.Errorf("%s: %w", name, err))
 			}
-			if errors.Is(err, ErrLockStoreUnavailable) {
-				return nil, rq.lockOutage(err)
-			}
-			return nil, http.StatusInternalServerError
+			return nil, err // statusFor: 503 for a lock store outage
 		}
 		releases = append(releases, func() { _ = ls.Unlock(now, tok) })
 	}
-	return releaseAll, 0
-}
-
-// lockFailure returns the lock store outage this request met, if any.
-func (rq *request) lockFailure() error {
-	if rl, ok := rq.locks.(*rootLocks); ok {
-		return rl.storeFailure()
-	}
-	return nil
-}
-
-// lockOutage logs a lock store outage and returns its status: 503 (the
-// caller's fail adds Retry-After).
-func (rq *request) lockOutage(err error) int {
-	if rq.w.err == nil {
-		rq.w.err = err
-	}
-	return http.StatusServiceUnavailable
+	return releaseAll, nil
 }
 
 // listHolds reports whether every condition of one If list is true for the
-// resource name.
-func (rq *request) listHolds(name string, conds []webdav.Condition) bool {
+// resource name. An error is a lock store outage: nothing can be said.
+func (rq *request) listHolds(name string, conds []webdav.Condition) (bool, error) {
 	for _, c := range conds {
 		var holds bool
 		if c.Token != "" {
 			rel, err := rq.locks.Confirm(time.Now(), name, "", webdav.Condition{Token: c.Token})
-			if err == nil {
+			switch {
+			case err == nil:
 				rel()
 				holds = true
+			case errors.Is(err, ErrLockStoreUnavailable):
+				return false, err
 			}
 		} else {
 			holds = rq.etagMatches(name, c.ETag)
 		}
 		if holds == c.Not {
-			return false
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 func (rq *request) etagMatches(name, etag string) bool {

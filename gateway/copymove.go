@@ -8,8 +8,6 @@ import (
 	"path"
 	"strings"
 
-	"golang.org/x/net/webdav"
-
 	"github.com/davgw/davgw/davfs"
 )
 
@@ -17,33 +15,28 @@ import (
 // (files only: copy, then delete the source). A folder MOVE answers 403
 // before anything is touched, whatever the Overwrite header says. A missing
 // Overwrite header means T (RFC 4918 10.6).
-func (rq *request) copyMove() {
+func (rq *request) copyMove() error {
 	r, ctx := rq.r, rq.r.Context()
 	isMove := r.Method == "MOVE"
 
 	dstHeader := r.Header.Get("Destination")
 	if dstHeader == "" {
-		rq.w.fail(http.StatusBadRequest, errors.New("missing Destination"))
-		return
+		return failWith(http.StatusBadRequest, errors.New("missing Destination"))
 	}
 	u, err := url.Parse(dstHeader)
 	if err != nil {
-		rq.w.fail(http.StatusBadRequest, errors.New("bad Destination"))
-		return
+		return failWith(http.StatusBadRequest, errors.New("bad Destination"))
 	}
 	if !rq.g.sameServer(u.Host, r) {
-		rq.w.fail(http.StatusBadGateway, errors.New("destination on another server"))
-		return
+		return failWith(http.StatusBadGateway, errors.New("destination on another server"))
 	}
 	dst, ok := rq.g.davName(u.Path)
 	if !ok || davfs.IsReserved(dst) {
-		rq.w.fail(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
-		return
+		return failWith(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
 	}
 
 	if rq.g.opts.AppleFiles == AppleReject && IsAppleFile(path.Base(dst)) {
-		rq.w.fail(http.StatusForbidden, errors.New("apple_files = reject"))
-		return
+		return failWith(http.StatusForbidden, errAppleRejected)
 	}
 
 	overwrite := true
@@ -52,8 +45,7 @@ func (rq *request) copyMove() {
 	case "F", "f":
 		overwrite = false
 	default:
-		rq.w.fail(http.StatusBadRequest, errors.New("bad Overwrite header"))
-		return
+		return failWith(http.StatusBadRequest, errors.New("bad Overwrite header"))
 	}
 	recursive := true
 	switch d := r.Header.Get("Depth"); {
@@ -61,39 +53,29 @@ func (rq *request) copyMove() {
 	case d == "0" && !isMove:
 		recursive = false
 	default:
-		rq.w.fail(http.StatusBadRequest, errors.New("bad Depth for "+r.Method))
-		return
+		return failWith(http.StatusBadRequest, errors.New("bad Depth for "+r.Method))
 	}
 
-	src, err := rq.lookup()
+	// The source exists, the names do not overlap (403), the destination's
+	// parent is a folder (409).
+	src, err := rq.fs.CheckCopy(ctx, rq.name, dst, rq.slash)
 	if err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
-	}
-	if rq.name == dst || dst == "/" || davfs.Within(rq.name, dst) || davfs.Within(dst, rq.name) {
-		rq.w.fail(http.StatusForbidden, errors.New("source and destination overlap"))
-		return
+		return err
 	}
 	if isMove && src.IsDir() {
-		rq.moveFolder(dst)
-		return
-	}
-	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
-		rq.w.failErr(err, http.StatusConflict)
-		return
+		return rq.moveFolder(src, dst)
 	}
 
 	lockSrc := ""
 	if isMove {
 		lockSrc = rq.name
-		if !rq.checkPreconditions(src) {
-			return
+		if err := rq.checkPreconditions(src); err != nil {
+			return err
 		}
 	}
-	release, status := rq.confirmLocks(lockSrc, dst, true)
-	if status != 0 {
-		rq.w.fail(status, errors.New("lock or If header check failed"))
-		return
+	release, err := rq.confirmLocks(lockSrc, dst, true)
+	if err != nil {
+		return err
 	}
 	defer release()
 
@@ -107,15 +89,13 @@ func (rq *request) copyMove() {
 		if !isMove {
 			if src.IsDir() && recursive {
 				if added, err = rq.fs.TreeSize(ctx, rq.name); err != nil {
-					rq.w.failErr(err, http.StatusNotFound)
-					return
+					return err
 				}
 			} else if !src.IsDir() {
 				added = src.Size()
 			}
 			if used, known := q.used(rq.root); known && used-freed+added > q.limit {
-				rq.w.fail(webdav.StatusInsufficientStorage, errQuotaExceeded)
-				return
+				return errQuotaExceeded
 			}
 		}
 	}
@@ -134,60 +114,43 @@ func (rq *request) copyMove() {
 		rq.w.WriteHeader(http.StatusCreated)
 	case err == nil:
 		rq.w.WriteHeader(http.StatusNoContent)
-	case errors.Is(err, fs.ErrExist) && !errors.Is(err, davfs.ErrNotDir):
-		if !overwrite {
-			rq.w.fail(http.StatusPreconditionFailed, err)
-			return
-		}
-		rq.w.failErr(err, http.StatusConflict)
+	case errors.Is(err, fs.ErrExist) && !errors.Is(err, davfs.ErrNotDir) && !overwrite:
+		return failWith(http.StatusPreconditionFailed, err)
 	default:
-		rq.w.failErr(err, http.StatusConflict)
+		return conflictIfMissing(err)
 	}
+	return nil
 }
 
 // moveFolder renames a folder only when it is empty (Explorer and Finder
 // create "New folder" and rename it at once) and the destination does not
 // exist. Anything else is 403 before anything is touched: S3 has no folder
 // rename, and a copy-then-delete of a tree could half-complete.
-func (rq *request) moveFolder(dst string) {
+func (rq *request) moveFolder(src *davfs.FileInfo, dst string) error {
 	ctx := rq.r.Context()
-	if d := rq.r.Header.Get("Depth"); d != "" && d != "infinity" {
-		rq.w.fail(http.StatusBadRequest, errors.New("bad Depth for MOVE"))
-		return
-	}
 	if _, err := rq.fs.LookupFresh(ctx, dst, false); err == nil {
 		if strings.EqualFold(rq.r.Header.Get("Overwrite"), "F") {
-			rq.w.fail(http.StatusPreconditionFailed, errors.New("MOVE destination exists"))
-			return
+			return failWith(http.StatusPreconditionFailed, errors.New("MOVE destination exists"))
 		}
-		rq.w.fail(http.StatusForbidden, errors.New("folder MOVE onto an existing destination is not supported"))
-		return
+		return failWith(http.StatusForbidden, errors.New("folder MOVE onto an existing destination is not supported"))
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		rq.w.failErr(err, http.StatusConflict)
-		return
+		return conflictIfMissing(err)
 	}
-	if _, err := rq.fs.StatDir(ctx, path.Dir(dst)); err != nil {
-		rq.w.failErr(err, http.StatusConflict)
-		return
+	if err := rq.checkPreconditions(src); err != nil {
+		return err
 	}
-	if src, err := rq.fs.Lookup(ctx, rq.name, true); err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
-	} else if !rq.checkPreconditions(src) {
-		return
-	}
-	release, status := rq.confirmLocks(rq.name, dst, true)
-	if status != 0 {
-		rq.w.fail(status, errors.New("lock or If header check failed"))
-		return
+	release, err := rq.confirmLocks(rq.name, dst, true)
+	if err != nil {
+		return err
 	}
 	defer release()
 	switch err := rq.fs.MoveEmptyDir(ctx, rq.name, dst); {
 	case err == nil:
 		rq.w.WriteHeader(http.StatusCreated)
+		return nil
 	case errors.Is(err, davfs.ErrNotEmpty):
-		rq.w.fail(http.StatusForbidden, errors.New("folder MOVE is not supported for folders with content: S3 has no folder rename"))
+		return failWith(http.StatusForbidden, errors.New("folder MOVE is not supported for folders with content: S3 has no folder rename"))
 	default:
-		rq.w.failErr(err, http.StatusConflict)
+		return conflictIfMissing(err)
 	}
 }

@@ -179,7 +179,7 @@ type request struct {
 	w     *recorder
 	user  auth.Principal
 	fs    *davfs.FS
-	locks webdav.LockSystem
+	locks *rootLocks
 	root  string // the user's key prefix
 	name  string
 	slash bool // the URL path ended in "/": the client expects a folder
@@ -189,39 +189,40 @@ type request struct {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec, r := g.begin(w, r)
 	defer g.finish(rec, r)
+	rec.answer(g.serve(rec, r))
+}
 
+// serve answers one request; a failure is returned for ServeHTTP to answer.
+func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 	switch {
 	case r.Method == http.MethodOptions:
 		// Windows asks OPTIONS (also at "/") before it authenticates.
 		serveOptions(rec)
-		return
+		return nil
 	case r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = rec.Write([]byte("ok\n"))
-		return
+		return nil
 	case r.URL.Path == "/readyz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		if g.opts.Ready != nil {
 			if err := g.opts.Ready(); err != nil {
-				rec.fail(http.StatusServiceUnavailable, err)
-				return
+				return failWith(http.StatusServiceUnavailable, err)
 			}
 		}
 		rec.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = rec.Write([]byte("ready\n"))
-		return
+		return nil
 	}
 	name, ok := g.davName(r.URL.Path)
 	if !ok {
 		if r.URL.Path == g.davBase || strings.HasPrefix(r.URL.Path, g.davBase+"/") {
-			rec.fail(http.StatusBadRequest, errors.New("path with dot segments or control characters"))
-			return
+			return failWith(http.StatusBadRequest, errors.New("path with dot segments or control characters"))
 		}
 		if g.opts.Web != nil {
 			g.opts.Web.ServeHTTP(rec, r)
-			return
+			return nil
 		}
-		rec.fail(http.StatusNotFound, nil)
-		return
+		return failWith(http.StatusNotFound, nil)
 	}
 
 	user, ok, err := g.opts.Auth.Authenticate(r)
@@ -229,34 +230,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &limited):
 		rec.authRefused(r, err)
-		rec.Header().Set("Retry-After", strconv.Itoa(max(1, int((limited.RetryAfter+time.Second-1)/time.Second))))
-		rec.fail(http.StatusTooManyRequests, err)
-		return
+		return failWith(http.StatusTooManyRequests, err).
+			withHeader("Retry-After", strconv.Itoa(max(1, int((limited.RetryAfter+time.Second-1)/time.Second))))
 	case err != nil:
 		rec.authRefused(r, err)
-		rec.fail(http.StatusServiceUnavailable, err)
-		return
+		return failWith(http.StatusServiceUnavailable, err)
 	case !ok:
 		rec.authRefused(r, err)
 		challenges := []string{`Basic realm="` + g.opts.Realm + `", charset="UTF-8"`}
 		if c, isC := g.opts.Auth.(auth.Challenger); isC {
 			challenges = c.Challenges(g.opts.Realm)
 		}
+		refused := failWith(http.StatusUnauthorized, nil)
 		for _, c := range challenges {
-			rec.Header().Add("WWW-Authenticate", c)
+			refused.withHeader("WWW-Authenticate", c)
 		}
-		rec.fail(http.StatusUnauthorized, nil)
-		return
+		return refused
 	}
 	rec.user = user.Username
 	if user.ReadOnly && isWrite(r.Method) {
-		rec.fail(http.StatusForbidden, errors.New("read-only user"))
-		return
+		return failWith(http.StatusForbidden, errors.New("read-only user"))
 	}
 
 	if davfs.IsReserved(name) {
-		rec.fail(http.StatusNotFound, errors.New("reserved name"))
-		return
+		return failWith(http.StatusNotFound, errors.New("reserved name"))
 	}
 	root := g.opts.Prefix + user.Root
 	rq := &request{
@@ -277,10 +274,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		name:  name,
 		slash: strings.HasSuffix(r.URL.Path, "/"),
 	}
-	rq.serve()
+	err = rq.serve()
 	if ws := rq.fs.Warnings(); len(ws) > 0 {
 		rec.warning = errors.Join(ws...)
 	}
+	return err
 }
 
 // hidden reports names that listings leave out (apple_files = hide).
@@ -288,36 +286,37 @@ func (g *Gateway) hidden(base string) bool {
 	return g.opts.AppleFiles == AppleHide && IsAppleFile(base)
 }
 
-func (rq *request) serve() {
-	if rq.appleRefused() {
-		return
+// serve runs the request's method; a failure is returned, not answered.
+func (rq *request) serve() error {
+	if err := rq.appleRefused(); err != nil {
+		return err
 	}
 	switch rq.r.Method {
 	case http.MethodGet, http.MethodHead:
-		rq.get()
+		return rq.get()
 	case http.MethodPut:
-		rq.put()
+		return rq.put()
 	case http.MethodDelete:
-		rq.delete()
+		return rq.delete()
 	case "MKCOL":
-		rq.mkcol()
+		return rq.mkcol()
 	case "COPY", "MOVE":
-		rq.copyMove()
+		return rq.copyMove()
 	case "PROPFIND":
-		rq.propfind()
+		return rq.propfind()
 	case "PROPPATCH":
-		rq.proppatch()
+		return rq.proppatch()
 	case "LOCK":
-		rq.lock()
+		return rq.lock()
 	case "UNLOCK":
 		// Older Windows sends the token without its angle brackets.
 		if t := strings.TrimSpace(rq.r.Header.Get("Lock-Token")); t != "" && !strings.HasPrefix(t, "<") {
 			rq.r.Header.Set("Lock-Token", "<"+t+">")
 		}
-		rq.delegate(rq.locks, rq.w)
+		buf, met := rq.delegate(rq.locks)
+		return rq.relay(buf, met, buf.body.Bytes())
 	default:
-		rq.w.Header().Set("Allow", allowedMethods)
-		rq.w.fail(http.StatusMethodNotAllowed, nil)
+		return failWith(http.StatusMethodNotAllowed, nil).withHeader("Allow", allowedMethods)
 	}
 }
 
@@ -340,27 +339,56 @@ func isWrite(method string) bool {
 	return false
 }
 
-// delegate hands the request to x/net/webdav's handler over the user's
-// davfs and ls, with the path made canonical and its error statuses made
-// honest, answering on w.
-func (rq *request) delegate(ls webdav.LockSystem, w http.ResponseWriter) {
+// delegate runs x/net/webdav's handler over the user's davfs and ls, with
+// the path made canonical, and returns its answer unwritten (LOCK, UNLOCK
+// and PROPPATCH answers are small) with the error x/net met, for relay.
+func (rq *request) delegate(ls webdav.LockSystem) (*bufferedWriter, error) {
 	r := rq.r
 	r.URL.Path = path.Join(rq.g.davBase, rq.name)
 	if rq.name == "/" {
 		r.URL.Path = rq.g.davBase + "/"
 	}
 	r.URL.RawPath = ""
+	var met error
 	h := &webdav.Handler{
 		Prefix:     rq.g.davBase,
 		FileSystem: rq.fs,
 		LockSystem: ls,
-		Logger: func(_ *http.Request, err error) {
-			if err != nil && rq.w.err == nil {
-				rq.w.err = err
-			}
-		},
+		// x/net calls Logger once, after its answer, with the error
+		// behind it.
+		Logger: func(_ *http.Request, err error) { met = err },
 	}
-	h.ServeHTTP(&honestWriter{ResponseWriter: w, rec: rq.w, fs: rq.fs, locks: rq.lockFailure}, r)
+	buf := &bufferedWriter{header: make(http.Header)}
+	h.ServeHTTP(buf, r)
+	return buf, met
+}
+
+// relay answers x/net's answer buf with body (its own, or mended), or
+// returns it as the request's failure. x/net's error statuses are coarse
+// (a throttled or denied request is a 500 or a 405): where statusFor knows
+// the error better (503 with Retry-After, 403...), and for any 500, the
+// failure is answered like every other; other errors keep x/net's status
+// and body.
+func (rq *request) relay(buf *bufferedWriter, met error, body []byte) error {
+	if buf.status >= 400 {
+		honest := buf.status
+		if met != nil {
+			honest = statusFor(met, buf.status)
+		}
+		if buf.status == http.StatusInternalServerError || (honest != buf.status && honest != http.StatusInternalServerError) {
+			return failWith(honest, met)
+		}
+		return &httpError{status: buf.status, err: met, header: buf.header, body: body}
+	}
+	for k, v := range buf.header {
+		rq.w.Header()[k] = v
+	}
+	rq.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if buf.status != 0 {
+		rq.w.WriteHeader(buf.status)
+	}
+	_, _ = rq.w.Write(body)
+	return nil
 }
 
 // newUploadPools applies the defaults of lim and returns the pools of the

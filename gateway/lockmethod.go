@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/davgw/davgw/davfs"
 )
 
 // maxLockTimeout caps lock lifetimes. Windows asks for "Infinite": a client
@@ -22,50 +24,38 @@ const maxLockTimeout = time.Hour
 
 // lock lets x/net/webdav create or refresh the lock; a LOCK on a missing
 // name creates an empty file (RFC 4918 7.3), which needs its parent.
-func (rq *request) lock() {
+func (rq *request) lock() error {
 	ctx := rq.r.Context()
-	body, ok := rq.readXMLBody()
-	if !ok {
-		return
+	body, err := rq.readXMLBody()
+	if err != nil {
+		return err
 	}
 	if len(bytes.TrimSpace(body)) > 0 {
-		fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
+		_, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 		switch {
-		case err == nil && rq.slash && !fi.IsDir():
-			rq.w.fail(http.StatusNotFound, nil)
-			return
 		case err == nil:
-		case !errors.Is(err, fs.ErrNotExist):
-			rq.w.failErr(err, http.StatusNotFound)
-			return
-		case rq.name == "/" || rq.slash:
-			rq.w.fail(http.StatusConflict, errors.New("LOCK of a missing folder"))
-			return
+		case !errors.Is(err, fs.ErrNotExist) || errors.Is(err, davfs.ErrFileNamedAsFolder):
+			return err // a file named as a folder is 404
+		case rq.slash:
+			return failWith(http.StatusConflict, errors.New("LOCK of a missing folder"))
 		default:
-			if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
-				rq.w.failErr(err, http.StatusConflict)
-				return
+			// x/net creates the empty file after it took the lock: a
+			// name that cannot be created is refused before.
+			if _, err := rq.fs.CreateTarget(ctx, rq.name); err != nil {
+				return conflictIfMissing(err)
 			}
 		}
 	}
 	rq.r.Header.Set("Timeout", capTimeout(rq.r.Header.Get("Timeout")))
 
 	// x/net writes the lock root without the WebDAV prefix (and without URL
-	// escaping): buffer its small answer and mend the href.
-	buf := &bufferedWriter{header: make(http.Header)}
-	rq.delegate(rq.locks, buf)
-	for k, v := range buf.header {
-		rq.w.Header()[k] = v
-	}
+	// escaping): mend the href of its small answer.
+	buf, met := rq.delegate(rq.locks)
 	out := buf.body.Bytes()
 	if buf.status < 300 {
 		out = fixLockRoot(out, rq.g.davBase)
 	}
-	rq.w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	if buf.status != 0 {
-		rq.w.WriteHeader(buf.status)
-	}
-	_, _ = rq.w.Write(out)
+	return rq.relay(buf, met, out)
 }
 
 // capTimeout turns a LOCK Timeout header into "Second-N" with N at most

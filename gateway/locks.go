@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 type LockManager struct {
 	b     lockBackend
 	close func() error
+	ping  func(context.Context) error // nil for the memory store
 }
 
 // lockBackend is a lock table in scoped names (see rootLocks.scope). Every
@@ -59,19 +61,25 @@ func (m *LockManager) Close() error {
 	return m.close()
 }
 
+// Ping checks that the lock store answers (nil for the memory store).
+func (m *LockManager) Ping(ctx context.Context) error {
+	if m.ping == nil {
+		return nil
+	}
+	return m.ping(ctx)
+}
+
 // ForRoot returns the LockSystem seen by requests whose file system is
-// rooted at root (a key prefix). Use one per request: it remembers a store
-// outage for the request's answer.
-func (m *LockManager) ForRoot(root string) webdav.LockSystem {
+// rooted at root (a key prefix). A store outage is an error wrapping
+// ErrLockStoreUnavailable, returned by the method that met it.
+func (m *LockManager) ForRoot(root string) *rootLocks {
 	return &rootLocks{m: m, root: root}
 }
 
+// rootLocks is the LockManager as seen from one key root.
 type rootLocks struct {
 	m    *LockManager
 	root string
-
-	mu      sync.Mutex
-	failure error // the first store outage met, for a 503
 }
 
 var _ webdav.LockSystem = (*rootLocks)(nil)
@@ -96,43 +104,22 @@ func (l *rootLocks) unscope(name string) string {
 	return rest
 }
 
-// note remembers a store outage.
-func (l *rootLocks) note(err error) error {
-	if err != nil && errors.Is(err, ErrLockStoreUnavailable) {
-		l.mu.Lock()
-		if l.failure == nil {
-			l.failure = err
-		}
-		l.mu.Unlock()
-	}
-	return err
-}
-
-// storeFailure returns the lock store outage met so far, if any.
-func (l *rootLocks) storeFailure() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.failure
-}
-
 // Confirm implements webdav.LockSystem.
 func (l *rootLocks) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
-	rel, err := l.m.b.confirm(now, l.root, l.scope(name0), l.scope(name1), conditions)
-	return rel, l.note(err)
+	return l.m.b.confirm(now, l.root, l.scope(name0), l.scope(name1), conditions)
 }
 
 // Create implements webdav.LockSystem.
 func (l *rootLocks) Create(now time.Time, details webdav.LockDetails) (string, error) {
 	details.Root = l.scope(details.Root)
-	tok, err := l.m.b.create(now, l.root, details)
-	return tok, l.note(err)
+	return l.m.b.create(now, l.root, details)
 }
 
 // Refresh implements webdav.LockSystem.
 func (l *rootLocks) Refresh(now time.Time, token string, duration time.Duration) (webdav.LockDetails, error) {
 	ld, err := l.m.b.refresh(now, l.root, token, duration)
 	if err != nil {
-		return ld, l.note(err)
+		return ld, err
 	}
 	ld.Root = l.unscope(ld.Root)
 	return ld, nil
@@ -140,7 +127,7 @@ func (l *rootLocks) Refresh(now time.Time, token string, duration time.Duration)
 
 // Unlock implements webdav.LockSystem.
 func (l *rootLocks) Unlock(now time.Time, token string) error {
-	return l.note(l.m.b.unlock(now, l.root, token))
+	return l.m.b.unlock(now, l.root, token)
 }
 
 // discover lists the clients' locks that cover name (a lock on name, or a
@@ -148,7 +135,7 @@ func (l *rootLocks) Unlock(now time.Time, token string) error {
 // store outage lists none.
 func (l *rootLocks) discover(now time.Time, name string) []activeLock {
 	locks, err := l.m.b.discover(now, l.root, l.scope(name))
-	if l.note(err) != nil {
+	if err != nil {
 		return nil
 	}
 	for i := range locks {

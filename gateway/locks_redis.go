@@ -104,7 +104,7 @@ func newRedisLockManager(c redis.UniversalClient, prefix string, tempTTL time.Du
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go r.renewLoop()
 	var once sync.Once
-	return &LockManager{b: r, close: func() error {
+	return &LockManager{b: r, ping: func(ctx context.Context) error { return r.fail(r.c.Ping(ctx).Err()) }, close: func() error {
 		var err error
 		once.Do(func() {
 			close(r.stop)
@@ -113,15 +113,6 @@ func newRedisLockManager(c redis.UniversalClient, prefix string, tempTTL time.Du
 		})
 		return err
 	}}
-}
-
-// Ping checks that the lock store answers (nil for the memory store).
-func (m *LockManager) Ping(ctx context.Context) error {
-	r, ok := m.b.(*redisLocks)
-	if !ok {
-		return nil
-	}
-	return r.fail(r.c.Ping(ctx).Err())
 }
 
 // RedactURL hides the password of a URL (for logs and errors).

@@ -7,11 +7,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"path"
 	"strconv"
 	"strings"
-
-	"golang.org/x/net/webdav"
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
@@ -30,7 +27,7 @@ const maxRanges = 8
 // folder (405). Conditional GETs HEAD first, so a 304 or 412 reads no
 // body. Range, If-Range and the conditional headers are then handled by
 // http.ServeContent over the (open or lazy) ranged reader.
-func (rq *request) get() {
+func (rq *request) get() error {
 	ctx := rq.r.Context()
 	rangeHdr := rq.r.Header.Get("Range")
 	if strings.Count(rangeHdr, ",") >= maxRanges {
@@ -62,16 +59,13 @@ func (rq *request) get() {
 		}
 	}
 	if err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
+		return err
 	}
 	if file != nil {
 		defer file.Close()
 	}
 	if fi.IsDir() || file == nil {
-		rq.w.Header().Set("Allow", "OPTIONS, PROPFIND, PROPPATCH, MKCOL, DELETE, COPY, LOCK, UNLOCK")
-		rq.w.fail(http.StatusMethodNotAllowed, nil)
-		return
+		return failWith(http.StatusMethodNotAllowed, nil).withHeader("Allow", "OPTIONS, PROPFIND, PROPPATCH, MKCOL, DELETE, COPY, LOCK, UNLOCK")
 	}
 	h := rq.w.Header()
 	switch {
@@ -82,9 +76,7 @@ func (rq *request) get() {
 	case zeroSuffixRange(rangeHdr):
 		// bytes=-0 names no byte (RFC 9110 14.1.2); ServeContent would
 		// answer 206 with an empty, malformed range.
-		h.Set("Content-Range", "bytes */"+strconv.FormatInt(fi.Size(), 10))
-		rq.w.fail(http.StatusRequestedRangeNotSatisfiable, nil)
-		return
+		return failWith(http.StatusRequestedRangeNotSatisfiable, nil).withHeader("Content-Range", "bytes */"+strconv.FormatInt(fi.Size(), 10))
 	}
 	if etag, err := fi.ETag(ctx); err == nil {
 		h.Set("ETag", etag)
@@ -118,16 +110,29 @@ func (rq *request) get() {
 		if rq.r.Method == http.MethodGet && !hasConditionals(rq.r.Header) && (rangeHdr == "" || ok) {
 			if _, err := rd.Seek(start, io.SeekStart); err == nil {
 				if err := rd.Open(); err != nil {
-					rq.w.failErr(err, http.StatusNotFound)
-					return
+					return err
 				}
 			}
 		}
 	}
-	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), file)
-	if err := rq.fs.Failure(); err != nil {
-		rq.w.err = err
+	body := &sentBody{ReadSeeker: file}
+	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), body)
+	return body.err // the status went out: only logged
+}
+
+// sentBody keeps the first read error of a file being sent:
+// http.ServeContent drops it, and the request's log line needs it.
+type sentBody struct {
+	io.ReadSeeker
+	err error
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadSeeker.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
 	}
+	return n, err
 }
 
 // activeContent reports content types a browser would run or render as a
@@ -248,37 +253,30 @@ func rangeWindows(h string, size int64) [][2]int64 {
 	return ws
 }
 
-// lookup finds the request's resource. A URL ending in "/" names a folder:
-// for a file it is 404, as on a file system.
+// lookup finds the request's resource (a URL ending in "/" names a
+// folder: see davfs.FS.Lookup).
 func (rq *request) lookup() (*davfs.FileInfo, error) {
-	fi, err := rq.fs.Lookup(rq.r.Context(), rq.name, rq.slash)
-	if err == nil && rq.slash && !fi.IsDir() {
-		return nil, &fs.PathError{Op: "stat", Path: rq.name + "/", Err: fs.ErrNotExist}
-	}
-	return fi, err
+	return rq.fs.Lookup(rq.r.Context(), rq.name, rq.slash)
 }
 
 // checkPreconditions evaluates If-Match and If-None-Match against the
-// current resource (fi == nil: it does not exist). It returns false after
-// answering 412.
-func (rq *request) checkPreconditions(fi *davfs.FileInfo) bool {
+// current resource (fi == nil: it does not exist): a 412 when one fails.
+func (rq *request) checkPreconditions(fi *davfs.FileInfo) error {
 	etag := ""
 	if fi != nil && !fi.IsDir() {
 		etag, _ = fi.ETag(rq.r.Context())
 	}
 	if im := rq.r.Header.Get("If-Match"); im != "" {
 		if fi == nil || !etagListMatches(im, etag, fi != nil) {
-			rq.w.fail(http.StatusPreconditionFailed, errors.New("If-Match failed"))
-			return false
+			return failWith(http.StatusPreconditionFailed, errors.New("If-Match failed"))
 		}
 	}
 	if inm := rq.r.Header.Get("If-None-Match"); inm != "" {
 		if fi != nil && etagListMatches(inm, etag, true) {
-			rq.w.fail(http.StatusPreconditionFailed, errors.New("If-None-Match failed"))
-			return false
+			return failWith(http.StatusPreconditionFailed, errors.New("If-None-Match failed"))
 		}
 	}
-	return true
+	return nil
 }
 
 // etagListMatches compares a header's ETag list ("*" or "a", "b") with the
@@ -303,49 +301,36 @@ func etagListMatches(list, etag string, exists bool) bool {
 // arrived (Content-Length, chunked, or chunked with Finder's
 // X-Expected-Entity-Length); anything else leaves the previous version as
 // it was and no multipart upload behind.
-func (rq *request) put() {
+func (rq *request) put() error {
 	r, ctx := rq.r, rq.r.Context()
 	if rq.name == "/" || strings.HasSuffix(r.URL.Path, "/") {
-		rq.w.fail(http.StatusMethodNotAllowed, errors.New("PUT on a collection"))
-		return
+		return failWith(http.StatusMethodNotAllowed, errors.New("PUT on a collection"))
 	}
 	if r.Header.Get("Content-Range") != "" {
-		rq.w.fail(http.StatusBadRequest, errors.New("partial PUT (Content-Range) is not supported"))
-		return
+		return failWith(http.StatusBadRequest, errors.New("partial PUT (Content-Range) is not supported"))
 	}
 	size := r.ContentLength
 	if size < 0 {
 		if x := r.Header.Get("X-Expected-Entity-Length"); x != "" {
 			n, err := strconv.ParseInt(strings.TrimSpace(x), 10, 64)
 			if err != nil || n < 0 {
-				rq.w.fail(http.StatusBadRequest, errors.New("bad X-Expected-Entity-Length"))
-				return
+				return failWith(http.StatusBadRequest, errors.New("bad X-Expected-Entity-Length"))
 			}
 			size = n
 		}
 	}
-	release, status := rq.confirmLocks(rq.name, "", false)
-	if status != 0 {
-		rq.w.fail(status, errors.New("lock or If header check failed"))
-		return
+	release, err := rq.confirmLocks(rq.name, "", false)
+	if err != nil {
+		return err
 	}
 	defer release()
 
-	if _, err := rq.fs.StatDir(ctx, path.Dir(rq.name)); err != nil {
-		rq.w.failErr(err, http.StatusConflict)
-		return
+	fi, err := rq.fs.CreateTarget(ctx, rq.name) // the file replaced, or nil
+	if err != nil {
+		return conflictIfMissing(err) // a folder is 405 (davfs.ErrIsDir)
 	}
-	fi, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
-	}
-	if fi != nil && fi.IsDir() {
-		rq.w.fail(http.StatusMethodNotAllowed, errors.New("PUT onto a folder"))
-		return
-	}
-	if !rq.checkPreconditions(fi) {
-		return
+	if err := rq.checkPreconditions(fi); err != nil {
+		return err
 	}
 	// The conditions the client asked for are also sent to S3, which closes
 	// the race between the check above and the write.
@@ -370,22 +355,20 @@ func (rq *request) put() {
 				left += fi.Size()
 			}
 			if size > left {
-				rq.w.fail(webdav.StatusInsufficientStorage, errQuotaExceeded)
-				return
+				return errQuotaExceeded
 			}
 			body = &quotaReader{r: r.Body, left: left}
 		}
 	}
-	shares, done, ok := rq.uploadShares()
-	if !ok {
-		return
+	shares, done, err := rq.uploadShares()
+	if err != nil {
+		return err
 	}
 	defer done()
 	opts.Shares = shares
 	w, err := rq.fs.Create(ctx, rq.name, opts)
 	if err != nil {
-		rq.w.failErr(err, http.StatusConflict)
-		return
+		return conflictIfMissing(err)
 	}
 	// No overall timeout limits an upload (large files take long), but a
 	// client that stops sending for the body idle timeout is dropped
@@ -394,14 +377,12 @@ func (rq *request) put() {
 	if _, err := w.ReadFrom(body); err != nil {
 		_ = w.Abort()
 		rq.w.uploadAborted()
-		rq.w.fail(statusFor(err, http.StatusBadRequest), err)
-		return
+		return failWith(statusFor(err, http.StatusBadRequest), err)
 	}
 	info, err := w.Commit()
 	if err != nil {
 		rq.w.uploadAborted()
-		rq.w.failErr(err, http.StatusConflict)
-		return
+		return conflictIfMissing(err)
 	}
 	rq.w.uploadCommitted(info.Size())
 	if q := rq.g.quota; q != nil {
@@ -423,25 +404,23 @@ func (rq *request) put() {
 	} else {
 		rq.w.WriteHeader(http.StatusNoContent)
 	}
+	return nil
 }
 
 // uploadShares counts the upload against the user's and the client
 // address's running uploads and returns their memory shares, with the
-// function that ends the count. Past a count it answers 429 itself and
-// returns ok = false.
-func (rq *request) uploadShares() (shares []*s3vfs.MemoryShare, done func(), ok bool) {
+// function that ends the count. Past a count it fails with 429.
+func (rq *request) uploadShares() (shares []*s3vfs.MemoryShare, done func(), err error) {
 	user, releaseUser, ok := rq.g.userUploads.Acquire(rq.user.Username)
 	if !ok {
-		rq.w.fail(http.StatusTooManyRequests, fmt.Errorf("user %q already runs the most uploads allowed", rq.user.Username))
-		return nil, nil, false
+		return nil, nil, failWith(http.StatusTooManyRequests, fmt.Errorf("user %q already runs the most uploads allowed", rq.user.Username))
 	}
 	addr, releaseAddr, ok := rq.g.addrUploads.Acquire(auth.AddrKey(remoteHost(rq.r)))
 	if !ok {
 		releaseUser()
-		rq.w.fail(http.StatusTooManyRequests, errors.New("this client address already runs the most uploads allowed"))
-		return nil, nil, false
+		return nil, nil, failWith(http.StatusTooManyRequests, errors.New("this client address already runs the most uploads allowed"))
 	}
-	return []*s3vfs.MemoryShare{user, addr}, func() { releaseAddr(); releaseUser() }, true
+	return []*s3vfs.MemoryShare{user, addr}, func() { releaseAddr(); releaseUser() }, nil
 }
 
 // remoteHost is the request's peer address without its port.
@@ -454,25 +433,22 @@ func remoteHost(r *http.Request) string {
 }
 
 // delete removes a file, or a folder with everything below it.
-func (rq *request) delete() {
+func (rq *request) delete() error {
 	ctx := rq.r.Context()
 	if rq.name == "/" {
-		rq.w.fail(http.StatusForbidden, errors.New("DELETE of the root"))
-		return
+		return failWith(http.StatusForbidden, errors.New("DELETE of the root"))
 	}
-	release, status := rq.confirmLocks(rq.name, "", true)
-	if status != 0 {
-		rq.w.fail(status, errors.New("lock or If header check failed"))
-		return
+	release, err := rq.confirmLocks(rq.name, "", true)
+	if err != nil {
+		return err
 	}
 	defer release()
 	fi, err := rq.lookup()
 	if err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
+		return err
 	}
-	if !rq.checkPreconditions(fi) {
-		return
+	if err := rq.checkPreconditions(fi); err != nil {
+		return err
 	}
 	var freed int64 = -1
 	if rq.g.quota != nil && fi.IsDir() {
@@ -481,8 +457,7 @@ func (rq *request) delete() {
 		}
 	}
 	if err := rq.fs.RemoveAll(ctx, rq.name); err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
+		return err
 	}
 	if q := rq.g.quota; q != nil {
 		switch {
@@ -495,33 +470,31 @@ func (rq *request) delete() {
 		}
 	}
 	rq.w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // mkcol creates a folder marker: 201, 405 if the name exists, 409 if the
 // parent is missing, 415 with a body (RFC 4918 9.3).
-func (rq *request) mkcol() {
+func (rq *request) mkcol() error {
 	r := rq.r
 	if r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
 		n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, 1))
 		if n > 0 {
-			rq.w.fail(http.StatusUnsupportedMediaType, errors.New("MKCOL with a body"))
-			return
+			return failWith(http.StatusUnsupportedMediaType, errors.New("MKCOL with a body"))
 		}
 	}
-	release, status := rq.confirmLocks(rq.name, "", false)
-	if status != 0 {
-		rq.w.fail(status, errors.New("lock or If header check failed"))
-		return
+	release, err := rq.confirmLocks(rq.name, "", false)
+	if err != nil {
+		return err
 	}
 	defer release()
-	err := rq.fs.Mkdir(r.Context(), rq.name, 0o755)
+	err = rq.fs.Mkdir(r.Context(), rq.name, 0o755)
 	switch {
 	case err == nil:
 		rq.w.WriteHeader(http.StatusCreated)
+		return nil
 	case errors.Is(err, fs.ErrExist):
-		rq.w.Header().Set("Allow", allowedMethods)
-		rq.w.fail(http.StatusMethodNotAllowed, err)
-	default:
-		rq.w.failErr(err, http.StatusConflict)
+		return failWith(http.StatusMethodNotAllowed, err).withHeader("Allow", allowedMethods)
 	}
+	return conflictIfMissing(err)
 }

@@ -248,7 +248,7 @@ func (g *Gateway) AdminHandler() http.Handler {
 		if g.opts.Ready != nil {
 			if err := g.opts.Ready(); err != nil {
 				g.log.LogAttrs(r.Context(), slog.LevelWarn, "admin: not ready", slog.String("error", err.Error()))
-				writeFailure(w, http.StatusServiceUnavailable, err)
+				writeFailure(w, failWith(http.StatusServiceUnavailable, err))
 				return
 			}
 		}

@@ -60,7 +60,7 @@ func TestMultistatusSendsNothingUntilItsBufferFills(t *testing.T) {
 		t.Fatalf("started=%v with %d bytes sent after one small response", ms.started, rr.Body.Len())
 	}
 	ms.discard()
-	writeFailure(rr, http.StatusServiceUnavailable, nil)
+	writeFailure(rr, failWith(http.StatusServiceUnavailable, nil))
 	if rr.Code != http.StatusServiceUnavailable || strings.Contains(rr.Body.String(), "multistatus") {
 		t.Fatalf("after discard: %d %q", rr.Code, rr.Body.String())
 	}

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"io/fs"
 	"net/http"
 	"path"
 	"strings"
@@ -25,22 +23,20 @@ import (
 // after the 207 went out cuts the connection instead of ending the XML: a
 // client must never take part of a listing for all of it (a sync tool
 // would delete what it did not see).
-func (rq *request) propfind() {
-	body, ok := rq.readXMLBody()
-	if !ok {
-		return
+func (rq *request) propfind() error {
+	body, err := rq.readXMLBody()
+	if err != nil {
+		return err
 	}
 	pf, err := parsePropfind(body)
 	if err != nil {
-		rq.w.fail(http.StatusBadRequest, err)
-		return
+		return failWith(http.StatusBadRequest, err)
 	}
 	depth := strings.ToLower(strings.TrimSpace(rq.r.Header.Get("Depth")))
 	switch depth {
 	case "0", "1", "", "infinity":
 	default:
-		rq.w.fail(http.StatusBadRequest, errors.New("bad Depth"))
-		return
+		return failWith(http.StatusBadRequest, errors.New("bad Depth"))
 	}
 	ctx := rq.propfindContext(pf, body)
 
@@ -59,20 +55,14 @@ func (rq *request) propfind() {
 	if err == nil {
 		err = rq.fs.LoadMeta(ctx, fi, rq.name) // its kept modification time
 	}
-	if err == nil && rq.slash && !fi.IsDir() {
-		err = &fs.PathError{Op: "stat", Path: rq.name + "/", Err: fs.ErrNotExist}
-	}
 	if err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
+		return err
 	}
 	if fi.IsDir() && depth != "0" && depth != "1" {
-		h := rq.w.Header()
-		h.Set("Content-Type", "application/xml; charset=utf-8")
-		rq.w.WriteHeader(http.StatusForbidden)
-		_, _ = io.WriteString(rq.w, `<?xml version="1.0" encoding="utf-8"?>`+"\n"+
-			`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>`+"\n")
-		return
+		refused := failWith(http.StatusForbidden, nil).withHeader("Content-Type", "application/xml; charset=utf-8")
+		refused.body = []byte(`<?xml version="1.0" encoding="utf-8"?>` + "\n" +
+			`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>` + "\n")
+		return refused
 	}
 
 	ms := newMultistatus(rq.w)
@@ -101,16 +91,12 @@ func (rq *request) propfind() {
 	}
 	switch {
 	case err == nil:
+		return nil
 	case !ms.started:
 		ms.discard()
-		rq.w.failErr(err, http.StatusNotFound)
-	default:
-		if rq.w.err == nil {
-			rq.w.err = err
-		}
-		rq.w.aborted = true
-		panic(http.ErrAbortHandler) // cut the answer: never a partial listing that looks whole
+		return err
 	}
+	return cutAnswer(err) // never a partial listing that looks whole
 }
 
 // href is the URL path of a resource in answers: folders end in "/".
@@ -137,9 +123,9 @@ func (rq *request) propfindContext(pf propfindBody, body []byte) context.Context
 			ctx = davfs.WithQuota(ctx, used, max(0, q.limit-used))
 		}
 	}
-	if rl, ok := rq.locks.(*rootLocks); ok && bytes.Contains(body, []byte("lockdiscovery")) {
+	if bytes.Contains(body, []byte("lockdiscovery")) {
 		ctx = davfs.WithLockDiscovery(ctx, func(name string) []byte {
-			return lockDiscoveryXML(rl.discover(time.Now(), name), rq.g.davBase)
+			return lockDiscoveryXML(rq.locks.discover(time.Now(), name), rq.g.davBase)
 		})
 	}
 	return ctx

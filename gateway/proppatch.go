@@ -3,10 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"io"
-	"net/http"
-	"strconv"
 
 	"github.com/davgw/davgw/davfs"
 )
@@ -14,19 +11,17 @@ import (
 // proppatch checks the body, the target and the If header (ETag conditions
 // included), then lets x/net/webdav apply the patch through davfs's
 // DeadPropsHolder.
-func (rq *request) proppatch() {
-	body, ok := rq.readXMLBody()
-	if !ok {
-		return
+func (rq *request) proppatch() error {
+	body, err := rq.readXMLBody()
+	if err != nil {
+		return err
 	}
 	if _, err := rq.lookup(); err != nil {
-		rq.w.failErr(err, http.StatusNotFound)
-		return
+		return err
 	}
-	release, status := rq.confirmLocks(rq.name, "", false)
-	if status != 0 {
-		rq.w.fail(status, errors.New("lock or If header check failed"))
-		return
+	release, err := rq.confirmLocks(rq.name, "", false)
+	if err != nil {
+		return err
 	}
 	defer release()
 	// x/net/webdav refuses to set DAV:getlastmodified (a live property);
@@ -40,21 +35,12 @@ func (rq *request) proppatch() {
 			renamed = true
 		}
 	}
-	if !renamed {
-		rq.delegate(preconfirmed{rq.locks}, rq.w)
-		return
+	buf, met := rq.delegate(preconfirmed{rq.locks})
+	out := buf.body.Bytes()
+	if renamed {
+		out = bytes.ReplaceAll(out, []byte(`xmlns="`+davfs.MTimeSetter().Space+`"`), []byte(`xmlns="DAV:"`))
 	}
-	buf := &bufferedWriter{header: make(http.Header)}
-	rq.delegate(preconfirmed{rq.locks}, buf)
-	out := bytes.ReplaceAll(buf.body.Bytes(), []byte(`xmlns="`+davfs.MTimeSetter().Space+`"`), []byte(`xmlns="DAV:"`))
-	for k, v := range buf.header {
-		rq.w.Header()[k] = v
-	}
-	rq.w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	if buf.status != 0 {
-		rq.w.WriteHeader(buf.status)
-	}
-	_, _ = rq.w.Write(out)
+	return rq.relay(buf, met, out)
 }
 
 // renameProp rewrites an XML body, renaming elements called from to to.

@@ -55,38 +55,108 @@ func (w *recorder) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// fail answers status with its standard text (never internal details) and
-// keeps err for the log. A 503 carries Retry-After.
-func (w *recorder) fail(status int, err error) {
-	if err != nil && w.err == nil {
-		w.err = err
+// httpError is a request's failure as its answer: the status, the error
+// for the log line (nil: the status says it all), and what the answer
+// carries besides the status's standard text. Handlers return one (or a
+// davfs or s3vfs error, which statusFor maps); answer writes it.
+type httpError struct {
+	status int
+	err    error
+	header http.Header // set on the answer; wins over the defaults (Retry-After)
+	body   []byte      // replaces the standard text (PROPFIND's DAV:error, x/net's own answers)
+	cut    bool        // the answer already started: cut the connection (see cutAnswer)
+}
+
+func (e *httpError) Error() string {
+	if e.err == nil {
+		return http.StatusText(e.status)
+	}
+	return e.err.Error()
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+// failWith answers status with its standard text; err is for the log.
+func failWith(status int, err error) *httpError {
+	return &httpError{status: status, err: err}
+}
+
+// withHeader adds a header to the answer.
+func (e *httpError) withHeader(key, value string) *httpError {
+	if e.header == nil {
+		e.header = make(http.Header)
+	}
+	e.header.Add(key, value)
+	return e
+}
+
+// conflictIfMissing is err (from davfs) answered with statusFor, where a
+// missing name means a missing parent or a lost race: 409, not 404.
+func conflictIfMissing(err error) error {
+	if err == nil {
+		return nil
+	}
+	return failWith(statusFor(err, http.StatusConflict), err)
+}
+
+// cutAnswer marks a failure met after the answer's status and first bytes
+// went out, where a short answer would look whole (a PROPFIND listing):
+// the connection is cut.
+func cutAnswer(err error) *httpError {
+	return &httpError{status: http.StatusInternalServerError, err: err, cut: true}
+}
+
+// answer is the one place where a request's failure becomes its answer:
+// an *httpError's status and extras, or statusFor's status for any other
+// error (a missing name is 404), with the standard text and nothing
+// internal; the error goes to the request's log line. When the status
+// already went out (a GET's body, a streamed PROPFIND), the answer cannot
+// change: the error is only logged, and a cutAnswer cuts the connection.
+func (w *recorder) answer(err error) {
+	if err == nil {
+		return
+	}
+	var he *httpError
+	if !errors.As(err, &he) {
+		he = failWith(statusFor(err, http.StatusNotFound), err)
+	}
+	if he.err != nil && w.err == nil {
+		w.err = he.err
+	}
+	if he.cut {
+		w.aborted = true
+		panic(http.ErrAbortHandler) // never a partial answer that looks whole
 	}
 	if w.status != 0 {
 		return // too late to change the answer; the log still gets err
 	}
-	writeFailure(w, status, err)
+	writeFailure(w, he)
 }
 
-// writeFailure writes an error answer: the status, its standard text, and
-// Retry-After for a 503.
-func writeFailure(w http.ResponseWriter, status int, err error) {
+// writeFailure writes an error answer: the status, its standard text (or
+// the failure's own body), Retry-After for a 503 or 429, and the failure's
+// headers.
+func writeFailure(w http.ResponseWriter, e *httpError) {
 	h := w.Header()
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
+	if e.status == http.StatusServiceUnavailable || e.status == http.StatusTooManyRequests {
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(e.err)))
+	}
+	for k, v := range e.header {
+		h[k] = v
+	}
+	if e.body != nil {
+		h.Set("Content-Length", strconv.Itoa(len(e.body)))
+		w.WriteHeader(e.status)
+		_, _ = w.Write(e.body)
+		return
 	}
 	h.Del("Content-Length")
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	if status != http.StatusNoContent && status != http.StatusNotModified {
-		_, _ = w.Write([]byte(webdav.StatusText(status) + "\n"))
+	w.WriteHeader(e.status)
+	if e.status != http.StatusNoContent && e.status != http.StatusNotModified {
+		_, _ = w.Write([]byte(webdav.StatusText(e.status) + "\n"))
 	}
-}
-
-// failErr answers the honest status for err, with fallback used for plain
-// "does not exist" (404, or 409 where a parent is meant).
-func (w *recorder) failErr(err error, notExist int) {
-	w.fail(statusFor(err, notExist), err)
 }
 
 func retryAfterSeconds(err error) int {
@@ -133,53 +203,6 @@ func statusFor(err error, notExist int) int {
 		return http.StatusBadRequest // the client is gone; nobody reads this
 	}
 	return http.StatusInternalServerError
-}
-
-// honestWriter sits between x/net/webdav and the client. When the handler
-// answers an error status because davfs met a backend failure (throttling,
-// denial, outage), it answers the honest status instead (503 with
-// Retry-After, 403, ...) and drops x/net's body.
-type honestWriter struct {
-	http.ResponseWriter // where the answer goes
-	rec                 *recorder
-	fs                  *davfs.FS
-	locks               func() error // the lock store's outage, if any
-	wrote               bool
-	swallowed           bool
-}
-
-func (w *honestWriter) WriteHeader(code int) {
-	if w.wrote {
-		return
-	}
-	w.wrote = true
-	if code >= 400 {
-		failure := w.fs.Failure()
-		if failure == nil && w.locks != nil {
-			failure = w.locks()
-		}
-		if failure != nil {
-			if honest := statusFor(failure, code); honest != code || code == http.StatusInternalServerError {
-				if w.rec.err == nil {
-					w.rec.err = failure
-				}
-				writeFailure(w.ResponseWriter, honest, failure)
-				w.swallowed = true
-				return
-			}
-		}
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *honestWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.WriteHeader(http.StatusOK)
-	}
-	if w.swallowed {
-		return len(p), nil
-	}
-	return w.ResponseWriter.Write(p)
 }
 
 // begin starts a request: id, S3 call counter, recorder, in-flight gauge.

@@ -14,27 +14,23 @@ const maxXMLBody = 1 << 20
 
 // readXMLBody reads a small XML request body whole and checks that its
 // namespace declarations are legal (x/net/webdav accepts xmlns:p="", which
-// XML Namespaces 1.0 forbids: litmus propfind_invalid2). It answers the
-// error itself and returns ok = false.
-func (rq *request) readXMLBody() (body []byte, ok bool) {
+// XML Namespaces 1.0 forbids: litmus propfind_invalid2).
+func (rq *request) readXMLBody() (body []byte, err error) {
 	rq.w.body.whole() // a small body: all of it within the idle timeout
 	b, err := io.ReadAll(http.MaxBytesReader(rq.w, rq.r.Body, maxXMLBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			rq.w.fail(http.StatusRequestEntityTooLarge, err)
-		} else {
-			rq.w.fail(statusFor(err, http.StatusBadRequest), err)
+			return nil, failWith(http.StatusRequestEntityTooLarge, err)
 		}
-		return nil, false
+		return nil, failWith(statusFor(err, http.StatusBadRequest), err)
 	}
 	if err := checkNamespaces(b); err != nil {
-		rq.w.fail(http.StatusBadRequest, err)
-		return nil, false
+		return nil, failWith(http.StatusBadRequest, err)
 	}
 	rq.r.Body = io.NopCloser(bytes.NewReader(b))
 	rq.r.ContentLength = int64(len(b))
-	return b, true
+	return b, nil
 }
 
 // XML body bounds: x/net/webdav decodes request bodies recursively and

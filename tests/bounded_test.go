@@ -491,6 +491,10 @@ func TestTheEmbeddedDefaultLimitsAndAuditsFailedSignIns(t *testing.T) {
 	if statuses[http.StatusTooManyRequests] == 0 || retryAfter == "" {
 		t.Fatalf("30 wrong passwords answered %v (Retry-After %q), want 429s with Retry-After", statuses, retryAfter)
 	}
+	// The limiter's wait, not a default second: the window lasts minutes.
+	if secs, err := strconv.Atoi(retryAfter); err != nil || secs <= 1 {
+		t.Errorf("the 429 says Retry-After %q, want the seconds left in the limiter's window", retryAfter)
+	}
 	if statuses[http.StatusUnauthorized]+statuses[http.StatusTooManyRequests] != 30 {
 		t.Fatalf("30 wrong passwords answered %v", statuses)
 	}
