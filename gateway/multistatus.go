@@ -169,15 +169,31 @@ func findLive(n xml.Name) *liveProp {
 }
 
 func escapeText(s string) string {
+	if plainText(s) {
+		return s
+	}
 	var b bytes.Buffer
 	_ = xml.EscapeText(&b, []byte(s))
 	return b.String()
 }
 
+// plainText reports whether xml.EscapeText leaves s as it is: printable
+// ASCII without any of the characters it escapes. Most names, ETags and
+// types are, and a listing writes them per entry.
+func plainText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\'', c == '&', c == '<', c == '>':
+			return false
+		}
+	}
+	return true
+}
+
 // propstats answers pf for one resource: found properties under 200, the
 // others under 404 (names only).
 func propstats(ctx context.Context, pf propfindBody, name string, fi *davfs.FileInfo, dead map[xml.Name]webdav.Property) []webdav.Propstat {
-	ok := webdav.Propstat{Status: http.StatusOK}
+	ok := webdav.Propstat{Status: http.StatusOK, Props: make([]webdav.Property, 0, len(liveProps)+len(dead)+len(pf.Prop))}
 	applies := func(lp *liveProp) bool { return lp != nil && (lp.dir || !fi.IsDir()) }
 	if pf.Propname != nil {
 		for _, lp := range liveProps {
@@ -195,7 +211,7 @@ func propstats(ctx context.Context, pf propfindBody, name string, fi *davfs.File
 		// Windows gives up on PROPFIND answers over 1 MB: allprop leaves
 		// out DAV:supportedlock (always the same exclusive write lock);
 		// clients that want it name it in an include.
-		names = nil
+		names = make([]xml.Name, 0, len(liveProps)+len(dead)+len(pf.Include))
 		for _, lp := range liveProps {
 			if applies(&lp) && lp.name.Local != "supportedlock" {
 				names = append(names, lp.name)
@@ -298,7 +314,10 @@ func (s startWriter) Write(p []byte) (int, error) {
 func (m *multistatus) response(href string, pstats []webdav.Propstat) error {
 	b := m.bw
 	b.WriteString(`<D:response><D:href>`)
-	writeEscaped(b, (&url.URL{Path: href}).EscapedPath())
+	if !plainPath(href) {
+		href = (&url.URL{Path: href}).EscapedPath()
+	}
+	writeEscaped(b, href)
 	b.WriteString(`</D:href>`)
 	for _, ps := range pstats {
 		b.WriteString(`<D:propstat><D:prop>`)
@@ -345,12 +364,34 @@ func writeProp(b *bufio.Writer, p webdav.Property) {
 	}
 	b.WriteByte('>')
 	b.Write(p.InnerXML)
-	b.WriteString("</" + open + ">")
+	b.WriteString("</")
+	b.WriteString(open)
+	b.WriteByte('>')
+}
+
+// plainPath reports whether url.URL's EscapedPath leaves the path p as it
+// is: letters, digits, "/" and -._~ only (a conservative subset of what it
+// leaves unescaped).
+func plainPath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '/', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 const xmlNamespace = "http://www.w3.org/XML/1998/namespace"
 
-func writeEscaped(w io.Writer, s string) { _ = xml.EscapeText(w, []byte(s)) }
+func writeEscaped(w *bufio.Writer, s string) {
+	if plainText(s) {
+		_, _ = w.WriteString(s)
+		return
+	}
+	_ = xml.EscapeText(w, []byte(s))
+}
 
 // close ends the multistatus and sends what is buffered.
 func (m *multistatus) close() error {

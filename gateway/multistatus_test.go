@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/xml"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -63,5 +65,24 @@ func TestMultistatusSendsNothingUntilItsBufferFills(t *testing.T) {
 	writeFailure(rr, failWith(http.StatusServiceUnavailable, nil))
 	if rr.Code != http.StatusServiceUnavailable || strings.Contains(rr.Body.String(), "multistatus") {
 		t.Fatalf("after discard: %d %q", rr.Code, rr.Body.String())
+	}
+}
+
+// TestFastPathsWriteWhatTheLibrariesWould checks the shortcuts of the
+// listing writer against encoding/xml and net/url on names of every kind.
+func TestFastPathsWriteWhatTheLibrariesWould(t *testing.T) {
+	cases := []string{"", "plain.txt", "a b", "a&b", `q"uote`, "it's", "<tag>", "tab\there", "nl\n", "cr\r",
+		"ümlaut", "日本", "\xff\xfe", "~tilde_-.", "x%41", "a+b", "semi;colon", "del\x7f", "/dav/a/b/", "/dav/a b/"}
+	for _, s := range cases {
+		var want bytes.Buffer
+		_ = xml.EscapeText(&want, []byte(s))
+		if got := escapeText(s); got != want.String() {
+			t.Errorf("escapeText(%q) = %q, encoding/xml writes %q", s, got, want.String())
+		}
+		if plainPath(s) {
+			if esc := (&url.URL{Path: s}).EscapedPath(); esc != s {
+				t.Errorf("plainPath(%q) is true, but net/url escapes it to %q", s, esc)
+			}
+		}
 	}
 }
