@@ -40,7 +40,8 @@ type servedGateway struct {
 
 // serveBinary starts `davgw serve` under prlimit with at most nofile open
 // files, with [server] extra lines, [s3] extra lines and the users given
-// (name -> password), over versitygw through its counting proxy.
+// (name -> password), over versitygw through its counting proxy; parts
+// are 5 MiB unless s3Extra sets part_size.
 func serveBinary(t testing.TB, nofile int, serverExtra, s3Extra string, users map[string]string) *servedGateway {
 	t.Helper()
 	return serveBinaryCost(t, bcrypt.MinCost, nofile, serverExtra, s3Extra, users)
@@ -61,7 +62,10 @@ func serveBinaryCost(t testing.TB, cost, nofile int, serverExtra, s3Extra string
 	}
 	var doc strings.Builder
 	fmt.Fprintf(&doc, "[server]\nlisten = \"127.0.0.1:%d\"\n%s\n", port, serverExtra)
-	fmt.Fprintf(&doc, "[s3]\nendpoint = %q\nbucket = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\npart_size = \"5MiB\"\n%s\n",
+	if !strings.Contains(s3Extra, "part_size") {
+		s3Extra = "part_size = \"5MiB\"\n" + s3Extra
+	}
+	fmt.Fprintf(&doc, "[s3]\nendpoint = %q\nbucket = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\n%s\n",
 		b.proxy.URL, b.bucket, b.server.access, b.server.secret, s3Extra)
 	for name, pw := range users {
 		h, err := auth.HashPasswordCost(pw, cost)

@@ -64,6 +64,7 @@ func BenchmarkCompare(b *testing.B) {
 		rows = append(rows, benchLarge(b, e, direct, rc, root, reps)...)
 		rows = append(rows, benchRange(b, e, direct, rc, root, reps))
 		rows = append(rows, benchFirstSignIn(b, be, reps))
+		rows = append(rows, benchPutRSS(b)...)
 		rows = append(rows, huge...)
 	}
 	out := renderBench(rows, rcloneBin)
@@ -407,6 +408,59 @@ func benchLarge(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, roo
 	return []benchRow{put, chunked, get}
 }
 
+// benchPutRSS PUTs 1 GiB, with and without Content-Length, through the
+// gateway binary as operators run it (16 MiB parts x 4), each into a
+// fresh process, and reads the process's peak resident set (VmHWM)
+// afterwards: issue 8's bound is part_size x upload_concurrency + 64 MiB.
+func benchPutRSS(b *testing.B) []benchRow {
+	const size = 1 << 30
+	rows := []benchRow{
+		newRow("PUT 1 GiB with Content-Length, peak RSS of the gateway binary (16 MiB x 4)", "MiB", false),
+		newRow("PUT 1 GiB chunked, peak RSS of the gateway binary (16 MiB x 4)", "MiB", false),
+	}
+	for i, withLength := range []bool{true, false} {
+		g := serveBinary(b, 1024, "", "part_size = \"16MiB\"\nupload_concurrency = 4", map[string]string{"alice": "rss-pw"})
+		n := int64(-1)
+		if withLength {
+			n = size
+		}
+		req, err := http.NewRequest(http.MethodPut, g.base+"/dav/rss-"+randHex(4)+".bin", onlyReader{newPatternReader(size, 7)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.ContentLength = n
+		req.SetBasicAuth("alice", "rss-pw")
+		resp, err := benchClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b.Fatalf("PUT 1 GiB through the binary: %d", resp.StatusCode)
+		}
+		rows[i].samples["davgw"] = []float64{float64(processPeakRSS(g.p.cmd.Process.Pid)) / (1 << 20)}
+		rows[i].note = "one run; the bound of issue 8 is 16 MiB x 4 + 64 MiB = 128 MiB"
+		g.p.stop(5 * time.Second)
+	}
+	return rows
+}
+
+// processPeakRSS reads a process's VmHWM in bytes (0 if unknown).
+func processPeakRSS(pid int) uint64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(data)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 func benchRange(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
 	const n = 40
 	row := newRow("Range GET of 1 MiB (sequential, median latency)", "ms", false)
@@ -739,4 +793,13 @@ func benchGateway(b *testing.B) (*davEnv, *s3.Client) {
 	direct := newS3Client(be.proxy.URL, be.server.access, be.server.secret,
 		&http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}})
 	return e, direct
+}
+
+// BenchmarkPutRSS is the peak-RSS rows of BenchmarkCompare alone:
+//
+//	go test -run '^$' -bench BenchmarkPutRSS -benchtime 1x ./tests/
+func BenchmarkPutRSS(b *testing.B) {
+	for range b.N {
+		fmt.Print(renderBench(benchPutRSS(b), ""))
+	}
 }
