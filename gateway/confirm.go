@@ -82,17 +82,50 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err
 		// Not covered by a submitted token: it must not be locked at all.
 		// A temporary zero-depth lock both tests that and keeps others from
 		// locking it while this request runs.
-		tok, err := ls.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: !deep})
+		tok, err := rq.requestLock(name, deep)
 		if err != nil {
 			releaseAll()
-			if err == webdav.ErrLocked {
-				return nil, failWith(webdav.StatusLocked, fmt.Errorf("%s: %w", name, err))
-			}
-			return nil, err // statusFor: 503 for a lock store outage
+			return nil, err
 		}
 		releases = append(releases, func() { _ = ls.Unlock(now, tok) })
 	}
 	return releaseAll, nil
+}
+
+// busyWait is how long a write waits for another request's temporary lock
+// on the same name (two clients saving one file at once) before it gets
+// 503 with Retry-After: no 423 unless a client holds a lock.
+const busyWait = 5 * time.Second
+
+// errBusy is the answer past busyWait: another request is writing the name.
+var errBusy = errors.New("another request is writing this name")
+
+// requestLock takes the request's temporary lock on name (deep: on what is
+// below it too). A conflict with a client's lock is 423 at once; one with
+// another request's temporary lock is waited out for up to busyWait
+// (the later write then wins), then 503 with Retry-After.
+func (rq *request) requestLock(name string, deep bool) (token string, err error) {
+	ctx := rq.r.Context()
+	deadline := time.Now().Add(busyWait)
+	for pause := 5 * time.Millisecond; ; pause = min(2*pause, 100*time.Millisecond) {
+		now := time.Now()
+		tok, err := rq.locks.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: !deep})
+		switch {
+		case err == nil:
+			return tok, nil
+		case err != webdav.ErrLocked:
+			return "", err // statusFor: 503 for a lock store outage
+		case len(rq.locks.discover(now, name)) > 0:
+			return "", failWith(webdav.StatusLocked, fmt.Errorf("%s: %w", name, err))
+		case now.After(deadline):
+			return "", failWith(http.StatusServiceUnavailable, fmt.Errorf("%s: %w", name, errBusy))
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(pause):
+		}
+	}
 }
 
 // listHolds reports whether every condition of one If list is true for the

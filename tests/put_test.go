@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
 )
 
 // onlyReader hides a reader's other methods (Len, Seek, WriteTo) so that
@@ -18,6 +22,77 @@ func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 func putCases() []conformanceCase {
 	return []conformanceCase{
+		{"eight PUTs to one name at once all succeed, one after another, and the file is one of them whole (no 423 without a lock)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			const n = 8
+			bodies := make([][]byte, n)
+			pipes := make([]*io.PipeWriter, n)
+			statuses := make([]int, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				bodies[i] = bytes.Repeat([]byte{byte('a' + i)}, 256<<10)
+				pr, pw := io.Pipe()
+				pipes[i] = pw
+				hr, err := http.NewRequest(http.MethodPut, e.URL+dir+"same.bin", pr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hr.ContentLength = int64(len(bodies[i]))
+				hr.SetBasicAuth("alice", testUsers["alice"])
+				wg.Go(func() {
+					resp, err := http.DefaultTransport.RoundTrip(hr)
+					if err != nil {
+						errs[i] = err
+						_ = pr.CloseWithError(err)
+						return
+					}
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					statuses[i] = resp.StatusCode
+					_ = pr.CloseWithError(errors.New("answered"))
+				})
+			}
+			// Every request is under way (and all but one wait for the
+			// name) before any body byte is sent.
+			time.Sleep(300 * time.Millisecond)
+			for i := range n {
+				wg.Go(func() {
+					_, _ = pipes[i].Write(bodies[i])
+					_ = pipes[i].Close()
+				})
+			}
+			wg.Wait()
+			created := 0
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("PUT %d: %v", i, errs[i])
+				}
+				switch statuses[i] {
+				case http.StatusCreated:
+					created++
+				case http.StatusNoContent:
+				default:
+					t.Errorf("PUT %d answered %d; concurrent writes must both complete (201, then 204)", i, statuses[i])
+				}
+			}
+			if created != 1 {
+				t.Errorf("%d PUTs answered 201; exactly the first to finish creates the file", created)
+			}
+			got, ok := e.getS3(t, keyPrefix+"same.bin")
+			if !ok || !slices.ContainsFunc(bodies, func(b []byte) bool { return bytes.Equal(b, got) }) {
+				t.Fatalf("S3 holds %d bytes (exists=%v) that are none of the bodies sent whole", len(got), ok)
+			}
+			// A client's lock still answers 423 at once.
+			_, tok := e.lock(t, dir+"same.bin", http.StatusOK)
+			start := time.Now()
+			r := e.alice(t, http.MethodPut, dir+"same.bin", nil, []byte("x"))
+			expect(t, "PUT onto a name a client locked, without its token", r, http.StatusLocked)
+			if took := time.Since(start); took > 2*time.Second {
+				t.Errorf("the 423 for a client's lock took %s: it must not wait like a busy name", took)
+			}
+			expect(t, "UNLOCK", e.alice(t, "UNLOCK", dir+"same.bin", map[string]string{"Lock-Token": "<" + tok + ">"}, nil), http.StatusNoContent)
+		}},
 		{"PUT of a new file answers 201 and its ETag agrees with GET, PROPFIND and S3", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			body := randBytes(64 << 10)
