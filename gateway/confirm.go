@@ -101,9 +101,10 @@ const busyWait = 5 * time.Second
 var errBusy = errors.New("another request is writing this name")
 
 // requestLock takes the request's temporary lock on name (deep: on what is
-// below it too). A conflict with a client's lock is 423 at once; one with
-// another request's temporary lock is waited out for up to busyWait
-// (the later write then wins), then 503 with Retry-After.
+// below it too). A conflict with a client's lock on name or above it, or
+// with any lock below it, is 423 at once; one with another request's
+// temporary lock on name or above is waited out for up to busyWait (the
+// later write then wins), then 503 with Retry-After.
 func (rq *request) requestLock(name string, deep bool) (token string, err error) {
 	ctx := rq.r.Context()
 	deadline := time.Now().Add(busyWait)
@@ -115,7 +116,7 @@ func (rq *request) requestLock(name string, deep bool) (token string, err error)
 			return tok, nil
 		case err != webdav.ErrLocked:
 			return "", err // statusFor: 503 for a lock store outage
-		case len(rq.locks.discover(now, name)) > 0:
+		case len(rq.locks.discover(now, name)) > 0 || (deep && rq.lockedBelow(now, name)):
 			return "", failWith(webdav.StatusLocked, fmt.Errorf("%s: %w", name, err))
 		case now.After(deadline):
 			return "", failWith(http.StatusServiceUnavailable, fmt.Errorf("%s: %w", name, errBusy))
@@ -126,6 +127,19 @@ func (rq *request) requestLock(name string, deep bool) (token string, err error)
 		case <-time.After(pause):
 		}
 	}
+}
+
+// lockedBelow reports, for a deep lock that conflicted, whether the
+// conflict lies below name (a member's lock, which discover does not
+// list): name itself then takes a zero-depth lock. Such a conflict
+// answers 423 at once, as it may be a client's lock.
+func (rq *request) lockedBelow(now time.Time, name string) bool {
+	tok, err := rq.locks.Create(now, webdav.LockDetails{Root: name, Duration: -1, ZeroDepth: true})
+	if err != nil {
+		return false
+	}
+	_ = rq.locks.Unlock(now, tok)
+	return true
 }
 
 // listHolds reports whether every condition of one If list is true for the

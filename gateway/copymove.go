@@ -31,6 +31,9 @@ func (rq *request) copyMove() error {
 		return failWith(http.StatusBadGateway, errors.New("destination on another server"))
 	}
 	dst, ok := rq.g.davName(u.Path)
+	if !ok && rq.g.inNamespace(u.Path) {
+		return badName()
+	}
 	if !ok || davfs.IsReserved(dst) {
 		return failWith(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
 	}

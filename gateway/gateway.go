@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/net/webdav"
 
@@ -157,12 +158,33 @@ func (g *Gateway) davName(p string) (name string, ok bool) {
 			return "", false
 		}
 	}
+	if !utf8.ValidString(rest) {
+		// S3 keys are UTF-8: stores replace or refuse the bytes, and the
+		// name could never be listed or opened again.
+		return "", false
+	}
 	for _, c := range rest {
-		if c < 0x20 || c == 0x7f {
+		// A backslash is a separator to some stores (SeaweedFS lists
+		// "a\\b" as "a/b"): such a file could be read but never listed.
+		if c < 0x20 || c == 0x7f || c == '\\' {
 			return "", false
 		}
 	}
 	return davfs.Clean(rest), true
+}
+
+// badName is the answer to a path in the WebDAV namespace that davName
+// refuses; its text names the problem for the user.
+func badName() *httpError {
+	e := failWith(http.StatusBadRequest, errors.New("path with dot segments, control characters, backslashes or bytes that are not UTF-8"))
+	e.body = []byte("Bad Request: a name must be valid UTF-8, without control characters or backslashes, and no path segment may be \".\" or \"..\".\n")
+	return e
+}
+
+// inNamespace reports whether a URL path lies in the WebDAV namespace
+// (whether or not davName accepts it).
+func (g *Gateway) inNamespace(p string) bool {
+	return p == g.davBase || strings.HasPrefix(p, g.davBase+"/") || g.davBase == ""
 }
 
 // sameServer reports whether a URL host (from Destination or an If tag)
@@ -216,7 +238,7 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 	name, ok := g.davName(r.URL.Path)
 	if !ok {
 		if r.URL.Path == g.davBase || strings.HasPrefix(r.URL.Path, g.davBase+"/") {
-			return failWith(http.StatusBadRequest, errors.New("path with dot segments or control characters"))
+			return badName()
 		}
 		if g.opts.Web != nil {
 			g.opts.Web.ServeHTTP(rec, r)

@@ -52,6 +52,7 @@ func allCases() []conformanceCase {
 	cs = append(cs, shadowCases()...)
 	cs = append(cs, economyCases()...)
 	cs = append(cs, economyWriteCases()...)
+	cs = append(cs, namesCases()...)
 	return cs
 }
 
