@@ -103,11 +103,15 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 			marker *s3vfs.ObjectInfo
 			err    error
 		}
-		var probe chan probeResult
+		var (
+			probe  chan probeResult
+			cancel context.CancelFunc
+		)
 		if !useListing {
 			probe = make(chan probeResult, 1)
-			pctx, cancel := context.WithCancel(ctx)
-			defer cancel() // a found file needs no probe
+			var pctx context.Context
+			pctx, cancel = context.WithCancel(ctx)
+			defer cancel()
 			go func() {
 				var r probeResult
 				r.isDir, r.marker, r.err = f.probeDir(pctx, prefix)
@@ -115,9 +119,17 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 			}()
 		}
 		head, headErr = f.store.Head(ctx, key)
-		if probe != nil && headErr != nil {
-			r := <-probe
-			isDir, marker, listErr, probed = r.isDir, r.marker, r.err, true
+		if probe != nil {
+			if headErr != nil && errors.Is(headErr, s3vfs.ErrNotFound) {
+				r := <-probe
+				isDir, marker, listErr, probed = r.isDir, r.marker, r.err, true
+			} else {
+				// A found file or a failed HEAD decides: the probe is not
+				// needed, but it ends before the lookup does, so that its
+				// request never outlives the one that counts it.
+				cancel()
+				<-probe
+			}
 		}
 		switch {
 		case headErr == nil:
