@@ -117,7 +117,7 @@ type File struct {
 	path string
 	info *FileInfo
 
-	reader *s3vfs.Reader
+	reader ObjectReader
 	dirPos int
 }
 
@@ -157,7 +157,7 @@ func (fl *File) Seek(offset int64, whence int) (int64, error) {
 
 // Reader returns the lazy S3 reader of a read handle, so that the HTTP edge
 // can give it a range hint.
-func (fl *File) Reader() *s3vfs.Reader {
+func (fl *File) Reader() ObjectReader {
 	if fl.reader == nil && fl.info != nil && !fl.info.dir {
 		fl.reader = fl.fs.store.NewReader(fl.ctx, fl.info.key, fl.info.Object())
 	}

@@ -45,7 +45,7 @@ type Writer struct {
 	fs    *FS
 	ctx   context.Context
 	name  string
-	w     *s3vfs.Writer
+	w     ObjectWriter
 	mtime time.Time
 	prev  *FileInfo // the version being replaced, if any
 
