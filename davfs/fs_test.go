@@ -392,6 +392,9 @@ func TestCopyAndMovePlanning(t *testing.T) {
 
 func TestS3CallsPerOperation(t *testing.T) {
 	ctx := context.Background()
+	get := func(f *FS) error { _, _, err := f.OpenRead(ctx, "/d/f", "", false); return err }
+	head := func(f *FS) error { _, _, err := f.OpenRead(ctx, "/d/f", "", true); return err }
+	list := func(f *FS) error { _, err := f.ReadDir(ctx, "/d"); return err }
 	cases := []struct {
 		name  string
 		warm  func(*FS) error // an earlier request (not counted)
@@ -399,16 +402,16 @@ func TestS3CallsPerOperation(t *testing.T) {
 		calls map[string]int
 	}{
 		{"a GET of a file is one GetObject when its folder's index was read recently",
-			func(f *FS) error { _, _, err := f.OpenRead(ctx, "/d/f", "", false); return err },
-			func(f *FS) error { _, _, err := f.OpenRead(ctx, "/d/f", "", false); return err },
+			get,
+			get,
 			map[string]int{"GetObject": 1}},
 		{"a GET of a file reads its folder's index alongside when it was not read recently",
 			nil,
-			func(f *FS) error { _, _, err := f.OpenRead(ctx, "/d/f", "", false); return err },
+			get,
 			map[string]int{"GetObject": 2}},
 		{"a HEAD of a file is one HeadObject",
-			func(f *FS) error { _, _, err := f.OpenRead(ctx, "/d/f", "", true); return err },
-			func(f *FS) error { _, _, err := f.OpenRead(ctx, "/d/f", "", true); return err },
+			head,
+			head,
 			map[string]int{"HeadObject": 1}},
 		{"a PUT into a folder that was not listed is one LIST and one PutObject",
 			nil,
@@ -419,11 +422,11 @@ func TestS3CallsPerOperation(t *testing.T) {
 			func(f *FS) error { return put(f, "/d/new") },
 			map[string]int{"PutObject": 1}},
 		{"a DELETE of a file listed in the last seconds without an index entry is one DeleteObject",
-			func(f *FS) error { _, err := f.ReadDir(ctx, "/d"); return err },
+			list,
 			func(f *FS) error { return f.RemoveAll(ctx, "/d/g") },
 			map[string]int{"DeleteObjects": 1}},
 		{"a DELETE of a file with an index entry also rewrites the index from a fresh copy",
-			func(f *FS) error { _, err := f.ReadDir(ctx, "/d"); return err },
+			list,
 			func(f *FS) error { return f.RemoveAll(ctx, "/d/f") },
 			map[string]int{"DeleteObjects": 1, "GetObject": 1, "PutObject": 1}},
 		{"a PROPFIND Depth 1 of 2,500 objects is three LIST pages and nothing per entry",

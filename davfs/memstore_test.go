@@ -68,6 +68,20 @@ func (s *memStore) called(op, key string) error {
 	return s.faults[memFault{op, ""}]
 }
 
+// call is the start of every S3 call: it fails for a cancelled ctx or an
+// injected fault, else it holds s.mu until unlock.
+func (s *memStore) call(ctx context.Context, op, key string) (unlock func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if err := s.called(op, key); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	return s.mu.Unlock, nil
+}
+
 // counts returns the calls so far and starts counting again.
 func (s *memStore) counts() map[string]int {
 	s.mu.Lock()
@@ -91,14 +105,11 @@ func (s *memStore) listed(k string) s3vfs.ObjectInfo {
 }
 
 func (s *memStore) Head(ctx context.Context, k string) (s3vfs.ObjectInfo, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.call(ctx, "HeadObject", k)
+	if err != nil {
 		return s3vfs.ObjectInfo{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.called("HeadObject", k); err != nil {
-		return s3vfs.ObjectInfo{}, err
-	}
+	defer unlock()
 	if _, ok := s.objs[k]; !ok {
 		return s3vfs.ObjectInfo{}, s3vfs.ErrNotFound
 	}
@@ -106,14 +117,11 @@ func (s *memStore) Head(ctx context.Context, k string) (s3vfs.ObjectInfo, error)
 }
 
 func (s *memStore) GetSmall(ctx context.Context, k string, limit int64) ([]byte, s3vfs.ObjectInfo, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.call(ctx, "GetObject", k)
+	if err != nil {
 		return nil, s3vfs.ObjectInfo{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.called("GetObject", k); err != nil {
-		return nil, s3vfs.ObjectInfo{}, err
-	}
+	defer unlock()
 	b, ok := s.objs[k]
 	if !ok {
 		return nil, s3vfs.ObjectInfo{}, s3vfs.ErrNotFound
@@ -127,14 +135,11 @@ func (s *memStore) GetSmall(ctx context.Context, k string, limit int64) ([]byte,
 // Get answers a range "bytes=A-..." with a reader positioned at A, as
 // s3vfs's is (the end is only a hint).
 func (s *memStore) Get(ctx context.Context, k, rng string) (s3vfs.ObjectInfo, ObjectReader, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.call(ctx, "GetObject", k)
+	if err != nil {
 		return s3vfs.ObjectInfo{}, nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.called("GetObject", k); err != nil {
-		return s3vfs.ObjectInfo{}, nil, err
-	}
+	defer unlock()
 	b, ok := s.objs[k]
 	if !ok {
 		return s3vfs.ObjectInfo{}, nil, s3vfs.ErrNotFound
@@ -231,14 +236,11 @@ func (w *memWriter) Commit() (s3vfs.ObjectInfo, error) {
 }
 
 func (s *memStore) PutObject(ctx context.Context, k string, body []byte, o s3vfs.WriteOptions) (s3vfs.ObjectInfo, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.call(ctx, "PutObject", k)
+	if err != nil {
 		return s3vfs.ObjectInfo{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.called("PutObject", k); err != nil {
-		return s3vfs.ObjectInfo{}, err
-	}
+	defer unlock()
 	_, ok := s.objs[k]
 	if (o.IfNoneMatch == "*" && ok) || (o.IfMatch != "" && (!ok || s.info(k).ETag != o.IfMatch)) {
 		return s3vfs.ObjectInfo{}, s3vfs.ErrPreconditionFailed
@@ -250,14 +252,11 @@ func (s *memStore) PutObject(ctx context.Context, k string, body []byte, o s3vfs
 }
 
 func (s *memStore) Copy(ctx context.Context, src string, _ s3vfs.ObjectInfo, dst string, o s3vfs.CopyOptions) (s3vfs.ObjectInfo, error) {
-	if err := ctx.Err(); err != nil {
+	unlock, err := s.call(ctx, "CopyObject", dst)
+	if err != nil {
 		return s3vfs.ObjectInfo{}, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.called("CopyObject", dst); err != nil {
-		return s3vfs.ObjectInfo{}, err
-	}
+	defer unlock()
 	b, ok := s.objs[src]
 	switch {
 	case !ok:
