@@ -44,6 +44,10 @@ var ErrAppPasswordExpired = errors.New("auth: app password expired")
 // maximum number of app passwords.
 var ErrTooManyAppPasswords = errors.New("auth: too many app passwords; revoke one first")
 
+// ErrAppPasswordName is returned by Mint for a name that is too long or
+// holds control characters.
+var ErrAppPasswordName = errors.New("auth: name must be up to 64 printable characters")
+
 // AppPassword is one stored app password. The secret itself is never
 // stored: only Hash.
 type AppPassword struct {
@@ -174,7 +178,7 @@ func (a *AppPasswords) Mint(ctx context.Context, c Claims, name string) (secret 
 		name = "app password"
 	}
 	if !utf8.ValidString(name) || len(name) > maxNameLen || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", AppPassword{}, errors.New("auth: name must be up to 64 printable characters")
+		return "", AppPassword{}, ErrAppPasswordName
 	}
 	list, err := a.store.List(ctx, c.Username)
 	if err != nil {

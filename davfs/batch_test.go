@@ -2,154 +2,12 @@ package davfs
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
-	"encoding/json"
-	"iter"
-	"sort"
-	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/davgw/davgw/s3vfs"
 )
-
-// memStore is an in-memory Store with S3's conditional writes, for the
-// batcher's unit tests (from a hostile review of the batcher).
-type memStore struct {
-	Store
-	mu   sync.Mutex
-	objs map[string][]byte
-	puts int
-}
-
-func newMem() *memStore { return &memStore{objs: map[string][]byte{}} }
-
-func etagOf(b []byte) string { h := md5.Sum(b); return `"` + hex.EncodeToString(h[:]) + `"` }
-
-func (s *memStore) info(k string) s3vfs.ObjectInfo {
-	b := s.objs[k]
-	return s3vfs.ObjectInfo{Key: k, Size: int64(len(b)), ETag: etagOf(b), LastModified: time.Unix(1000, 0), HasMetadata: true}
-}
-func (s *memStore) Head(_ context.Context, k string) (s3vfs.ObjectInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.objs[k]; !ok {
-		return s3vfs.ObjectInfo{}, s3vfs.ErrNotFound
-	}
-	return s.info(k), nil
-}
-func (s *memStore) GetSmall(ctx context.Context, k string, _ int64) ([]byte, s3vfs.ObjectInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, s3vfs.ObjectInfo{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.objs[k]
-	if !ok {
-		return nil, s3vfs.ObjectInfo{}, s3vfs.ErrNotFound
-	}
-	return append([]byte(nil), b...), s.info(k), nil
-}
-func (s *memStore) PutObject(ctx context.Context, k string, body []byte, o s3vfs.WriteOptions) (s3vfs.ObjectInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return s3vfs.ObjectInfo{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.objs[k]
-	if (o.IfNoneMatch == "*" && ok) || (o.IfMatch != "" && (!ok || s.info(k).ETag != o.IfMatch)) {
-		return s3vfs.ObjectInfo{}, s3vfs.ErrPreconditionFailed
-	}
-	s.objs[k] = append([]byte(nil), body...)
-	s.puts++
-	return s.info(k), nil
-}
-func (s *memStore) Delete(_ context.Context, keys []string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, k := range keys {
-		delete(s.objs, k)
-	}
-	return nil
-}
-func (s *memStore) DeletePrefix(_ context.Context, p string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k := range s.objs {
-		if strings.HasPrefix(k, p) {
-			delete(s.objs, k)
-		}
-	}
-	return nil
-}
-func (s *memStore) entries(o s3vfs.ListOptions) []s3vfs.Entry {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var keys []string
-	for k := range s.objs {
-		if strings.HasPrefix(k, o.Prefix) {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	var out []s3vfs.Entry
-	seen := map[string]bool{}
-	for _, k := range keys {
-		rest := k[len(o.Prefix):]
-		if i := strings.Index(rest, "/"); o.Delimiter == "/" && i >= 0 {
-			p := o.Prefix + rest[:i+1]
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, s3vfs.Entry{Prefix: p})
-			}
-			continue
-		}
-		inf := s.info(k)
-		out = append(out, s3vfs.Entry{Object: &inf})
-	}
-	if o.Limit > 0 && len(out) > o.Limit {
-		out = out[:o.Limit]
-	}
-	return out
-}
-func (s *memStore) List(_ context.Context, o s3vfs.ListOptions) iter.Seq2[s3vfs.Entry, error] {
-	es := s.entries(o)
-	return func(y func(s3vfs.Entry, error) bool) {
-		for _, e := range es {
-			if !y(e, nil) {
-				return
-			}
-		}
-	}
-}
-func (s *memStore) ListPages(_ context.Context, o s3vfs.ListOptions) iter.Seq2[s3vfs.Page, error] {
-	es := s.entries(o)
-	return func(y func(s3vfs.Page, error) bool) { y(s3vfs.Page{Entries: es, Last: true}, nil) }
-}
-
-func (s *memStore) index(t *testing.T, key string) map[string]metaEntry {
-	s.mu.Lock()
-	b, ok := s.objs[key]
-	s.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	var idx folderIndex
-	if err := json.Unmarshal(b, &idx); err != nil {
-		t.Fatal(err)
-	}
-	return idx.Entries
-}
 
 func batchFS(s *memStore, b *IndexBatcher) *FS {
 	return New(s, "r/", Options{IndexLocks: &IndexLocks{}, IndexCache: NewIndexCache(3*time.Second, 1<<20), Batcher: b})
-}
-
-func putIndex(s *memStore, key string, entries map[string]metaEntry) {
-	body, _ := json.Marshal(folderIndex{Version: indexVersion, Entries: entries})
-	s.objs[key] = body
 }
 
 // Two quick overwrites batched together keep the file's dead properties,
@@ -266,15 +124,4 @@ func TestAnUnwritableIndexTakesNoBatchedEntries(t *testing.T) {
 		t.Errorf("upload into a folder whose index is known unwritable was accepted (X-OC-Mtime: accepted) and will be lost")
 	}
 	b.Close(context.Background())
-}
-
-func (s *memStore) Copy(_ context.Context, src string, _ s3vfs.ObjectInfo, dst string, _ s3vfs.CopyOptions) (s3vfs.ObjectInfo, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, ok := s.objs[src]
-	if !ok {
-		return s3vfs.ObjectInfo{}, s3vfs.ErrNotFound
-	}
-	s.objs[dst] = append([]byte(nil), b...)
-	return s.info(dst), nil
 }

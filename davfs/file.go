@@ -43,11 +43,10 @@ func fileInfoFromObject(name string, o s3vfs.ObjectInfo) *FileInfo {
 	// The "mtime" metadata written at upload is not read back: listings
 	// cannot see it, and HEAD/GET must show what listings show (the
 	// folder's index). It stays on the object as a repair source.
-	modTime := o.LastModified
 	return &FileInfo{
 		name:        name,
 		size:        o.Size,
-		modTime:     modTimeOrNow(modTime),
+		modTime:     modTimeOrNow(o.LastModified),
 		etag:        o.ETag,
 		contentType: o.ContentType,
 		key:         o.Key,
@@ -70,7 +69,8 @@ func (fi *FileInfo) Mode() os.FileMode {
 	return 0o644
 }
 
-// ModTime is S3's LastModified (the marker's for folders).
+// ModTime is the kept modification time from the folder's index when there
+// is one, else S3's LastModified (the marker's for folders).
 func (fi *FileInfo) ModTime() time.Time { return fi.modTime }
 
 // IsDir reports whether this is a folder.
@@ -108,16 +108,16 @@ func (fi *FileInfo) Object() s3vfs.ObjectInfo {
 	}
 }
 
-// File is an open file or folder. Read handles fetch bytes lazily with
-// ranged GETs; write handles stream into an S3 upload that Close commits
-// only when every byte arrived.
+// File is an open file or folder. A file's bytes are read lazily with
+// ranged GETs; writes are refused (uploads go through FS.Create and its
+// Writer).
 type File struct {
 	fs   *FS
 	ctx  context.Context // the request's: the one documented exception to ctx-first
 	path string
 	info *FileInfo
 
-	reader *s3vfs.Reader
+	reader ObjectReader
 	dirPos int
 }
 
@@ -157,7 +157,7 @@ func (fl *File) Seek(offset int64, whence int) (int64, error) {
 
 // Reader returns the lazy S3 reader of a read handle, so that the HTTP edge
 // can give it a range hint.
-func (fl *File) Reader() *s3vfs.Reader {
+func (fl *File) Reader() ObjectReader {
 	if fl.reader == nil && fl.info != nil && !fl.info.dir {
 		fl.reader = fl.fs.store.NewReader(fl.ctx, fl.info.key, fl.info.Object())
 	}

@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"iter"
 	"mime"
 	"os"
 	"path"
@@ -34,22 +33,6 @@ import (
 	"github.com/davgw/davgw/s3vfs"
 )
 
-// Store is what davfs needs of S3. *s3vfs.Store implements it.
-type Store interface {
-	Head(ctx context.Context, key string) (s3vfs.ObjectInfo, error)
-	List(ctx context.Context, opts s3vfs.ListOptions) iter.Seq2[s3vfs.Entry, error]
-	ListPages(ctx context.Context, opts s3vfs.ListOptions) iter.Seq2[s3vfs.Page, error]
-	NewReader(ctx context.Context, key string, info s3vfs.ObjectInfo) *s3vfs.Reader
-	Get(ctx context.Context, key, rng string) (s3vfs.ObjectInfo, *s3vfs.Reader, error)
-	NewWriter(ctx context.Context, key string, opts s3vfs.WriteOptions) *s3vfs.Writer
-	PutObject(ctx context.Context, key string, body []byte, opts s3vfs.WriteOptions) (s3vfs.ObjectInfo, error)
-	Copy(ctx context.Context, srcKey string, src s3vfs.ObjectInfo, dstKey string, opts s3vfs.CopyOptions) (s3vfs.ObjectInfo, error)
-	Delete(ctx context.Context, keys []string) error
-	DeletePrefix(ctx context.Context, prefix string) error
-	GetSmall(ctx context.Context, key string, limit int64) ([]byte, s3vfs.ObjectInfo, error)
-}
-
-var _ Store = (*s3vfs.Store)(nil)
 var _ webdav.FileSystem = (*FS)(nil)
 
 // Options tune an FS.

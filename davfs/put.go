@@ -28,8 +28,6 @@ type PutOptions struct {
 	// in the object's metadata and in the folder's index, so that listings
 	// show it.
 	MTime time.Time
-	// Exclusive fails with fs.ErrExist if the name exists.
-	Exclusive bool
 	// IfMatch / IfNoneMatch are passed to S3 as conditional-write headers,
 	// closing the race between the caller's precondition check and the write.
 	IfMatch     string
@@ -45,7 +43,7 @@ type Writer struct {
 	fs    *FS
 	ctx   context.Context
 	name  string
-	w     *s3vfs.Writer
+	w     ObjectWriter
 	mtime time.Time
 	prev  *FileInfo // the version being replaced, if any
 
@@ -92,11 +90,8 @@ func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer,
 		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrPermission}
 	}
 	fi, err := f.CreateTarget(ctx, name)
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case fi != nil && opts.Exclusive:
-		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrExist}
 	}
 	f.relistBusyFolder(path.Dir(name))
 	ct := opts.ContentType
@@ -149,13 +144,6 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	}
 	w.mu.Unlock()
 	return n, err
-}
-
-// Written is the number of body bytes taken so far.
-func (w *Writer) Written() int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.n
 }
 
 // Commit completes the upload if the body arrived whole, else aborts it. It

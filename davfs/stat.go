@@ -199,7 +199,7 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		parent  string
 		entry   string
 		info    s3vfs.ObjectInfo
-		rd      *s3vfs.Reader
+		rd      ObjectReader
 		readErr error
 	)
 	parent, entry = entryName(name, false)

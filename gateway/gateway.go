@@ -283,7 +283,7 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 		r:    r,
 		w:    rec,
 		user: user,
-		fs: davfs.New(g.opts.Store, root, davfs.Options{
+		fs: davfs.New(davfs.S3Store{Store: g.opts.Store}, root, davfs.Options{
 			MaxEntries: g.opts.MaxPropfindEntries,
 			Hide:       g.hidden,
 			IndexLocks: g.indexes,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/davgw/davgw/auth"
@@ -281,7 +284,7 @@ func (e *davEnv) headS3(tb testing.TB, key string) (etag string, size int64, con
 	tb.Helper()
 	out, err := e.b.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &e.b.bucket, Key: aws.String(key)})
 	if err != nil {
-		if strings.Contains(err.Error(), "404") || strings.Contains(err.Error(), "NotFound") || strings.Contains(err.Error(), "NoSuchKey") {
+		if missingS3(err) {
 			return "", 0, "", false
 		}
 		tb.Fatalf("HeadObject %q on %s: %v", key, e.b.name, err)
@@ -289,12 +292,25 @@ func (e *davEnv) headS3(tb testing.TB, key string) (etag string, size int64, con
 	return aws.ToString(out.ETag), aws.ToInt64(out.ContentLength), aws.ToString(out.ContentType), true
 }
 
+// missingS3 reports whether an S3 call failed because the key does not
+// exist: the SDK's NoSuchKey or NotFound (HEAD answers have no body, so
+// only a status), or any answer with status 404.
+func missingS3(err error) bool {
+	var (
+		noKey    *s3types.NoSuchKey
+		notFound *s3types.NotFound
+		resp     *smithyhttp.ResponseError
+	)
+	return errors.As(err, &noKey) || errors.As(err, &notFound) ||
+		(errors.As(err, &resp) && resp.HTTPStatusCode() == http.StatusNotFound)
+}
+
 // getS3 reads an object straight from S3; ok=false if absent.
 func (e *davEnv) getS3(tb testing.TB, key string) ([]byte, bool) {
 	tb.Helper()
 	out, err := e.b.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(key)})
 	if err != nil {
-		if strings.Contains(err.Error(), "404") || strings.Contains(err.Error(), "NoSuchKey") || strings.Contains(err.Error(), "NotFound") {
+		if missingS3(err) {
 			return nil, false
 		}
 		tb.Fatalf("GetObject %q on %s: %v", key, e.b.name, err)

@@ -377,7 +377,7 @@ func (h *Handler) mint(w http.ResponseWriter, r *http.Request) {
 		msg, status := "The app password could not be created; try again shortly.", http.StatusServiceUnavailable
 		if errors.Is(err, auth.ErrTooManyAppPasswords) {
 			msg, status = "You have too many app passwords: revoke one first.", http.StatusConflict
-		} else if strings.Contains(err.Error(), "name must") {
+		} else if errors.Is(err, auth.ErrAppPasswordName) {
 			msg, status = "The name must be up to 64 printable characters.", http.StatusBadRequest
 		}
 		h.renderSigned(w, r, s, status, "", "", msg)
