@@ -89,6 +89,12 @@ func (c *Config) UploadLimits() (perUser, perAddress int, memPerUser, memPerAddr
 	return c.Limits.UploadsPerUser, c.Limits.UploadsPerAddress, memPerUser, memPerAddress
 }
 
+// LockLimits returns [limits] for the lock table (0 = its default).
+func (c *Config) LockLimits() (perUser, ownerBytes int) {
+	n, _ := c.Limits.LockOwnerBytes.Bytes()
+	return c.Limits.LocksPerUser, int(n)
+}
+
 // BodyIdleTimeout returns [server].body_idle_timeout, or the default 60s
 // when it does not parse.
 func (c *Config) BodyIdleTimeout() time.Duration {

@@ -236,6 +236,12 @@ type Limits struct {
 	// half of it.
 	UploadMemoryPerUser    ByteSize `toml:"upload_memory_per_user"`
 	UploadMemoryPerAddress ByteSize `toml:"upload_memory_per_address"`
+	// LocksPerUser caps the WebDAV locks one user root holds (429
+	// beyond); 0 = the gateway's default (1000).
+	LocksPerUser int `toml:"locks_per_user"`
+	// LockOwnerBytes caps a lock's DAV:owner XML (413 beyond); "" = the
+	// gateway's default (4KiB).
+	LockOwnerBytes ByteSize `toml:"lock_owner_bytes"`
 }
 
 // Locks is the [locks] table.

@@ -83,6 +83,16 @@ func (c *Config) Validate() error {
 	if c.Limits.UploadsPerAddress < 0 {
 		add("limits.uploads_per_address", "must be at least 1, or 0 for the default")
 	}
+	if c.Limits.LocksPerUser < 0 {
+		add("limits.locks_per_user", "must be at least 1, or 0 for the default")
+	}
+	if c.Limits.LockOwnerBytes != "" {
+		if n, err := c.Limits.LockOwnerBytes.Bytes(); err != nil {
+			add("limits.lock_owner_bytes", "%v", err)
+		} else if n < 256 || n > 1<<20 {
+			add("limits.lock_owner_bytes", `must be between 256 and 1MiB, or "" for the default (4KiB)`)
+		}
+	}
 	for key, v := range map[string]ByteSize{
 		"limits.upload_memory_per_user":    c.Limits.UploadMemoryPerUser,
 		"limits.upload_memory_per_address": c.Limits.UploadMemoryPerAddress,

@@ -109,7 +109,7 @@ func statusFor(err error, notExist int) int {
 		return http.StatusRequestTimeout // the body stopped flowing (even inside ErrIncomplete)
 	case errors.Is(err, s3vfs.ErrUnavailable), errors.Is(err, ErrLockStoreUnavailable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, s3vfs.ErrOverShare):
+	case errors.Is(err, s3vfs.ErrOverShare), errors.Is(err, ErrTooManyLocks):
 		return http.StatusTooManyRequests
 	case errors.Is(err, davfs.ErrTooManyEntries), errors.Is(err, errQuotaExceeded):
 		return webdav.StatusInsufficientStorage
@@ -117,7 +117,7 @@ func statusFor(err error, notExist int) int {
 		return http.StatusForbidden
 	case errors.Is(err, s3vfs.ErrPreconditionFailed):
 		return http.StatusPreconditionFailed
-	case errors.Is(err, s3vfs.ErrTooLarge):
+	case errors.Is(err, s3vfs.ErrTooLarge), errors.Is(err, ErrLockOwnerTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, davfs.ErrIsDir):
 		return http.StatusMethodNotAllowed

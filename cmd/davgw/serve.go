@@ -83,7 +83,7 @@ type setup struct {
 	quota     int64
 	ln        net.Listener
 	adminLn   net.Listener         // [server].admin_listen; nil = none
-	locks     *gateway.LockManager // nil = in memory
+	locks     *gateway.LockManager // [locks].store with [limits]
 	tlsCert   string
 	tlsKey    string
 	cleanup   func()
@@ -275,7 +275,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("auth", "err", err)
 		return nil, exitUsage
 	}
-	locks, err := openLocks(ctx, cfg.Locks.Store, log)
+	locks, err := openLocks(ctx, cfg.Locks.Store, lockLimits(cfg), log)
 	if err != nil {
 		log.Error("locks", "err", err)
 		return nil, exitUsage
@@ -305,14 +305,14 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 	}, exitOK
 }
 
-// openLocks opens [locks].store: nil (the gateway's own memory table) or a
+// openLocks opens [locks].store: a table in this process's memory, or a
 // Redis table shared with other gateways. An unreachable Redis is only
 // logged: lock operations answer 503 until it is back.
-func openLocks(ctx context.Context, store string, log *slog.Logger) (*gateway.LockManager, error) {
+func openLocks(ctx context.Context, store string, limits gateway.LockLimits, log *slog.Logger) (*gateway.LockManager, error) {
 	if store == "" || store == "memory" {
-		return nil, nil
+		return gateway.NewLockManager(limits), nil
 	}
-	locks, err := gateway.NewRedisLockManager(store, log)
+	locks, err := gateway.NewRedisLockManager(store, limits, log)
 	if err != nil {
 		return nil, err
 	}
@@ -434,6 +434,13 @@ func displayHost(listen string) string {
 func uploadLimits(cfg *config.Config) gateway.UploadLimits {
 	var l gateway.UploadLimits
 	l.PerUser, l.PerAddress, l.MemoryPerUser, l.MemoryPerAddress = cfg.UploadLimits()
+	return l
+}
+
+// lockLimits is [limits]' lock keys (validated already; 0 = the default).
+func lockLimits(cfg *config.Config) gateway.LockLimits {
+	var l gateway.LockLimits
+	l.PerUser, l.OwnerBytes = cfg.LockLimits()
 	return l
 }
 

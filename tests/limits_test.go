@@ -1,0 +1,140 @@
+package tests
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// lockWithOwner is a LOCK body whose DAV:owner holds owner (as text).
+func lockWithOwner(owner string) []byte {
+	return []byte(`<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/></D:lockscope>` +
+		`<D:locktype><D:write/></D:locktype><D:owner>` + owner + `</D:owner></D:lockinfo>`)
+}
+
+// rssKiB returns a process's resident memory, now and at its peak (KiB).
+func rssKiB(t *testing.T, pid int) (now, peak int) {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.Atoi(f[1])
+		switch f[0] {
+		case "VmRSS:":
+			now = n
+		case "VmHWM:":
+			peak = n
+		}
+	}
+	return now, peak
+}
+
+// TestLockFloodIsBounded (issue 10, F4): a user who sends LOCKs with huge
+// owners, and more LOCKs than anyone needs, gets 413 and 429 with
+// Retry-After; the gateway's memory and its lockdiscovery answers stay
+// small, the user's granted locks keep working, and another user locks
+// and writes as usual. For the memory and the Redis lock stores.
+func TestLockFloodIsBounded(t *testing.T) {
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			extra := "[limits]\nlocks_per_user = 40\n"
+			if store == "redis" {
+				extra += fmt.Sprintf("[locks]\nstore = %q\n", startRedis(t).URL)
+			}
+			g := serveBinary(t, 256, "", extra, map[string]string{"mallory": "m-pw", "alice": "a-pw"})
+			pid := g.p.cmd.Process.Pid
+			before, _ := rssKiB(t, pid)
+
+			// Owners of 512 KiB: refused before they are kept.
+			huge := strings.Repeat("x", 512<<10)
+			for i := range 20 {
+				st, _ := g.do(t, "LOCK", fmt.Sprintf("/dav/huge%d.txt", i), "mallory", "m-pw", lockWithOwner(huge), "Depth", "0")
+				if st != http.StatusRequestEntityTooLarge {
+					t.Fatalf("LOCK with a 512 KiB owner: %d, want 413", st)
+				}
+			}
+			// Owners just under the cap, more locks than allowed.
+			owner := strings.Repeat("o", 4000)
+			granted, refused := 0, 0
+			var firstToken string
+			for i := range 60 {
+				req, _ := http.NewRequest("LOCK", fmt.Sprintf("%s/dav/f%d.txt", g.base, i), strings.NewReader(string(lockWithOwner(owner))))
+				req.SetBasicAuth("mallory", "m-pw")
+				req.Header.Set("Depth", "0")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				switch resp.StatusCode {
+				case http.StatusOK, http.StatusCreated:
+					granted++
+					if firstToken == "" {
+						firstToken = resp.Header.Get("Lock-Token")
+					}
+				case http.StatusTooManyRequests:
+					refused++
+					if resp.Header.Get("Retry-After") == "" {
+						t.Fatal("429 without Retry-After")
+					}
+				default:
+					t.Fatalf("LOCK %d: %d", i, resp.StatusCode)
+				}
+			}
+			if granted != 40 || refused != 20 {
+				t.Fatalf("granted %d, refused %d; want 40 and 20", granted, refused)
+			}
+			st, body := g.do(t, "PROPFIND", "/dav/", "mallory", "m-pw",
+				[]byte(`<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>`), "Depth", "1")
+			if st != http.StatusMultiStatus {
+				t.Fatalf("PROPFIND: %d", st)
+			}
+			if n := strings.Count(string(body), "<D:activelock"); n != 40 {
+				t.Fatalf("lockdiscovery lists %d locks, want 40", n)
+			}
+			after, peak := rssKiB(t, pid)
+			t.Logf("%s store: lockdiscovery answer %d bytes; RSS %d KiB before, %d KiB after (peak %d KiB)", store, len(body), before, after, peak)
+			if len(body) > 1<<20 {
+				t.Fatalf("lockdiscovery answer of %d bytes", len(body))
+			}
+			if after-before > 64<<10 {
+				t.Fatalf("RSS grew by %d KiB", after-before)
+			}
+			// Nothing lost: mallory's own lock still guards its file.
+			if st, _ := g.do(t, "PUT", "/dav/f0.txt", "mallory", "m-pw", []byte("mine"), "If", "("+firstToken+")"); st != http.StatusNoContent && st != http.StatusCreated {
+				t.Fatalf("PUT with mallory's token: %d", st)
+			}
+			// Another user is not affected.
+			req, _ := http.NewRequest("LOCK", g.base+"/dav/a.txt", strings.NewReader(string(lockWithOwner("<D:href>alice</D:href>"))))
+			req.SetBasicAuth("alice", "a-pw")
+			req.Header.Set("Depth", "0")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			tok := resp.Header.Get("Lock-Token")
+			if (resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK) || tok == "" {
+				t.Fatalf("alice's LOCK: %d", resp.StatusCode)
+			}
+			if st, _ := g.do(t, "PUT", "/dav/a.txt", "alice", "a-pw", []byte("hello"), "If", "("+tok+")"); st != http.StatusNoContent && st != http.StatusCreated {
+				t.Fatalf("alice's PUT: %d", st)
+			}
+			if st, got := g.do(t, "GET", "/dav/a.txt", "alice", "a-pw", nil); st != http.StatusOK || string(got) != "hello" {
+				t.Fatalf("alice's GET: %d %q", st, got)
+			}
+			if st, _ := g.do(t, "UNLOCK", "/dav/a.txt", "alice", "a-pw", nil, "Lock-Token", tok); st != http.StatusNoContent {
+				t.Fatalf("alice's UNLOCK: %d", st)
+			}
+		})
+	}
+}
