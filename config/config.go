@@ -81,6 +81,10 @@ type Server struct {
 	// BodyIdleTimeout is how long a request body may send nothing before
 	// its connection is cut; XML bodies must arrive whole within it.
 	BodyIdleTimeout Duration `toml:"body_idle_timeout"`
+	// TrustedProxies are the CIDRs (or single addresses) of reverse
+	// proxies whose X-Forwarded-For / Forwarded headers name the client;
+	// [] = none: the peer is the client.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // S3 is the [s3] table: the bucket the gateway serves and how to reach it.

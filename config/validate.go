@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -56,6 +57,12 @@ func (c *Config) Validate() error {
 		add("server.body_idle_timeout", "%v", err)
 	} else if d < time.Second {
 		add("server.body_idle_timeout", `must be at least 1s, e.g. "60s"`)
+	}
+
+	for i, v := range c.Server.TrustedProxies {
+		if _, err := parseTrustedProxy(v); err != nil {
+			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+		}
 	}
 
 	c.validateS3(add, notYet)
@@ -419,4 +426,22 @@ func checkRootTemplate(t string) error {
 		return fmt.Errorf("must not be inside %s, which davgw reserves for itself", auth.ReservedPrefix)
 	}
 	return nil
+}
+
+// parseTrustedProxy reads a CIDR ("10.0.0.0/8", "fd00::/8") or a single
+// address ("192.0.2.7", taken as a /32 or /128).
+func parseTrustedProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR such as \"10.0.0.0/8\"", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -435,22 +434,13 @@ func (rq *request) uploadShares() (shares []*s3vfs.MemoryShare, done func(), ok 
 		rq.w.fail(http.StatusTooManyRequests, fmt.Errorf("user %q already runs the most uploads allowed", rq.user.Username))
 		return nil, nil, false
 	}
-	addr, releaseAddr, ok := rq.g.addrUploads.Acquire(auth.AddrKey(remoteHost(rq.r)))
+	addr, releaseAddr, ok := rq.g.addrUploads.Acquire(auth.AddrKey(rq.w.addr))
 	if !ok {
 		releaseUser()
 		rq.w.fail(http.StatusTooManyRequests, errors.New("this client address already runs the most uploads allowed"))
 		return nil, nil, false
 	}
 	return []*s3vfs.MemoryShare{user, addr}, func() { releaseAddr(); releaseUser() }, true
-}
-
-// remoteHost is the request's peer address without its port.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // delete removes a file, or a folder with everything below it.

@@ -3,10 +3,17 @@ package tests
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/gateway"
 )
 
 // lockWithOwner is a LOCK body whose DAV:owner holds owner (as text).
@@ -137,4 +144,57 @@ func TestLockFloodIsBounded(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGuessesBehindASharedAddressLockOutNobody (issue 10, F6): behind a
+// reverse proxy ([server].trusted_proxies) every client has its own
+// address; a guesser who uses up the failures of an address that a real
+// user shares (one NAT) is refused with 429, while that user, whose
+// credentials were verified, keeps working long after the caches of
+// verified credentials lapse, and a first-time user elsewhere behind the
+// proxy signs in. A guesser cannot pick its address by sending its own
+// X-Forwarded-For.
+func TestGuessesBehindASharedAddressLockOutNobody(t *testing.T) {
+	b := getBackend(t, "versitygw")
+	m := startMockIdP(t)
+	e := newSignInEnv(t, b, signInOptions{issuer: m.Issuer(), clientID: m.ClientID, clientSecret: m.ClientSecret,
+		limiter: auth.NewLimiter(10, 50, time.Minute), appPasswordTTL: time.Second,
+		trustedProxies: gateway.TrustedProxies{netip.MustParsePrefix("127.0.0.0/8")}})
+	user := "u" + randHex(4)
+	m.QueueUser(&mockoidc.MockUser{Subject: "sub-" + user, PreferredUsername: user})
+	secret, _ := mintAppPassword(t, browserSignIn(t, e.URL), e.URL, "laptop")
+	basic := basicOf(user, secret)
+	const nat, elsewhere = "198.51.100.7", "203.0.113.20"
+	via := func(addr string) map[string]string { return map[string]string{"X-Forwarded-For": addr} }
+	expect(t, "the user's PUT", e.call(t, "PUT", "/dav/a.txt", basic, via(nat), "kept"), http.StatusCreated)
+
+	guesses, limited := 0, 0
+	for i := range 60 {
+		r := e.call(t, "PROPFIND", "/dav/", basicOf(fmt.Sprintf("g%d", i), "guess"), via(nat), "")
+		switch r.Status {
+		case http.StatusUnauthorized:
+			guesses++
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("guess %d: %d", i, r.Status)
+		}
+	}
+	if guesses != 50 || limited != 10 {
+		t.Fatalf("%d guesses checked, %d refused with 429; want 50 and 10", guesses, limited)
+	}
+	expect(t, "a guesser who forges X-Forwarded-For", e.call(t, "PROPFIND", "/dav/", basicOf("g", "guess"), via("1.2.3.4, "+nat), ""), http.StatusTooManyRequests)
+	expect(t, "a first sign-in elsewhere behind the proxy", e.call(t, "PROPFIND", "/dav/", bearerOf(mockToken(t, m, "v"+randHex(4), nil)), map[string]string{"X-Forwarded-For": elsewhere, "Depth": "0"}, ""), http.StatusMultiStatus)
+
+	// The user at the guesser's address, every 250 ms for 3.5 s: the
+	// app passwords' cache (1 s here, 30 s by default) lapses three times.
+	ok := 0
+	for deadline := time.Now().Add(3500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		r := e.call(t, "GET", "/dav/a.txt", basic, via(nat), "")
+		if r.Status != http.StatusOK || string(r.Body) != "kept" {
+			t.Fatalf("the user, %d requests in: %d %q", ok, r.Status, r.Body)
+		}
+		ok++
+	}
+	t.Logf("the user at the blocked address: %d requests answered 200 over 3.5 s", ok)
 }

@@ -47,6 +47,7 @@ type signInOptions struct {
 	appPasswordMaxAge              time.Duration // 0 = the default (90 days)
 	opaqueTokens                   string        // "" = introspect
 	listener                       net.Listener  // nil = a free 127.0.0.1 port
+	trustedProxies                 gateway.TrustedProxies
 }
 
 // newSignInEnv starts a gateway on a free 127.0.0.1 port; it stops with
@@ -98,7 +99,7 @@ func newSignInEnv(t *testing.T, b *backend, o signInOptions) *signInEnv {
 	}
 	gw, err := gateway.New(gateway.Options{
 		Store: store, DAVPrefix: "/dav/", Auth: chain, Realm: "davgw-test", Logger: logger,
-		PublicURL: pub, Web: pages, Ready: oc.Ready,
+		PublicURL: pub, Web: pages, Ready: oc.Ready, TrustedProxies: o.trustedProxies,
 	})
 	if err != nil {
 		t.Fatal(err)

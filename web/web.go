@@ -499,6 +499,8 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// peer is the client address the gateway decided (TrustedProxies.ClientAddr)
+// and left in RemoteAddr.
 func peer(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

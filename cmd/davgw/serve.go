@@ -79,6 +79,7 @@ type setup struct {
 	maxProp   int
 	bodyIdle  time.Duration // 0 = the gateway's default
 	uploads   gateway.UploadLimits
+	proxies   gateway.TrustedProxies // [server].trusted_proxies
 	apple     string
 	quota     int64
 	ln        net.Listener
@@ -128,6 +129,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		MaxPropfindEntries: s.maxProp,
 		BodyIdleTimeout:    s.bodyIdle,
 		Uploads:            s.uploads,
+		TrustedProxies:     s.proxies,
 		AppleFiles:         s.apple,
 		QuotaBytes:         s.quota,
 		Metrics:            metrics,
@@ -295,6 +297,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		maxProp:   cfg.WebDAV.MaxPropfindEntries,
 		bodyIdle:  cfg.BodyIdleTimeout(),
 		uploads:   uploadLimits(cfg),
+		proxies:   cfg.TrustedProxies(),
 		apple:     cfg.WebDAV.AppleFiles,
 		quota:     quotaBytes(cfg),
 		ln:        ln,
