@@ -246,6 +246,11 @@ type Limits struct {
 	// LockOwnerBytes caps a lock's DAV:owner XML (413 beyond); "" = the
 	// gateway's default (4KiB).
 	LockOwnerBytes ByteSize `toml:"lock_owner_bytes"`
+	// PendingSignInsPerAddress and PendingSignIns cap the browser
+	// sign-ins in progress per client address (429 beyond) and in all (503
+	// beyond); 0 = the defaults (10 and 10000).
+	PendingSignInsPerAddress int `toml:"pending_sign_ins_per_address"`
+	PendingSignIns           int `toml:"pending_sign_ins"`
 }
 
 // Locks is the [locks] table.

@@ -93,6 +93,12 @@ func (c *Config) Validate() error {
 	if c.Limits.LocksPerUser < 0 {
 		add("limits.locks_per_user", "must be at least 1, or 0 for the default")
 	}
+	if c.Limits.PendingSignInsPerAddress < 0 {
+		add("limits.pending_sign_ins_per_address", "must be at least 1, or 0 for the default")
+	}
+	if c.Limits.PendingSignIns < 0 {
+		add("limits.pending_sign_ins", "must be at least 1, or 0 for the default")
+	}
 	if c.Limits.LockOwnerBytes != "" {
 		if n, err := c.Limits.LockOwnerBytes.Bytes(); err != nil {
 			add("limits.lock_owner_bytes", "%v", err)

@@ -2,11 +2,14 @@ package tests
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,4 +200,81 @@ func TestGuessesBehindASharedAddressLockOutNobody(t *testing.T) {
 		ok++
 	}
 	t.Logf("the user at the blocked address: %d requests answered 200 over 3.5 s", ok)
+}
+
+// TestASignInFloodBreaksNoSignInInProgress (issue 10, F7): while a user's
+// browser is at the identity provider, a flood of /login from many
+// addresses (behind a trusted proxy, so each counts as its own) fills the
+// table of sign-ins in progress; the flood is refused (429 per address,
+// 503 once full, each with Retry-After) and the user's sign-in completes.
+func TestASignInFloodBreaksNoSignInInProgress(t *testing.T) {
+	b := getBackend(t, "versitygw")
+	m := startMockIdP(t)
+	e := newSignInEnv(t, b, signInOptions{issuer: m.Issuer(), clientID: m.ClientID, clientSecret: m.ClientSecret,
+		trustedProxies: gateway.TrustedProxies{netip.MustParsePrefix("127.0.0.0/8")}, pendingPerAddress: 5, maxPending: 50})
+	user := "u" + randHex(4)
+	m.QueueUser(&mockoidc.MockUser{Subject: "sub-" + user, PreferredUsername: user})
+
+	// The user's browser: /login, then off to the IdP.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := browser.Get(e.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	toIdP := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || toIdP == "" {
+		t.Fatalf("/login: %d", resp.StatusCode)
+	}
+
+	// 101 addresses x 20 /login each, a few at a time.
+	counts := map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for a := range 101 {
+		for range 20 {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				req, _ := http.NewRequest("GET", e.URL+"/login", nil)
+				req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.%d.%d", a/200, a%200+1))
+				resp, err := http.DefaultTransport.RoundTrip(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusFound && resp.Header.Get("Retry-After") == "" {
+					t.Errorf("/login answered %d without Retry-After", resp.StatusCode)
+				}
+				mu.Lock()
+				counts[resp.StatusCode]++
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	t.Logf("flood of 2,020 /login: %v", counts)
+	if counts[http.StatusFound] != 49 || counts[http.StatusTooManyRequests] == 0 || counts[http.StatusServiceUnavailable] == 0 {
+		t.Fatalf("flood answers %v; want 49 started (the table holds 50), the rest 429 or 503", counts)
+	}
+
+	// The user's browser comes back from the IdP.
+	browser.CheckRedirect = nil
+	resp, err = browser.Get(toIdP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `id="user"`) {
+		t.Fatalf("the user's sign-in ended with %d at %s: %.300s", resp.StatusCode, resp.Request.URL, body)
+	}
+	if secret, _ := mintAppPassword(t, browser, e.URL, "laptop"); secret == "" {
+		t.Fatal("no app password")
+	}
 }

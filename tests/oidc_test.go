@@ -48,6 +48,7 @@ type signInOptions struct {
 	opaqueTokens                   string        // "" = introspect
 	listener                       net.Listener  // nil = a free 127.0.0.1 port
 	trustedProxies                 gateway.TrustedProxies
+	pendingPerAddress, maxPending  int // 0 = web's defaults
 }
 
 // newSignInEnv starts a gateway on a free 127.0.0.1 port; it stops with
@@ -93,7 +94,8 @@ func newSignInEnv(t *testing.T, b *backend, o signInOptions) *signInEnv {
 		srv.Listener = o.listener
 	}
 	pub := "http://" + srv.Listener.Addr().String()
-	pages, err := web.New(web.Options{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: ids, PublicURL: pub, Logger: logger})
+	pages, err := web.New(web.Options{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: ids, PublicURL: pub, Logger: logger,
+		PendingPerAddress: o.pendingPerAddress, MaxPending: o.maxPending})
 	if err != nil {
 		t.Fatal(err)
 	}
