@@ -8,8 +8,6 @@ import (
 	"path"
 	"strings"
 
-	"golang.org/x/net/webdav"
-
 	"github.com/davgw/davgw/davfs"
 )
 
@@ -113,12 +111,16 @@ func (rq *request) copyMove() {
 			} else if !src.IsDir() {
 				added = src.Size()
 			}
-			if used, known := q.used(rq.root); known && used-freed+added > q.limit {
-				rq.w.fail(webdav.StatusInsufficientStorage, errQuotaExceeded)
-				return
-			}
 		}
 	}
+	// Reserved while the copy runs, so concurrent writes cannot pass the
+	// quota together (a MOVE reserves nothing).
+	quota, err := rq.g.quota.reserve(ctx, rq.root, added, freed)
+	if err != nil {
+		rq.w.failErr(err, http.StatusInternalServerError)
+		return
+	}
+	defer quota.release()
 
 	var created bool
 	if isMove {
@@ -126,8 +128,8 @@ func (rq *request) copyMove() {
 	} else {
 		created, err = rq.fs.Copy(ctx, rq.name, dst, overwrite, recursive)
 	}
-	if q := rq.g.quota; q != nil && err == nil {
-		q.add(rq.root, added-freed)
+	if err == nil {
+		quota.commit(added)
 	}
 	switch {
 	case err == nil && created:

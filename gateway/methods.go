@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/net/webdav"
-
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
 	"github.com/davgw/davgw/s3vfs"
@@ -361,20 +359,17 @@ func (rq *request) put() {
 	if fi != nil && r.Header.Get("If-Match") != "" {
 		opts.IfMatch, _ = fi.ETag(ctx)
 	}
-	var body io.Reader = r.Body
-	if q := rq.g.quota; q != nil {
-		if used, known := q.used(rq.root); known {
-			left := q.limit - used
-			if fi != nil {
-				left += fi.Size()
-			}
-			if size > left {
-				rq.w.fail(webdav.StatusInsufficientStorage, errQuotaExceeded)
-				return
-			}
-			body = &quotaReader{r: r.Body, left: left}
-		}
+	var replaced int64
+	if fi != nil {
+		replaced = fi.Size()
 	}
+	quota, err := rq.g.quota.reserve(ctx, rq.root, size, replaced)
+	if err != nil {
+		rq.w.failErr(err, http.StatusInternalServerError)
+		return
+	}
+	defer quota.release()
+	body := quota.reader(r.Body)
 	shares, done, ok := rq.uploadShares()
 	if !ok {
 		return
@@ -403,13 +398,7 @@ func (rq *request) put() {
 		return
 	}
 	rq.w.uploadCommitted(info.Size())
-	if q := rq.g.quota; q != nil {
-		delta := info.Size()
-		if fi != nil {
-			delta -= fi.Size()
-		}
-		q.add(rq.root, delta)
-	}
+	quota.commit(info.Size())
 	if etag, err := info.ETag(ctx); err == nil {
 		rq.w.Header().Set("ETag", etag)
 	}

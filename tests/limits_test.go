@@ -278,3 +278,88 @@ func TestASignInFloodBreaksNoSignInInProgress(t *testing.T) {
 		t.Fatal("no app password")
 	}
 }
+
+// TestConcurrentWritesCannotPassTheQuota (issue 10, F13): with a 1 MiB
+// quota, 10 concurrent 600 KB PUTs (5 declared, 5 chunked) store one file,
+// the rest get 507 and leave nothing behind; dead properties count too, so
+// PROPPATCHes stop at the quota; another user writes all along.
+func TestConcurrentWritesCannotPassTheQuota(t *testing.T) {
+	user, other := "q"+randHex(4), "o"+randHex(4)
+	g := serveBinary(t, 256, "", "[webdav]\nquota_bytes = \"1MiB\"\n", map[string]string{user: "q-pw", other: "o-pw"})
+	root := "users/" + user + "/"
+	body := make([]byte, 600<<10)
+
+	statuses := map[int]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			var rd io.Reader = strings.NewReader(string(body))
+			if i%2 == 1 {
+				rd = io.MultiReader(rd) // no length: chunked
+			}
+			req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/dav/f%d.bin", g.base, i), rd)
+			req.SetBasicAuth(user, "q-pw")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			statuses[resp.StatusCode]++
+			mu.Unlock()
+		}()
+	}
+	close(start)
+	if st, _ := g.do(t, "PUT", "/dav/meanwhile.txt", other, "o-pw", []byte("not limited by someone else's quota")); st != http.StatusCreated {
+		t.Fatalf("the other user's PUT: %d", st)
+	}
+	wg.Wait()
+	var stored int64
+	for _, o := range g.b.snapshot(t, root) {
+		stored += o.Size
+	}
+	t.Logf("10 concurrent PUTs of 600 KB: %v; %d bytes stored under the 1 MiB quota", statuses, stored)
+	if statuses[http.StatusCreated] != 1 || statuses[http.StatusInsufficientStorage] != 9 || stored > 1<<20 {
+		t.Fatalf("answers %v, %d bytes stored; want one 201, nine 507, at most 1 MiB", statuses, stored)
+	}
+	if open := g.b.openUploads(t, root); len(open) != 0 {
+		t.Fatalf("multipart uploads left open: %v", open)
+	}
+
+	// Dead properties: 50 KB each (random: they are stored compressed)
+	// until the quota is full.
+	value := randHex(25 << 10)
+	patched, full := 0, false
+	for i := 0; i < 20 && !full; i++ {
+		name := fmt.Sprintf("/dav/p%d.txt", i)
+		if st, _ := g.do(t, "PUT", name, user, "q-pw", []byte{}); st != http.StatusCreated {
+			t.Fatalf("PUT of an empty file: %d", st)
+		}
+		st, _ := g.do(t, "PROPPATCH", name, user, "q-pw", []byte(`<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x"><D:set><D:prop><Z:blob>`+value+`</Z:blob></D:prop></D:set></D:propertyupdate>`))
+		switch st {
+		case http.StatusMultiStatus:
+			patched++
+		case http.StatusInsufficientStorage:
+			full = true
+		default:
+			t.Fatalf("PROPPATCH %d: %d", i, st)
+		}
+	}
+	stored = 0
+	for _, o := range g.b.snapshot(t, root) {
+		stored += o.Size
+	}
+	t.Logf("PROPPATCH of 50 KB dead properties: %d accepted, then 507; %d bytes stored", patched, stored)
+	if !full || patched > 9 || stored > 1<<20 {
+		t.Fatalf("%d PROPPATCHes accepted, 507 seen: %v, %d bytes stored", patched, full, stored)
+	}
+	if st, got := g.do(t, "GET", "/dav/meanwhile.txt", other, "o-pw", nil); st != http.StatusOK || len(got) == 0 {
+		t.Fatalf("the other user's file: %d", st)
+	}
+}
