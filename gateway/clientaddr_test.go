@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -46,4 +47,50 @@ func TestClientAddr(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzClientAddr: whatever forwarding headers a client sends, the client
+// address is the peer unless the peer is a trusted proxy, and otherwise an
+// address that one of the hops names.
+func FuzzClientAddr(f *testing.F) {
+	proxies := TrustedProxies{netip.MustParsePrefix("10.0.0.0/8")}
+	f.Fuzz(func(t *testing.T, peer, xff, fwd string) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = peer
+		r.Header.Set("X-Forwarded-For", xff)
+		if fwd != "" {
+			r.Header.Set("Forwarded", fwd)
+		}
+		got := proxies.ClientAddr(r)
+		host := peer
+		if h, _, err := net.SplitHostPort(peer); err == nil {
+			host = h
+		}
+		if TrustedProxies(nil).ClientAddr(r) != host {
+			t.Fatalf("without trusted proxies, peer %q gave %q", peer, TrustedProxies(nil).ClientAddr(r))
+		}
+		p, err := netip.ParseAddr(host)
+		if err != nil || !proxies.trusts(p) {
+			if got != host {
+				t.Fatalf("untrusted peer %q, headers %q / %q: client %q", peer, xff, fwd, got)
+			}
+			return
+		}
+		if got == p.Unmap().String() {
+			return
+		}
+		a, err := netip.ParseAddr(got)
+		if err != nil {
+			t.Fatalf("client %q is not an address", got)
+		}
+		named := false
+		for _, h := range forwardedHops(r.Header) {
+			if hop, ok := parseHop(h); ok && hop == a {
+				named = true
+			}
+		}
+		if !named {
+			t.Fatalf("peer %q, headers %q / %q: client %q named by no hop", peer, xff, fwd, got)
+		}
+	})
 }
