@@ -25,6 +25,21 @@ func lockWithOwner(owner string) []byte {
 		`<D:locktype><D:write/></D:locktype><D:owner>` + owner + `</D:owner></D:lockinfo>`)
 }
 
+// lockAs sends a Depth 0 LOCK with owner as user and returns the answer
+// (its body closed), for its status and headers.
+func lockAs(t *testing.T, g *servedGateway, path, user, pw, owner string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("LOCK", g.base+path, strings.NewReader(string(lockWithOwner(owner))))
+	req.SetBasicAuth(user, pw)
+	req.Header.Set("Depth", "0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 // rssKiB returns a process's resident memory, now and at its peak (KiB).
 func rssKiB(t *testing.T, pid int) (now, peak int) {
 	t.Helper()
@@ -77,14 +92,7 @@ func TestLockFloodIsBounded(t *testing.T) {
 			granted, refused := 0, 0
 			var firstToken string
 			for i := range 60 {
-				req, _ := http.NewRequest("LOCK", fmt.Sprintf("%s/dav/f%d.txt", g.base, i), strings.NewReader(string(lockWithOwner(owner))))
-				req.SetBasicAuth("mallory", "m-pw")
-				req.Header.Set("Depth", "0")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
+				resp := lockAs(t, g, fmt.Sprintf("/dav/f%d.txt", i), "mallory", "m-pw", owner)
 				switch resp.StatusCode {
 				case http.StatusOK, http.StatusCreated:
 					granted++
@@ -124,14 +132,7 @@ func TestLockFloodIsBounded(t *testing.T) {
 				t.Fatalf("PUT with mallory's token: %d", st)
 			}
 			// Another user is not affected.
-			req, _ := http.NewRequest("LOCK", g.base+"/dav/a.txt", strings.NewReader(string(lockWithOwner("<D:href>alice</D:href>"))))
-			req.SetBasicAuth("alice", "a-pw")
-			req.Header.Set("Depth", "0")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp := lockAs(t, g, "/dav/a.txt", "alice", "a-pw", "<D:href>alice</D:href>")
 			tok := resp.Header.Get("Lock-Token")
 			if (resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK) || tok == "" {
 				t.Fatalf("alice's LOCK: %d", resp.StatusCode)
