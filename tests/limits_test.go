@@ -75,14 +75,16 @@ func TestLockFloodIsBounded(t *testing.T) {
 			if store == "redis" {
 				extra += fmt.Sprintf("[locks]\nstore = %q\n", startRedis(t).URL)
 			}
-			g := serveBinary(t, 256, "", extra, map[string]string{"mallory": "m-pw", "alice": "a-pw"})
+			// Names of their own: the bucket is shared with other tests.
+			mallory, alice := "m"+randHex(4), "a"+randHex(4)
+			g := serveBinary(t, 256, "", extra, map[string]string{mallory: "m-pw", alice: "a-pw"})
 			pid := g.p.cmd.Process.Pid
 			before, _ := rssKiB(t, pid)
 
 			// Owners of 512 KiB: refused before they are kept.
 			huge := strings.Repeat("x", 512<<10)
 			for i := range 20 {
-				st, _ := g.do(t, "LOCK", fmt.Sprintf("/dav/huge%d.txt", i), "mallory", "m-pw", lockWithOwner(huge), "Depth", "0")
+				st, _ := g.do(t, "LOCK", fmt.Sprintf("/dav/huge%d.txt", i), mallory, "m-pw", lockWithOwner(huge), "Depth", "0")
 				if st != http.StatusRequestEntityTooLarge {
 					t.Fatalf("LOCK with a 512 KiB owner: %d, want 413", st)
 				}
@@ -92,7 +94,7 @@ func TestLockFloodIsBounded(t *testing.T) {
 			granted, refused := 0, 0
 			var firstToken string
 			for i := range 60 {
-				resp := lockAs(t, g, fmt.Sprintf("/dav/f%d.txt", i), "mallory", "m-pw", owner)
+				resp := lockAs(t, g, fmt.Sprintf("/dav/f%d.txt", i), mallory, "m-pw", owner)
 				switch resp.StatusCode {
 				case http.StatusOK, http.StatusCreated:
 					granted++
@@ -111,7 +113,7 @@ func TestLockFloodIsBounded(t *testing.T) {
 			if granted != 40 || refused != 20 {
 				t.Fatalf("granted %d, refused %d; want 40 and 20", granted, refused)
 			}
-			st, body := g.do(t, "PROPFIND", "/dav/", "mallory", "m-pw",
+			st, body := g.do(t, "PROPFIND", "/dav/", mallory, "m-pw",
 				[]byte(`<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>`), "Depth", "1")
 			if st != http.StatusMultiStatus {
 				t.Fatalf("PROPFIND: %d", st)
@@ -128,22 +130,22 @@ func TestLockFloodIsBounded(t *testing.T) {
 				t.Fatalf("RSS grew by %d KiB", after-before)
 			}
 			// Nothing lost: mallory's own lock still guards its file.
-			if st, _ := g.do(t, "PUT", "/dav/f0.txt", "mallory", "m-pw", []byte("mine"), "If", "("+firstToken+")"); st != http.StatusNoContent && st != http.StatusCreated {
+			if st, _ := g.do(t, "PUT", "/dav/f0.txt", mallory, "m-pw", []byte("mine"), "If", "("+firstToken+")"); st != http.StatusNoContent && st != http.StatusCreated {
 				t.Fatalf("PUT with mallory's token: %d", st)
 			}
 			// Another user is not affected.
-			resp := lockAs(t, g, "/dav/a.txt", "alice", "a-pw", "<D:href>alice</D:href>")
+			resp := lockAs(t, g, "/dav/a.txt", alice, "a-pw", "<D:href>alice</D:href>")
 			tok := resp.Header.Get("Lock-Token")
 			if (resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK) || tok == "" {
 				t.Fatalf("alice's LOCK: %d", resp.StatusCode)
 			}
-			if st, _ := g.do(t, "PUT", "/dav/a.txt", "alice", "a-pw", []byte("hello"), "If", "("+tok+")"); st != http.StatusNoContent && st != http.StatusCreated {
+			if st, _ := g.do(t, "PUT", "/dav/a.txt", alice, "a-pw", []byte("hello"), "If", "("+tok+")"); st != http.StatusNoContent && st != http.StatusCreated {
 				t.Fatalf("alice's PUT: %d", st)
 			}
-			if st, got := g.do(t, "GET", "/dav/a.txt", "alice", "a-pw", nil); st != http.StatusOK || string(got) != "hello" {
+			if st, got := g.do(t, "GET", "/dav/a.txt", alice, "a-pw", nil); st != http.StatusOK || string(got) != "hello" {
 				t.Fatalf("alice's GET: %d %q", st, got)
 			}
-			if st, _ := g.do(t, "UNLOCK", "/dav/a.txt", "alice", "a-pw", nil, "Lock-Token", tok); st != http.StatusNoContent {
+			if st, _ := g.do(t, "UNLOCK", "/dav/a.txt", alice, "a-pw", nil, "Lock-Token", tok); st != http.StatusNoContent {
 				t.Fatalf("alice's UNLOCK: %d", st)
 			}
 		})
