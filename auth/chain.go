@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +23,11 @@ const (
 	bearerMaxTTL   = time.Hour
 	opaqueTTL      = time.Minute
 	bearerMaxCache = 10000
+	// A Basic credential the chain accepted skips the failure limits
+	// while it stays in use: until verifiedIdle passes without a request
+	// presenting it (at most verifiedMax remembered).
+	verifiedIdle = 15 * time.Minute
+	verifiedMax  = 10000
 )
 
 // ChainConfig assembles a Chain. Every part is optional.
@@ -51,17 +59,23 @@ type ChainConfig struct {
 // name at a client address and per client address; over the limit it
 // returns *RateLimitError. Credentials verified recently (the in-memory
 // caches of static users, app passwords and the password grant) are
-// accepted before the limits are looked at, so that an attacker's wrong
-// passwords never lock out the real user. An IdP outage is an error (503) for new tokens while
-// cached ones keep working.
+// accepted before the limits are looked at, and any Basic credential the
+// chain accepted skips the limits while it stays in use (a request every
+// 15 minutes; it is still verified, only never refused as a guess), so
+// that an attacker's wrong passwords never lock out the real user, even
+// from the user's own address once a cache has lapsed (an app password's
+// list is read again every 30 s). An IdP outage is an error (503) for new
+// tokens while cached ones keep working.
 type Chain struct {
 	cfg   ChainConfig
 	limit *Limiter
 	audit *slog.Logger
 	now   func() time.Time
 
-	mu     sync.Mutex
-	bearer map[[32]byte]bearerEntry
+	mu       sync.Mutex
+	bearer   map[[32]byte]bearerEntry
+	verified map[[32]byte]time.Time // HMAC of accepted Basic credentials -> last use
+	vkey     [32]byte               // per-process key of verified
 }
 
 type bearerEntry struct {
@@ -84,7 +98,51 @@ func NewChain(cfg ChainConfig) *Chain {
 	if a == nil {
 		a = slog.Default()
 	}
-	return &Chain{cfg: cfg, limit: l, audit: a, now: time.Now, bearer: map[[32]byte]bearerEntry{}}
+	c := &Chain{cfg: cfg, limit: l, audit: a, now: time.Now, bearer: map[[32]byte]bearerEntry{}, verified: map[[32]byte]time.Time{}}
+	_, _ = rand.Read(c.vkey[:])
+	return c
+}
+
+// credKey is the HMAC of a Basic credential under the process's key: the
+// chain never keeps the password itself.
+func (c *Chain) credKey(user, pw string) [32]byte {
+	m := hmac.New(sha256.New, c.vkey[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(user)))
+	m.Write(n[:])
+	m.Write([]byte(strings.ToLower(user)))
+	m.Write([]byte(pw))
+	var k [32]byte
+	m.Sum(k[:0])
+	return k
+}
+
+// wasVerified reports whether the chain accepted this credential within
+// verifiedIdle.
+func (c *Chain) wasVerified(k [32]byte, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last, ok := c.verified[k]
+	return ok && now.Sub(last) < verifiedIdle
+}
+
+// noteVerified records a use of an accepted credential (ok) or forgets a
+// refused one.
+func (c *Chain) noteVerified(k [32]byte, now time.Time, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok {
+		delete(c.verified, k)
+		return
+	}
+	if _, known := c.verified[k]; !known && len(c.verified) >= verifiedMax {
+		for key, last := range c.verified {
+			if now.Sub(last) >= verifiedIdle || len(c.verified) >= verifiedMax {
+				delete(c.verified, key)
+			}
+		}
+	}
+	c.verified[k] = now
 }
 
 // Challenges implements Challenger: Basic, plus Bearer when OIDC is on.
@@ -176,9 +234,15 @@ func (c *Chain) rememberBearer(key [32]byte, claims Claims, expires, now time.Ti
 	c.bearer[key] = bearerEntry{claims: claims, expires: expires}
 }
 
-func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bool, error) {
+func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (p Principal, ok bool, err error) {
 	ctx := r.Context()
 	pg := c.cfg.PasswordGrant
+	key, now := c.credKey(user, pw), c.now()
+	defer func() {
+		if ok || err == nil { // an error (IdP down, busy) decides nothing
+			c.noteVerified(key, now, ok)
+		}
+	}()
 	// Credentials this gateway verified recently are accepted before the
 	// limits are looked at: the real user keeps working while someone
 	// else's wrong guesses for the same name are refused.
@@ -199,7 +263,7 @@ func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (Principal, bo
 			return p, true, nil
 		}
 	}
-	if lim := c.limit.Check(user, addr); lim != nil {
+	if lim := c.limit.Check(user, addr); lim != nil && !c.wasVerified(key, now) {
 		c.refuse("basic", user, addr, "rate limited")
 		return Principal{}, false, lim
 	}
@@ -292,8 +356,9 @@ func (c *Chain) refuse(method, user, addr, why string) {
 	c.audit.Warn("audit: sign-in refused", "method", method, "user", user, "addr", addr, "reason", why)
 }
 
-// clientAddr is the request's peer IP (no X-Forwarded-For: it is
-// client-controlled unless a trusted proxy sets it).
+// clientAddr is the request's client IP. The gateway has decided it
+// already (gateway.TrustedProxies.ClientAddr: X-Forwarded-For is believed
+// only from [server].trusted_proxies) and left it in RemoteAddr.
 func clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -417,3 +417,47 @@ func TestLocalAppPasswordFoldersAreLowerCase(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifiedCredentialsOutliveTheirCache (issue 10, F6): once the app
+// password list's cache lapses, a user whose address is blocked by
+// someone else's guesses (one NAT) still gets in, because the chain
+// accepted these credentials before; a wrong password from there stays
+// limited, and a revoked credential loses the pass.
+func TestVerifiedCredentialsOutliveTheirCache(t *testing.T) {
+	ctx := context.Background()
+	st, _ := NewFileAppPasswords(t.TempDir())
+	a := NewAppPasswords(st, time.Nanosecond) // the list is read again on every request
+	secret, p, err := a.Mint(ctx, Claims{Subject: "s-a", Username: "alice"}, "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := NewMapper("users/{username}/", "", nil)
+	c := NewChain(ChainConfig{Mapper: m, AppPasswords: a, Limiter: NewLimiter(3, 5, time.Minute), Audit: slog.New(slog.DiscardHandler)})
+	const nat = "192.0.2.1:1000"
+	if _, ok, err := c.Authenticate(basicFrom("alice", secret, nat)); !ok || err != nil {
+		t.Fatalf("alice: ok=%v err=%v", ok, err)
+	}
+	for i := range 6 {
+		_, _, _ = c.Authenticate(basicFrom(fmt.Sprintf("guess%d", i), "x", nat))
+	}
+	if _, _, err := c.Authenticate(basicFrom("bob", "x", nat)); err == nil {
+		t.Fatal("the address is not limited")
+	}
+	for range 3 {
+		if _, ok, err := c.Authenticate(basicFrom("alice", secret, nat)); !ok || err != nil {
+			t.Fatalf("alice behind the blocked address: ok=%v err=%v", ok, err)
+		}
+	}
+	if _, _, err := c.Authenticate(basicFrom("alice", "wrong", nat)); err == nil {
+		t.Fatal("a wrong password for alice is not limited")
+	}
+	if err := a.Revoke(ctx, "alice", p.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := c.Authenticate(basicFrom("alice", secret, nat)); ok {
+		t.Fatal("a revoked app password was accepted")
+	}
+	if _, _, err := c.Authenticate(basicFrom("alice", secret, nat)); err == nil {
+		t.Fatal("a revoked app password keeps skipping the limits")
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/davgw/davgw/auth"
@@ -87,6 +88,24 @@ func (c *Config) UploadLimits() (perUser, perAddress int, memPerUser, memPerAddr
 	memPerUser, _ = c.Limits.UploadMemoryPerUser.Bytes()
 	memPerAddress, _ = c.Limits.UploadMemoryPerAddress.Bytes()
 	return c.Limits.UploadsPerUser, c.Limits.UploadsPerAddress, memPerUser, memPerAddress
+}
+
+// TrustedProxies returns [server].trusted_proxies as networks (call it on a
+// validated Config: entries that do not parse are left out).
+func (c *Config) TrustedProxies() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.Server.TrustedProxies))
+	for _, v := range c.Server.TrustedProxies {
+		if p, err := parseTrustedProxy(v); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// LockLimits returns [limits] for the lock table (0 = its default).
+func (c *Config) LockLimits() (perUser, ownerBytes int) {
+	n, _ := c.Limits.LockOwnerBytes.Bytes()
+	return c.Limits.LocksPerUser, int(n)
 }
 
 // BodyIdleTimeout returns [server].body_idle_timeout, or the default 60s

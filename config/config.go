@@ -81,6 +81,10 @@ type Server struct {
 	// BodyIdleTimeout is how long a request body may send nothing before
 	// its connection is cut; XML bodies must arrive whole within it.
 	BodyIdleTimeout Duration `toml:"body_idle_timeout"`
+	// TrustedProxies are the CIDRs (or single addresses) of reverse
+	// proxies whose X-Forwarded-For / Forwarded headers name the client;
+	// [] = none: the peer is the client.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // S3 is the [s3] table: the bucket the gateway serves and how to reach it.
@@ -236,6 +240,17 @@ type Limits struct {
 	// half of it.
 	UploadMemoryPerUser    ByteSize `toml:"upload_memory_per_user"`
 	UploadMemoryPerAddress ByteSize `toml:"upload_memory_per_address"`
+	// LocksPerUser caps the WebDAV locks one user root holds (429
+	// beyond); 0 = the gateway's default (1000).
+	LocksPerUser int `toml:"locks_per_user"`
+	// LockOwnerBytes caps a lock's DAV:owner XML (413 beyond); "" = the
+	// gateway's default (4KiB).
+	LockOwnerBytes ByteSize `toml:"lock_owner_bytes"`
+	// PendingSignInsPerAddress and PendingSignIns cap the browser
+	// sign-ins in progress per client address (429 beyond) and in all (503
+	// beyond); 0 = the defaults (10 and 10000).
+	PendingSignInsPerAddress int `toml:"pending_sign_ins_per_address"`
+	PendingSignIns           int `toml:"pending_sign_ins"`
 }
 
 // Locks is the [locks] table.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -58,6 +59,12 @@ func (c *Config) Validate() error {
 		add("server.body_idle_timeout", `must be at least 1s, e.g. "60s"`)
 	}
 
+	for i, v := range c.Server.TrustedProxies {
+		if _, err := parseTrustedProxy(v); err != nil {
+			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+
 	c.validateS3(add, notYet)
 	c.validateAuth(add, notYet)
 
@@ -82,6 +89,22 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.UploadsPerAddress < 0 {
 		add("limits.uploads_per_address", "must be at least 1, or 0 for the default")
+	}
+	if c.Limits.LocksPerUser < 0 {
+		add("limits.locks_per_user", "must be at least 1, or 0 for the default")
+	}
+	if c.Limits.PendingSignInsPerAddress < 0 {
+		add("limits.pending_sign_ins_per_address", "must be at least 1, or 0 for the default")
+	}
+	if c.Limits.PendingSignIns < 0 {
+		add("limits.pending_sign_ins", "must be at least 1, or 0 for the default")
+	}
+	if c.Limits.LockOwnerBytes != "" {
+		if n, err := c.Limits.LockOwnerBytes.Bytes(); err != nil {
+			add("limits.lock_owner_bytes", "%v", err)
+		} else if n < 256 || n > 1<<20 {
+			add("limits.lock_owner_bytes", `must be between 256 and 1MiB, or "" for the default (4KiB)`)
+		}
 	}
 	for key, v := range map[string]ByteSize{
 		"limits.upload_memory_per_user":    c.Limits.UploadMemoryPerUser,
@@ -409,4 +432,22 @@ func checkRootTemplate(t string) error {
 		return fmt.Errorf("must not be inside %s, which davgw reserves for itself", auth.ReservedPrefix)
 	}
 	return nil
+}
+
+// parseTrustedProxy reads a CIDR ("10.0.0.0/8", "fd00::/8") or a single
+// address ("192.0.2.7", taken as a /32 or /128).
+func parseTrustedProxy(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is neither an address nor a CIDR such as \"10.0.0.0/8\"", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -97,11 +97,15 @@ func (rq *request) copyMove() error {
 			} else if !src.IsDir() {
 				added = src.Size()
 			}
-			if used, known := q.used(rq.root); known && used-freed+added > q.limit {
-				return errQuotaExceeded
-			}
 		}
 	}
+	// Reserved while the copy runs, so concurrent writes cannot pass the
+	// quota together (a MOVE reserves nothing).
+	quota, err := rq.g.quota.reserve(ctx, rq.root, added, freed)
+	if err != nil {
+		return failWith(statusFor(err, http.StatusInternalServerError), err)
+	}
+	defer quota.release()
 
 	var created bool
 	if isMove {
@@ -109,8 +113,8 @@ func (rq *request) copyMove() error {
 	} else {
 		created, err = rq.fs.Copy(ctx, rq.name, dst, overwrite, recursive)
 	}
-	if q := rq.g.quota; q != nil && err == nil {
-		q.add(rq.root, added-freed)
+	if err == nil {
+		quota.commit(added)
 	}
 	switch {
 	case err == nil && created:

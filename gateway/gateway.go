@@ -98,7 +98,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	locks := opts.Locks
 	if locks == nil {
-		locks = NewLockManager()
+		locks = NewLockManager(LockLimits{})
 	}
 	userUploads, addrUploads := newUploadPools(opts.Store, opts.Uploads)
 	var quota *quotaTracker

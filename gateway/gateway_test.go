@@ -116,7 +116,7 @@ func TestEmptyPrefixedNamespaceDeclarationsAreRejected(t *testing.T) {
 }
 
 func TestLocksAreScopedByRootAndTokensAreRandom(t *testing.T) {
-	m := NewLockManager()
+	m := NewLockManager(LockLimits{})
 	alice, bob := m.ForRoot("users/alice/"), m.ForRoot("users/bob/")
 	now := time.Now()
 	tokA, err := alice.Create(now, webdav.LockDetails{Root: "/a.txt", Duration: time.Minute, ZeroDepth: true})

@@ -24,11 +24,55 @@ import (
 //   - tokens are unguessable (opaquelocktoken with a random UUID), where
 //     MemLS hands out a counter, and a token only works for the root that
 //     created it.
+//
+// Limits (LockLimits) bound what one user root may keep in the table: the
+// size of each lock's owner XML (which lockdiscovery repeats in every
+// answer) and the number of client locks, so no client can fill the
+// gateway's memory or Redis with locks.
 type LockManager struct {
-	b     lockBackend
-	close func() error
-	ping  func(context.Context) error // nil for the memory store
+	b      lockBackend
+	close  func() error
+	ping   func(context.Context) error // nil for the memory store
+	limits LockLimits
 }
+
+// LockLimits bound the locks of one user root ([limits]); zero fields take
+// the defaults. Users who share a root (a group rule) share its count.
+type LockLimits struct {
+	// OwnerBytes caps a lock's DAV:owner XML (default
+	// DefaultLockOwnerBytes): a LOCK with a larger one answers 413.
+	OwnerBytes int
+	// PerUser caps the client locks of one root (default
+	// DefaultLocksPerUser): one more answers 429 with Retry-After until a
+	// lock is unlocked or expires. A request's own short locks (If header
+	// checks) do not count.
+	PerUser int
+}
+
+// Defaults of LockLimits. Clients send an owner of a few dozen bytes (a
+// user name or a URL), and hold a handful of locks at a time.
+const (
+	DefaultLockOwnerBytes = 4 << 10
+	DefaultLocksPerUser   = 1000
+)
+
+func (l LockLimits) withDefaults() LockLimits {
+	if l.OwnerBytes <= 0 {
+		l.OwnerBytes = DefaultLockOwnerBytes
+	}
+	if l.PerUser <= 0 {
+		l.PerUser = DefaultLocksPerUser
+	}
+	return l
+}
+
+// ErrLockOwnerTooLarge: a LOCK's owner XML is past LockLimits.OwnerBytes
+// (413).
+var ErrLockOwnerTooLarge = errors.New("lock owner too large")
+
+// ErrTooManyLocks: the user root holds LockLimits.PerUser client locks
+// already (429 with Retry-After).
+var ErrTooManyLocks = errors.New("too many locks")
 
 // lockBackend is a lock table in scoped names (see rootLocks.scope). Every
 // method checks that a token belongs to root. An error other than the
@@ -36,8 +80,10 @@ type LockManager struct {
 // ErrLockStoreUnavailable.
 type lockBackend interface {
 	confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error)
-	// create treats a negative Duration as a request's temporary lock.
-	create(now time.Time, root string, details webdav.LockDetails) (string, error)
+	// create treats a negative Duration as a request's temporary lock. It
+	// fails with ErrTooManyLocks when root already holds maxLocks client
+	// (not temporary) locks.
+	create(now time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error)
 	refresh(now time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error)
 	unlock(now time.Time, root, token string) error
 	// discover lists root's client (not temporary) locks covering name.
@@ -48,9 +94,11 @@ type lockBackend interface {
 // the gateway answers 503 with Retry-After.
 var ErrLockStoreUnavailable = errors.New("lock store unavailable")
 
-// NewLockManager returns an empty in-memory lock table.
-func NewLockManager() *LockManager {
-	return &LockManager{b: &memLocks{inner: webdav.NewMemLS(), tokens: make(map[string]lockRef)}}
+// NewLockManager returns an empty in-memory lock table with limits (zero
+// fields take the defaults).
+func NewLockManager(limits LockLimits) *LockManager {
+	return &LockManager{limits: limits.withDefaults(),
+		b: &memLocks{inner: webdav.NewMemLS(), tokens: make(map[string]lockRef), byRoot: make(map[string]map[string]struct{})}}
 }
 
 // Close releases the lock store's resources (the Redis connections).
@@ -111,8 +159,11 @@ func (l *rootLocks) Confirm(now time.Time, name0, name1 string, conditions ...we
 
 // Create implements webdav.LockSystem.
 func (l *rootLocks) Create(now time.Time, details webdav.LockDetails) (string, error) {
+	if len(details.OwnerXML) > l.m.limits.OwnerBytes {
+		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrLockOwnerTooLarge, len(details.OwnerXML), l.m.limits.OwnerBytes)
+	}
 	details.Root = l.scope(details.Root)
-	return l.m.b.create(now, l.root, details)
+	return l.m.b.create(now, l.root, details, l.m.limits.PerUser)
 }
 
 // Refresh implements webdav.LockSystem.
@@ -149,9 +200,11 @@ func (l *rootLocks) discover(now time.Time, name string) []activeLock {
 type memLocks struct {
 	inner webdav.LockSystem
 
-	mu     sync.Mutex
-	tokens map[string]lockRef // public token -> MemLS token
-	sweeps int
+	create1 sync.Mutex // one create at a time: the count and the lock agree
+	mu      sync.Mutex
+	tokens  map[string]lockRef             // public token -> MemLS token
+	byRoot  map[string]map[string]struct{} // root -> its client locks' public tokens
+	sweeps  int
 }
 
 type lockRef struct {
@@ -177,8 +230,39 @@ func (m *memLocks) ref(root, token string) (lockRef, bool) {
 
 func (m *memLocks) drop(token string) {
 	m.mu.Lock()
-	delete(m.tokens, token)
+	m.forget(token)
 	m.mu.Unlock()
+}
+
+// forget removes a token from both tables; m.mu is held.
+func (m *memLocks) forget(token string) {
+	ref, ok := m.tokens[token]
+	if !ok {
+		return
+	}
+	delete(m.tokens, token)
+	if set := m.byRoot[ref.root]; set != nil {
+		delete(set, token)
+		if len(set) == 0 {
+			delete(m.byRoot, ref.root)
+		}
+	}
+}
+
+// liveLocks counts root's client locks, dropping expired ones when the
+// count reaches maxLocks (so the sweep costs O(maxLocks) at most, and only
+// for a root at its limit); m.mu is held.
+func (m *memLocks) liveLocks(now time.Time, root string, maxLocks int) int {
+	set := m.byRoot[root]
+	if len(set) < maxLocks {
+		return len(set)
+	}
+	for t := range set {
+		if r := m.tokens[t]; !r.expiry.IsZero() && now.After(r.expiry) {
+			m.forget(t)
+		}
+	}
+	return len(m.byRoot[root])
 }
 
 func (m *memLocks) confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error) {
@@ -196,7 +280,18 @@ func (m *memLocks) confirm(now time.Time, root, name0, name1 string, conditions 
 	return m.inner.Confirm(now, name0, name1, mapped...)
 }
 
-func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails) (string, error) {
+func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error) {
+	temporary := details.Duration < 0
+	m.create1.Lock()
+	defer m.create1.Unlock()
+	if !temporary {
+		m.mu.Lock()
+		n := m.liveLocks(now, root, maxLocks)
+		m.mu.Unlock()
+		if n >= maxLocks {
+			return "", fmt.Errorf("%w: %d held, at most %d", ErrTooManyLocks, n, maxLocks)
+		}
+	}
 	tok, err := m.inner.Create(now, details)
 	if err != nil {
 		return "", err
@@ -207,17 +302,25 @@ func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails
 		return "", err
 	}
 	ref := lockRef{inner: tok, root: root, name: details.Root,
-		zeroDepth: details.ZeroDepth, owner: details.OwnerXML, temporary: details.Duration < 0}
-	if details.Duration >= 0 {
+		zeroDepth: details.ZeroDepth, owner: details.OwnerXML, temporary: temporary}
+	if !temporary {
 		ref.expiry = now.Add(details.Duration)
 	}
 	m.mu.Lock()
 	m.tokens[public] = ref
+	if !temporary {
+		set := m.byRoot[root]
+		if set == nil {
+			set = make(map[string]struct{})
+			m.byRoot[root] = set
+		}
+		set[public] = struct{}{}
+	}
 	m.sweeps++
 	if m.sweeps%1024 == 0 {
 		for t, r := range m.tokens {
 			if !r.expiry.IsZero() && now.After(r.expiry) {
-				delete(m.tokens, t)
+				m.forget(t)
 			}
 		}
 	}

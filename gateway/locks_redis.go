@@ -23,6 +23,7 @@ import (
 //	P d:<name>   sorted set: tokens of infinite-depth locks on name
 //	P z:<name>   sorted set: tokens of zero-depth locks on name
 //	P b:<name>   sorted set: tokens of locks strictly below name
+//	P n:<root>   sorted set: tokens of root's client locks (its count)
 //
 // Scores are expiry times (ms, Redis's clock); the hash expires by
 // PEXPIREAT at the same time, and a set member whose score has passed
@@ -68,7 +69,7 @@ type redisLocks struct {
 // (redis://[user:password@]host:port/db or rediss:// for TLS). It does not
 // connect yet: an unreachable Redis makes lock operations fail (503), and
 // Ping tells. Errors never show the URL's password. Close it when done.
-func NewRedisLockManager(rawURL string, log *slog.Logger) (*LockManager, error) {
+func NewRedisLockManager(rawURL string, limits LockLimits, log *slog.Logger) (*LockManager, error) {
 	opts, err := redisOptions(rawURL)
 	if err != nil {
 		return nil, err
@@ -76,7 +77,9 @@ func NewRedisLockManager(rawURL string, log *slog.Logger) (*LockManager, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	return newRedisLockManager(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log), nil
+	m := newRedisLockManager(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log)
+	m.limits = limits.withDefaults()
+	return m, nil
 }
 
 // redisOptions parses a redis:// or rediss:// URL, with timeouts that make
@@ -104,7 +107,7 @@ func newRedisLockManager(c redis.UniversalClient, prefix string, tempTTL time.Du
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go r.renewLoop()
 	var once sync.Once
-	return &LockManager{b: r, ping: func(ctx context.Context) error { return r.fail(r.c.Ping(ctx).Err()) }, close: func() error {
+	return &LockManager{b: r, limits: LockLimits{}.withDefaults(), ping: func(ctx context.Context) error { return r.fail(r.c.Ping(ctx).Err()) }, close: func() error {
 		var err error
 		once.Do(func() {
 			close(r.stop)
@@ -174,11 +177,30 @@ local function place(tok, name, zd, exp, now)
 end
 `
 
+// countKey of root's client locks, and its upkeep: members whose score
+// (expiry) passed are gone; the set expires with its last lock.
+const luaCount = `
+local function count_key(root) return P .. 'n:' .. root end
+local function count_put(root, tok, exp, now)
+  local nk = count_key(root)
+  redis.call('ZADD', nk, exp, tok)
+  local last = redis.call('ZRANGE', nk, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', nk, tonumber(last[2]))
+end
+`
+
 // createScript: ARGV token, root, name, zd, owner, duration ms (< 0:
-// temporary), temporary TTL ms. 1 created, 0 locked, -1 token taken.
-var createScript = redis.NewScript(luaPrelude + `
+// temporary), temporary TTL ms, most client locks of root. 1 created, 0
+// locked, -1 token taken, -2 root holds the most locks allowed.
+var createScript = redis.NewScript(luaPrelude + luaCount + `
 local tok, root, name, zd = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = now_ms()
+local d = tonumber(ARGV[7])
+if d >= 0 then
+  local nk = count_key(root)
+  redis.call('ZREMRANGEBYSCORE', nk, '-inf', now)
+  if redis.call('ZCARD', nk) >= tonumber(ARGV[9]) then return -2 end
+end
 if live(P .. 'd:' .. name, now) or live(P .. 'z:' .. name, now) then return 0 end
 if zd ~= '1' and live(P .. 'b:' .. name, now) then return 0 end
 for _, a in ipairs(parents(name)) do
@@ -186,26 +208,28 @@ for _, a in ipairs(parents(name)) do
 end
 local hk = P .. 't:' .. tok
 if redis.call('EXISTS', hk) == 1 then return -1 end
-local d, temp, exp = tonumber(ARGV[7]), '0', 0
+local temp, exp = '0', 0
 if d < 0 then temp = '1'; exp = now + tonumber(ARGV[8]) else exp = now + d end
 redis.call('HSET', hk, 'root', root, 'name', name, 'zd', zd, 'owner', ARGV[6], 'exp', exp, 'temp', temp)
 redis.call('PEXPIREAT', hk, exp)
 place(tok, name, zd, exp, now)
+if temp == '0' then count_put(root, tok, exp, now) end
 return 1
 `)
 
 // refreshScript: ARGV token, root, duration ms. {name, zd, owner}, or
 // false for no such lock (of root).
-var refreshScript = redis.NewScript(luaPrelude + `
+var refreshScript = redis.NewScript(luaPrelude + luaCount + `
 local tok, root = ARGV[2], ARGV[3]
 local hk = P .. 't:' .. tok
-local h = redis.call('HMGET', hk, 'root', 'name', 'zd', 'owner')
+local h = redis.call('HMGET', hk, 'root', 'name', 'zd', 'owner', 'temp')
 if h[1] ~= root then return false end
 local now = now_ms()
 local exp = now + tonumber(ARGV[4])
 redis.call('HSET', hk, 'exp', exp)
 redis.call('PEXPIREAT', hk, exp)
 place(tok, h[2], h[3], exp, now)
+if h[5] == '0' then count_put(root, tok, exp, now) end
 return {h[2], h[3], h[4]}
 `)
 
@@ -218,6 +242,7 @@ if h[1] ~= root then return 0 end
 redis.call('DEL', hk)
 if h[3] == '1' then redis.call('ZREM', P .. 'z:' .. h[2], tok) else redis.call('ZREM', P .. 'd:' .. h[2], tok) end
 for _, a in ipairs(parents(h[2])) do redis.call('ZREM', P .. 'b:' .. a, tok) end
+redis.call('ZREM', P .. 'n:' .. root, tok)
 return 1
 `)
 
@@ -323,7 +348,7 @@ func (r *redisLocks) confirm(_ time.Time, root, name0, name1 string, conditions 
 	}, nil
 }
 
-func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails) (string, error) {
+func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error) {
 	zd := "0"
 	if details.ZeroDepth {
 		zd = "1"
@@ -340,7 +365,7 @@ func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails
 			return "", err
 		}
 		res, err := createScript.Run(ctx, r.c, nil, r.prefix, tok, root, details.Root, zd,
-			details.OwnerXML, dur, r.tempTTL.Milliseconds()).Int()
+			details.OwnerXML, dur, r.tempTTL.Milliseconds(), maxLocks).Int()
 		if err != nil {
 			return "", r.fail(err)
 		}
@@ -354,6 +379,8 @@ func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails
 			return tok, nil
 		case 0:
 			return "", webdav.ErrLocked
+		case -2:
+			return "", fmt.Errorf("%w: at most %d", ErrTooManyLocks, maxLocks)
 		}
 		// -1: a random token already taken; draw again.
 	}

@@ -84,7 +84,7 @@ func newTestRedisLocks(t *testing.T, url string, tempTTL time.Duration) *LockMan
 // stores sharing one redis-server (a and b differ for Redis only).
 func lockBackends(t *testing.T, f func(t *testing.T, a, b *LockManager)) {
 	t.Run("memory", func(t *testing.T) {
-		m := NewLockManager()
+		m := NewLockManager(LockLimits{})
 		f(t, m, m)
 	})
 	t.Run("redis", func(t *testing.T) {
@@ -366,7 +366,7 @@ func TestRedisLockOutage(t *testing.T) {
 	}
 
 	for _, bad := range []string{"redis://:s3cret@127.0.0.1:bad/0", "redis://user:s3cret@127.0.0.1:6379/x", "http://:s3cret@h/"} {
-		_, err := NewRedisLockManager(bad, nil)
+		_, err := NewRedisLockManager(bad, LockLimits{}, nil)
 		if err == nil || regexp.MustCompile("s3cret").MatchString(err.Error()) {
 			t.Errorf("%s: err = %v", bad, err)
 		}

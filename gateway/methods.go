@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -347,19 +346,16 @@ func (rq *request) put() error {
 	if fi != nil && r.Header.Get("If-Match") != "" {
 		opts.IfMatch, _ = fi.ETag(ctx)
 	}
-	var body io.Reader = r.Body
-	if q := rq.g.quota; q != nil {
-		if used, known := q.used(rq.root); known {
-			left := q.limit - used
-			if fi != nil {
-				left += fi.Size()
-			}
-			if size > left {
-				return errQuotaExceeded
-			}
-			body = &quotaReader{r: r.Body, left: left}
-		}
+	var replaced int64
+	if fi != nil {
+		replaced = fi.Size()
 	}
+	quota, err := rq.g.quota.reserve(ctx, rq.root, size, replaced)
+	if err != nil {
+		return failWith(statusFor(err, http.StatusInternalServerError), err)
+	}
+	defer quota.release()
+	body := quota.reader(r.Body)
 	shares, done, err := rq.uploadShares()
 	if err != nil {
 		return err
@@ -385,13 +381,7 @@ func (rq *request) put() error {
 		return conflictIfMissing(err)
 	}
 	rq.w.uploadCommitted(info.Size())
-	if q := rq.g.quota; q != nil {
-		delta := info.Size()
-		if fi != nil {
-			delta -= fi.Size()
-		}
-		q.add(rq.root, delta)
-	}
+	quota.commit(info.Size())
 	if etag, err := info.ETag(ctx); err == nil {
 		rq.w.Header().Set("ETag", etag)
 	}
@@ -415,21 +405,12 @@ func (rq *request) uploadShares() (shares []*s3vfs.MemoryShare, done func(), err
 	if !ok {
 		return nil, nil, failWith(http.StatusTooManyRequests, fmt.Errorf("user %q already runs the most uploads allowed", rq.user.Username))
 	}
-	addr, releaseAddr, ok := rq.g.addrUploads.Acquire(auth.AddrKey(remoteHost(rq.r)))
+	addr, releaseAddr, ok := rq.g.addrUploads.Acquire(auth.AddrKey(rq.w.addr))
 	if !ok {
 		releaseUser()
 		return nil, nil, failWith(http.StatusTooManyRequests, errors.New("this client address already runs the most uploads allowed"))
 	}
 	return []*s3vfs.MemoryShare{user, addr}, func() { releaseAddr(); releaseUser() }, nil
-}
-
-// remoteHost is the request's peer address without its port.
-func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // delete removes a file, or a folder with everything below it.

@@ -56,6 +56,11 @@ type Options struct {
 	// Metrics, when set, are filled by every request ([server].admin_listen
 	// serves them with AdminHandler); nil = no metrics.
 	Metrics *Metrics
+	// TrustedProxies ([server].trusted_proxies) are the peers whose
+	// X-Forwarded-For and Forwarded headers name the client; nil = the
+	// peer is the client. The client address feeds the sign-in limits, the
+	// per-address upload shares and the log line.
+	TrustedProxies TrustedProxies
 	// Locks is the lock table ([locks].store); nil = a new in-memory one.
 	// Gateways that share one (NewRedisLockManager, or the same value in
 	// tests) share WebDAV locks.

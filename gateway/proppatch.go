@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"net/http"
 
 	"github.com/davgw/davgw/davfs"
 )
@@ -24,6 +25,13 @@ func (rq *request) proppatch() error {
 		return err
 	}
 	defer release()
+	// Dead properties are stored (in the folder's index), so they count
+	// towards the quota: the body's size, a bound of what the patch adds.
+	quota, err := rq.g.quota.reserve(rq.r.Context(), rq.root, int64(len(body)), 0)
+	if err != nil {
+		return failWith(statusFor(err, http.StatusInternalServerError), err)
+	}
+	defer quota.commit(int64(len(body)))
 	// x/net/webdav refuses to set DAV:getlastmodified (a live property);
 	// davgw keeps it as the modification time. It travels to davfs under
 	// another name and comes back under its own in the answer.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -25,6 +26,8 @@ type recorder struct {
 	http.ResponseWriter
 	id      string
 	user    string
+	addr    string // the client address (TrustedProxies.ClientAddr)
+	proxy   string // the peer, when it is a trusted proxy that forwarded addr
 	status  int
 	bytes   int64
 	err     error
@@ -179,7 +182,7 @@ func statusFor(err error, notExist int) int {
 		return http.StatusRequestTimeout // the body stopped flowing (even inside ErrIncomplete)
 	case errors.Is(err, s3vfs.ErrUnavailable), errors.Is(err, ErrLockStoreUnavailable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, s3vfs.ErrOverShare):
+	case errors.Is(err, s3vfs.ErrOverShare), errors.Is(err, ErrTooManyLocks):
 		return http.StatusTooManyRequests
 	case errors.Is(err, davfs.ErrTooManyEntries), errors.Is(err, errQuotaExceeded):
 		return webdav.StatusInsufficientStorage
@@ -187,7 +190,7 @@ func statusFor(err error, notExist int) int {
 		return http.StatusForbidden
 	case errors.Is(err, s3vfs.ErrPreconditionFailed):
 		return http.StatusPreconditionFailed
-	case errors.Is(err, s3vfs.ErrTooLarge):
+	case errors.Is(err, s3vfs.ErrTooLarge), errors.Is(err, ErrLockOwnerTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, davfs.ErrIsDir):
 		return http.StatusMethodNotAllowed
@@ -218,6 +221,13 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*recorder, *htt
 	g.opts.Metrics.started()
 	rec := &recorder{ResponseWriter: w, id: id, start: time.Now(), s3calls: calls}
 	r = r.WithContext(ctx)
+	// The client address is decided here, once: RemoteAddr carries it to
+	// the sign-in limits (auth, web) and the per-address upload shares.
+	rec.addr = g.opts.TrustedProxies.ClientAddr(r)
+	if peer, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && peer != rec.addr {
+		rec.proxy = peer
+		r.RemoteAddr = net.JoinHostPort(rec.addr, "0")
+	}
 	if rec.body = newBodyReader(w, r, g.opts.BodyIdleTimeout); rec.body != nil {
 		r.Body = rec.body
 	}
@@ -241,12 +251,16 @@ func (g *Gateway) finish(rec *recorder, r *http.Request) {
 	attrs := []slog.Attr{
 		slog.String("id", rec.id),
 		slog.String("user", rec.user),
+		slog.String("addr", rec.addr),
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", time.Since(rec.start)),
 		slog.Int64("s3_calls", rec.s3calls.Load()),
+	}
+	if rec.proxy != "" {
+		attrs = append(attrs, slog.String("proxy", rec.proxy))
 	}
 	level := slog.LevelInfo
 	if rec.warning != nil {

@@ -47,6 +47,8 @@ type signInOptions struct {
 	appPasswordMaxAge              time.Duration // 0 = the default (90 days)
 	opaqueTokens                   string        // "" = introspect
 	listener                       net.Listener  // nil = a free 127.0.0.1 port
+	trustedProxies                 gateway.TrustedProxies
+	pendingPerAddress, maxPending  int // 0 = web's defaults
 }
 
 // newSignInEnv starts a gateway on a free 127.0.0.1 port; it stops with
@@ -92,13 +94,14 @@ func newSignInEnv(t *testing.T, b *backend, o signInOptions) *signInEnv {
 		srv.Listener = o.listener
 	}
 	pub := "http://" + srv.Listener.Addr().String()
-	pages, err := web.New(web.Options{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: ids, PublicURL: pub, Logger: logger})
+	pages, err := web.New(web.Options{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: ids, PublicURL: pub, Logger: logger,
+		PendingPerAddress: o.pendingPerAddress, MaxPending: o.maxPending})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gw, err := gateway.New(gateway.Options{
 		Store: store, DAVPrefix: "/dav/", Auth: chain, Realm: "davgw-test", Logger: logger,
-		PublicURL: pub, Web: pages, Ready: oc.Ready,
+		PublicURL: pub, Web: pages, Ready: oc.Ready, TrustedProxies: o.trustedProxies,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func startRedis(t *testing.T) *redisServer {
 	}
 	s := &redisServer{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd}
 	t.Cleanup(s.stop)
-	probe, err := gateway.NewRedisLockManager(s.URL, nil)
+	probe, err := gateway.NewRedisLockManager(s.URL, gateway.LockLimits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func (s *redisServer) stop() {
 // the Redis at url.
 func redisGateway(t *testing.T, name, url string) *davEnv {
 	t.Helper()
-	locks, err := gateway.NewRedisLockManager(url, nil)
+	locks, err := gateway.NewRedisLockManager(url, gateway.LockLimits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,6 @@ const (
 	DefaultSessionTTL = 8 * time.Hour
 	loginTTL          = 10 * time.Minute
 	maxSessions       = 10000
-	maxPending        = 10000
 	// DefaultLoginRate is how many sign-ins (/login) one client address
 	// (an IPv6 /64) may start per minute.
 	DefaultLoginRate = 20
@@ -66,6 +65,12 @@ type Options struct {
 	// LoginRate is how many sign-ins one client address may start per
 	// minute (0 = DefaultLoginRate).
 	LoginRate int
+	// PendingPerAddress and MaxPending bound the sign-ins in progress
+	// (begun at /login, not yet back): per client address (an IPv6 /64;
+	// one more answers 429) and in all (one more answers 503); 0 =
+	// DefaultPendingPerAddress, DefaultMaxPending. A sign-in in progress
+	// is never evicted to make room.
+	PendingPerAddress, MaxPending int
 	// PublicURL is how browsers reach the gateway ("https://dav.example.com");
 	// the redirect URL is PublicURL + "/callback".
 	PublicURL string
@@ -89,18 +94,13 @@ type Handler struct {
 	logins   *auth.Limiter // /login per client address
 	mu       sync.Mutex
 	sessions map[string]*session // by SHA-256 of the cookie value
-	pending  map[string]*pending // by state
+	pending  *pendingSignIns
 }
 
 type session struct {
 	claims  auth.Claims
 	p       auth.Principal
 	expires time.Time
-}
-
-type pending struct {
-	nonce, verifier string
-	expires         time.Time
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -130,7 +130,7 @@ func New(opts Options) (*Handler, error) {
 		cookie:   "davgw_session",
 		log:      opts.Logger,
 		sessions: map[string]*session{},
-		pending:  map[string]*pending{},
+		pending:  newPendingSignIns(opts.PendingPerAddress, opts.MaxPending),
 		logins:   auth.NewLimiter(1, opts.LoginRate, time.Minute),
 	}
 	if h.secure {
@@ -254,11 +254,18 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	now := time.Now()
 	h.mu.Lock()
-	if len(h.pending) >= maxPending {
-		evict(h.pending, maxPending, now, func(p *pending) time.Time { return p.expires })
-	}
-	h.pending[state] = &pending{nonce: nonce, verifier: verifier, expires: now.Add(loginTTL)}
+	retry, err := h.pending.add(now, addr, state, &pending{nonce: nonce, verifier: verifier, expires: now.Add(loginTTL)})
 	h.mu.Unlock()
+	if err != nil {
+		status := http.StatusServiceUnavailable
+		if errors.Is(err, errPendingPerAddress) {
+			status = http.StatusTooManyRequests
+		}
+		h.log.Warn("audit: sign-in refused", "method", "browser", "addr", addr, "reason", err.Error())
+		w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+		h.render(w, status, pageData{Error: "Too many sign-ins are in progress right now. Please try again in a few minutes."})
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: "davgw_login", Value: state, Path: "/callback", MaxAge: int(loginTTL / time.Second),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
@@ -273,8 +280,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	c, err := r.Cookie("davgw_login")
 	http.SetCookie(w, &http.Cookie{Name: "davgw_login", Path: "/callback", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
 	h.mu.Lock()
-	p := h.pending[state]
-	delete(h.pending, state)
+	p := h.pending.take(time.Now(), state)
 	h.mu.Unlock()
 	fail := func(status int, reason, msg string) {
 		h.log.Warn("audit: sign-in refused", "method", "browser", "addr", peer(r), "reason", reason)
@@ -284,7 +290,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	case q.Get("error") != "":
 		fail(http.StatusUnauthorized, "identity provider: "+q.Get("error"), "The identity provider did not sign you in.")
 		return
-	case err != nil || state == "" || c.Value != state || p == nil || time.Now().After(p.expires):
+	case err != nil || state == "" || c.Value != state || p == nil:
 		fail(http.StatusBadRequest, "bad or expired state", "This sign-in link expired or was opened in another browser. Please sign in again.")
 		return
 	}
@@ -499,6 +505,8 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// peer is the client address the gateway decided (TrustedProxies.ClientAddr)
+// and left in RemoteAddr.
 func peer(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -57,30 +57,30 @@ func TestLoginIsRateLimitedPerAddress(t *testing.T) {
 	}
 }
 
-func TestPendingSignInsEvictExpiredBeforeLive(t *testing.T) {
+func TestSessionsEvictExpiredBeforeLive(t *testing.T) {
 	now := time.Now()
-	m := map[string]*pending{}
-	for n := range maxPending {
+	m := map[string]*session{}
+	for n := range maxSessions {
 		exp := now.Add(time.Minute + time.Duration(n)*time.Millisecond)
 		if n%2 == 0 {
 			exp = now.Add(-time.Second)
 		}
-		m[fmt.Sprint(n)] = &pending{expires: exp}
+		m[fmt.Sprint(n)] = &session{expires: exp}
 	}
-	evict(m, maxPending, now, func(p *pending) time.Time { return p.expires })
-	if len(m) != maxPending/2 {
-		t.Fatalf("%d left; want the %d live ones", len(m), maxPending/2)
+	evict(m, maxSessions, now, func(p *session) time.Time { return p.expires })
+	if len(m) != maxSessions/2 {
+		t.Fatalf("%d left; want the %d live ones", len(m), maxSessions/2)
 	}
 	for k, p := range m {
 		if now.After(p.expires) {
 			t.Fatalf("expired %s kept", k)
 		}
 	}
-	for n := range maxPending / 2 { // full of live ones: only the oldest goes
-		m[fmt.Sprint("x", n)] = &pending{expires: now.Add(time.Hour)}
+	for n := range maxSessions / 2 { // full of live ones: only the oldest goes
+		m[fmt.Sprint("x", n)] = &session{expires: now.Add(time.Hour)}
 	}
-	evict(m, maxPending, now, func(p *pending) time.Time { return p.expires })
-	if _, ok := m["1"]; ok || len(m) != maxPending-1 {
+	evict(m, maxSessions, now, func(p *session) time.Time { return p.expires })
+	if _, ok := m["1"]; ok || len(m) != maxSessions-1 {
 		t.Fatalf("%d left, oldest kept: %v", len(m), ok)
 	}
 }

@@ -7,15 +7,17 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/davgw/davgw/gateway"
 )
 
-// TestOpenLocks: "memory" keeps the gateway's own table; a Redis URL gives
+// TestOpenLocks: "memory" gives a table in this process; a Redis URL gives
 // a shared one even while Redis is down (logged, without the password);
 // a bad URL is an error that does not show the password either.
 func TestOpenLocks(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	if m, err := openLocks(context.Background(), "memory", log); m != nil || err != nil {
+	if m, err := openLocks(context.Background(), "memory", gateway.LockLimits{}, log); m == nil || err != nil {
 		t.Fatalf("memory: %v, %v", m, err)
 	}
 	// A port nobody listens on.
@@ -25,7 +27,7 @@ func TestOpenLocks(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	m, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/0", log)
+	m, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/0", gateway.LockLimits{}, log)
 	if err != nil || m == nil {
 		t.Fatalf("unreachable redis: %v, %v", m, err)
 	}
@@ -33,7 +35,7 @@ func TestOpenLocks(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "not reachable") || strings.Contains(logBuf.String(), "s3cret") {
 		t.Fatalf("log: %s", logBuf.String())
 	}
-	if _, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/x", log); err == nil || strings.Contains(err.Error(), "s3cret") {
+	if _, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/x", gateway.LockLimits{}, log); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("bad URL: %v", err)
 	}
 }

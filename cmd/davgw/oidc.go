@@ -85,6 +85,7 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 	pages, err := web.New(web.Options{
 		OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: identities,
 		PublicURL: cfg.Server.PublicURL, DAVPrefix: cfg.Server.DAVPrefix, Logger: log,
+		PendingPerAddress: cfg.Limits.PendingSignInsPerAddress, MaxPending: cfg.Limits.PendingSignIns,
 	})
 	if err != nil {
 		return nil, err

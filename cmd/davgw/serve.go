@@ -79,11 +79,12 @@ type setup struct {
 	maxProp   int
 	bodyIdle  time.Duration // 0 = the gateway's default
 	uploads   gateway.UploadLimits
+	proxies   gateway.TrustedProxies // [server].trusted_proxies
 	apple     string
 	quota     int64
 	ln        net.Listener
 	adminLn   net.Listener         // [server].admin_listen; nil = none
-	locks     *gateway.LockManager // nil = in memory
+	locks     *gateway.LockManager // [locks].store with [limits]
 	tlsCert   string
 	tlsKey    string
 	cleanup   func()
@@ -128,6 +129,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		MaxPropfindEntries: s.maxProp,
 		BodyIdleTimeout:    s.bodyIdle,
 		Uploads:            s.uploads,
+		TrustedProxies:     s.proxies,
 		AppleFiles:         s.apple,
 		QuotaBytes:         s.quota,
 		Metrics:            metrics,
@@ -275,7 +277,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("auth", "err", err)
 		return nil, exitUsage
 	}
-	locks, err := openLocks(ctx, cfg.Locks.Store, log)
+	locks, err := openLocks(ctx, cfg.Locks.Store, lockLimits(cfg), log)
 	if err != nil {
 		log.Error("locks", "err", err)
 		return nil, exitUsage
@@ -295,6 +297,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		maxProp:   cfg.WebDAV.MaxPropfindEntries,
 		bodyIdle:  cfg.BodyIdleTimeout(),
 		uploads:   uploadLimits(cfg),
+		proxies:   cfg.TrustedProxies(),
 		apple:     cfg.WebDAV.AppleFiles,
 		quota:     quotaBytes(cfg),
 		ln:        ln,
@@ -305,14 +308,14 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 	}, exitOK
 }
 
-// openLocks opens [locks].store: nil (the gateway's own memory table) or a
+// openLocks opens [locks].store: a table in this process's memory, or a
 // Redis table shared with other gateways. An unreachable Redis is only
 // logged: lock operations answer 503 until it is back.
-func openLocks(ctx context.Context, store string, log *slog.Logger) (*gateway.LockManager, error) {
+func openLocks(ctx context.Context, store string, limits gateway.LockLimits, log *slog.Logger) (*gateway.LockManager, error) {
 	if store == "" || store == "memory" {
-		return nil, nil
+		return gateway.NewLockManager(limits), nil
 	}
-	locks, err := gateway.NewRedisLockManager(store, log)
+	locks, err := gateway.NewRedisLockManager(store, limits, log)
 	if err != nil {
 		return nil, err
 	}
@@ -434,6 +437,13 @@ func displayHost(listen string) string {
 func uploadLimits(cfg *config.Config) gateway.UploadLimits {
 	var l gateway.UploadLimits
 	l.PerUser, l.PerAddress, l.MemoryPerUser, l.MemoryPerAddress = cfg.UploadLimits()
+	return l
+}
+
+// lockLimits is [limits]' lock keys (validated already; 0 = the default).
+func lockLimits(cfg *config.Config) gateway.LockLimits {
+	var l gateway.LockLimits
+	l.PerUser, l.OwnerBytes = cfg.LockLimits()
 	return l
 }
 

@@ -1,0 +1,65 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/webdav"
+)
+
+// TestLockLimits: one root's client locks are counted and capped, an owner
+// past the cap is refused, and neither touches another root or a
+// request's temporary locks; unlocking or expiry makes room again.
+func TestLockLimits(t *testing.T) {
+	lockBackends(t, func(t *testing.T, a, b *LockManager) {
+		for _, m := range []*LockManager{a, b} {
+			m.limits = LockLimits{OwnerBytes: 64, PerUser: 3}
+		}
+		now := time.Now()
+		alice := a.ForRoot("limits-alice/")
+		var toks []string
+		for i := range 3 {
+			tok, err := alice.Create(now, webdav.LockDetails{Root: fmt.Sprintf("/f%d", i), Duration: time.Minute, OwnerXML: "<D:href>alice</D:href>"})
+			if err != nil {
+				t.Fatalf("lock %d: %v", i, err)
+			}
+			toks = append(toks, tok)
+		}
+		// Through the other gateway too: the count is shared.
+		over := b.ForRoot("limits-alice/")
+		if _, err := over.Create(now, webdav.LockDetails{Root: "/f3", Duration: time.Minute}); !errors.Is(err, ErrTooManyLocks) {
+			t.Fatalf("a fourth lock: %v, want ErrTooManyLocks", err)
+		}
+		if statusFor(ErrTooManyLocks, 0) != 429 || statusFor(ErrLockOwnerTooLarge, 0) != 413 {
+			t.Fatal("limit errors do not map to 429 and 413")
+		}
+		// A request's own short lock is not a client lock.
+		tmp, err := alice.Create(now, webdav.LockDetails{Root: "/g", Duration: -1})
+		if err != nil {
+			t.Fatalf("temporary lock at the limit: %v", err)
+		}
+		_ = alice.Unlock(now, tmp)
+		if _, err := b.ForRoot("limits-bob/").Create(now, webdav.LockDetails{Root: "/f3", Duration: time.Minute}); err != nil {
+			t.Fatalf("bob's lock, alice at her limit: %v", err)
+		}
+		if _, err := b.ForRoot("limits-bob/").Create(now, webdav.LockDetails{Root: "/big", Duration: time.Minute, OwnerXML: strings.Repeat("x", 65)}); !errors.Is(err, ErrLockOwnerTooLarge) {
+			t.Fatalf("a 65-byte owner: %v, want ErrLockOwnerTooLarge", err)
+		}
+		if err := alice.Unlock(now, toks[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := over.Create(now, webdav.LockDetails{Root: "/f3", Duration: time.Minute}); err != nil {
+			t.Fatalf("after an unlock: %v", err)
+		}
+		// Expired locks do not count (memory only: Redis follows its own clock).
+		if a == b {
+			later := now.Add(2 * time.Minute)
+			if _, err := alice.Create(later, webdav.LockDetails{Root: "/f9", Duration: time.Minute}); err != nil {
+				t.Fatalf("after the locks expired: %v", err)
+			}
+		}
+	})
+}
