@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -115,6 +116,7 @@ type countingProxy struct {
 	mu    sync.Mutex
 	calls []s3Call
 	fault *proxyFault    // nil: every request is forwarded
+	cut   *proxyCut      // nil: every answer is forwarded whole
 	synth map[string]int // prefix -> objects of a generated listing
 }
 
@@ -200,6 +202,66 @@ func (p *countingProxy) injectFault(match func(c s3Call) bool, f s3Fault) (clear
 	}
 }
 
+// proxyCut cuts one answer's body: see cutBodyOnce.
+type proxyCut struct {
+	match func(c s3Call) bool
+	after int64
+	onCut func()
+}
+
+// cutBodyOnce makes the proxy forward the next call that match accepts but
+// reset the connection after after bytes of the answer's body, as an S3
+// node failing mid-transfer does; onCut (if set) runs at the cut, before
+// the gateway sees it. Later calls are forwarded whole.
+func (p *countingProxy) cutBodyOnce(match func(c s3Call) bool, after int64, onCut func()) (clear func()) {
+	pc := &proxyCut{match: match, after: after, onCut: onCut}
+	p.mu.Lock()
+	p.cut = pc
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		if p.cut == pc {
+			p.cut = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// takeCut returns the cut for c, once, or nil.
+func (p *countingProxy) takeCut(c s3Call) *proxyCut {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc := p.cut
+	if pc == nil || !pc.match(c) {
+		return nil
+	}
+	p.cut = nil
+	return pc
+}
+
+// cuttingWriter passes on the first left bytes of a body, then fails the
+// write; the reverse proxy then aborts the connection.
+type cuttingWriter struct {
+	*statusWriter
+	left  int64
+	onCut func()
+}
+
+func (w *cuttingWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) <= w.left {
+		w.left -= int64(len(b))
+		return w.statusWriter.Write(b)
+	}
+	n, _ := w.statusWriter.Write(b[:w.left])
+	w.left = 0
+	w.Flush()
+	if w.onCut != nil {
+		w.onCut()
+		w.onCut = nil
+	}
+	return n, errors.New("test proxy: body cut")
+}
+
 // faultFor returns the fault to answer c with, or nil.
 func (p *countingProxy) faultFor(c s3Call) *s3Fault {
 	p.mu.Lock()
@@ -266,16 +328,20 @@ func newCountingProxy(target string) (*countingProxy, error) {
 			p.mu.Lock()
 			c := p.calls[i]
 			p.mu.Unlock()
+			defer func() { // also when a cut body aborts the handler
+				p.mu.Lock()
+				p.calls[i].Status = sw.status
+				p.mu.Unlock()
+			}()
 			if f := p.faultFor(c); f != nil {
 				writeFault(sw, r, f)
 			} else if n := p.synthFor(c); n > 0 {
 				writeSyntheticList(sw, c, n)
+			} else if pc := p.takeCut(c); pc != nil {
+				rp.ServeHTTP(&cuttingWriter{statusWriter: sw, left: pc.after, onCut: pc.onCut}, r)
 			} else {
 				rp.ServeHTTP(sw, r)
 			}
-			p.mu.Lock()
-			p.calls[i].Status = sw.status
-			p.mu.Unlock()
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

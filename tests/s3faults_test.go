@@ -1,0 +1,99 @@
+package tests
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The S3-fault rows of issue 10: what a client sees when S3 fails in the
+// middle of an operation, checked over HTTP and then in S3 directly. Each
+// case also checks that another user is still served meanwhile.
+
+// otherUserServed checks that bob can still write and read a file: a fault
+// met by alice must never block another user.
+func (e *davEnv) otherUserServed(t *testing.T) {
+	t.Helper()
+	name := "/dav/served-" + randHex(4) + ".txt"
+	body := "bob's " + randHex(8)
+	expect(t, "bob's PUT while alice's request met a fault", e.bob(t, http.MethodPut, name, nil, body), http.StatusCreated)
+	g := e.bob(t, http.MethodGet, name, nil, "")
+	expect(t, "bob's GET while alice's request met a fault", g, http.StatusOK)
+	if string(g.Body) != body {
+		t.Errorf("bob's GET = %q, want %q", g.Body, body)
+	}
+	expect(t, "bob's DELETE", e.bob(t, http.MethodDelete, name, nil, ""), http.StatusNoContent)
+}
+
+// cutOnce cuts the body of the next S3 answer that match accepts after
+// n bytes, until the test ends.
+func (e *davEnv) cutOnce(t *testing.T, match func(c s3Call) bool, n int64, onCut func()) {
+	t.Helper()
+	t.Cleanup(e.b.proxy.cutBodyOnce(match, n, onCut))
+}
+
+// getOf matches the GetObject calls of one key.
+func getOf(key string) func(c s3Call) bool {
+	return func(c s3Call) bool { return c.Op() == "GetObject" && c.Key == key }
+}
+
+// getObjectCalls returns the GetObject calls on key among calls.
+func getObjectCalls(calls []s3Call, key string) []s3Call {
+	var out []s3Call
+	for _, c := range calls {
+		if c.Op() == "GetObject" && c.Key == key {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func s3FaultCases() []conformanceCase {
+	return []conformanceCase{
+		{"a GET whose S3 body is cut once mid-stream is re-read from the offset and arrives whole (F15)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			key := keyPrefix + "big.bin"
+			body := randBytes(3 << 20)
+			e.putS3(t, key, body, "application/octet-stream")
+			mark := e.b.proxy.Mark()
+			e.cutOnce(t, getOf(key), 1<<20, nil)
+			status, got, readErr := e.rawAlice(t, http.MethodGet, dir+"big.bin", nil, nil)
+			gets := getObjectCalls(e.b.proxy.SinceUnder(mark, keyPrefix), key)
+			report(t, "%s: GET of 3 MiB cut by S3 after 1 MiB: %d, %d bytes, read error %v, %d GetObjects",
+				e.b.name, status, len(got), readErr, len(gets))
+			if status != http.StatusOK || readErr != nil || !bytes.Equal(got, body) {
+				t.Fatalf("GET = %d with %d of %d bytes (read error %v, same bytes %v), want 200 and the whole file",
+					status, len(got), len(body), readErr, bytes.Equal(got, body))
+			}
+			if len(gets) != 2 || !strings.HasPrefix(gets[1].Range, "bytes=") || gets[1].Range == "bytes=0-" {
+				t.Errorf("want the GET and one ranged re-read from the offset; S3 calls:%s", describeCalls(gets))
+			}
+			e.otherUserServed(t)
+		}},
+		{"a GET whose object is replaced while its S3 body is cut fails the transfer, never a short 200 (F15)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			key := keyPrefix + "big.bin"
+			e.putS3(t, key, randBytes(3<<20), "application/octet-stream")
+			replacement := randBytes(3 << 20)
+			e.cutOnce(t, getOf(key), 1<<20, func() {
+				e.putS3(t, key, replacement, "application/octet-stream")
+			})
+			status, got, readErr := e.rawAlice(t, http.MethodGet, dir+"big.bin", nil, nil)
+			report(t, "%s: GET of 3 MiB cut after 1 MiB and replaced meanwhile: %d, %d bytes, read error %v",
+				e.b.name, status, len(got), readErr)
+			if readErr == nil && status == http.StatusOK {
+				t.Fatalf("GET = 200 with %d bytes and a clean end: a mix or a short file taken for whole", len(got))
+			}
+			if s3got, _ := e.getS3(t, key); !bytes.Equal(s3got, replacement) {
+				t.Errorf("S3 holds %d bytes that are not the replacement", len(s3got))
+			}
+			g := e.alice(t, http.MethodGet, dir+"big.bin", nil, nil)
+			expect(t, "GET again", g, http.StatusOK)
+			if !bytes.Equal(g.Body, replacement) {
+				t.Errorf("GET again = %d bytes, not the replacement", len(g.Body))
+			}
+			e.otherUserServed(t)
+		}},
+	}
+}
