@@ -186,6 +186,11 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		if !errors.Is(readErr, s3vfs.ErrNotFound) {
 			return nil, nil, pathError("open", name, f.note(readErr))
 		}
+		// What this request learned of the name before (a HEAD of an
+		// object deleted since, when a GET is read again) no longer holds.
+		f.mu.Lock()
+		delete(f.stats, name)
+		f.mu.Unlock()
 		fi, err := f.statMode(ctx, name, onlyDir) // a folder, or nothing
 		if errors.Is(err, fs.ErrNotExist) {
 			f.remember(name, nil)

@@ -31,6 +31,42 @@ const maxRanges = 8
 // body. Range, If-Range and the conditional headers are then handled by
 // http.ServeContent over the (open or lazy) ranged reader.
 func (rq *request) get() {
+	header := rq.w.Header().Clone()
+	for attempt := 1; ; attempt++ {
+		err := rq.getAttempt()
+		if err == nil {
+			return
+		}
+		if attempt < maxGetAttempts {
+			// Read it again, from the HEAD: a fresh answer, as if the
+			// request had come a moment later.
+			for k := range rq.w.Header() {
+				delete(rq.w.Header(), k)
+			}
+			for k, v := range header {
+				rq.w.Header()[k] = v
+			}
+			continue
+		}
+		status := statusFor(err, http.StatusNotFound)
+		if status == http.StatusPreconditionFailed && !hasConditionals(rq.r.Header) {
+			// The object keeps changing: no precondition of the client's
+			// failed, so not 412.
+			status = http.StatusServiceUnavailable
+		}
+		rq.w.fail(status, err)
+		return
+	}
+}
+
+// maxGetAttempts bounds the reads of a GET whose object changed between
+// its HEAD and its GetObject.
+const maxGetAttempts = 2
+
+// getAttempt is one try of get. It returns an error, having answered
+// nothing, only when the object was replaced or deleted between the HEAD
+// and the read of its bytes; get then tries again.
+func (rq *request) getAttempt() error {
 	ctx := rq.r.Context()
 	rangeHdr := rq.r.Header.Get("Range")
 	if strings.Count(rangeHdr, ",") >= maxRanges {
@@ -63,7 +99,7 @@ func (rq *request) get() {
 	}
 	if err != nil {
 		rq.w.failErr(err, http.StatusNotFound)
-		return
+		return nil
 	}
 	if file != nil {
 		defer file.Close()
@@ -71,7 +107,7 @@ func (rq *request) get() {
 	if fi.IsDir() || file == nil {
 		rq.w.Header().Set("Allow", "OPTIONS, PROPFIND, PROPPATCH, MKCOL, DELETE, COPY, LOCK, UNLOCK")
 		rq.w.fail(http.StatusMethodNotAllowed, nil)
-		return
+		return nil
 	}
 	h := rq.w.Header()
 	switch {
@@ -84,7 +120,7 @@ func (rq *request) get() {
 		// answer 206 with an empty, malformed range.
 		h.Set("Content-Range", "bytes */"+strconv.FormatInt(fi.Size(), 10))
 		rq.w.fail(http.StatusRequestedRangeNotSatisfiable, nil)
-		return
+		return nil
 	}
 	if etag, err := fi.ETag(ctx); err == nil {
 		h.Set("ETag", etag)
@@ -103,31 +139,33 @@ func (rq *request) get() {
 		h.Set("Content-Disposition", "attachment")
 	}
 	rd := file.Reader()
+	var windows [][2]int64
 	if !direct {
 		// Every range asked for is a window, so that no S3 read goes past
 		// the bytes it is for (a multi-range GET once read each range to
 		// the end of the file).
-		rd.SetWindows(rangeWindows(rangeHdr, fi.Size()))
-		start, _, ok := singleRange(rangeHdr, fi.Size())
-		// Open the body before ServeContent writes the status line, so
-		// that an S3 failure (or the object replaced since the HEAD) is
-		// answered honestly instead of as a 200 with a short body. Only
-		// where the outcome is certain to send bytes from a known offset:
-		// no conditional headers, and no Range or one plain range. (A
-		// direct read's body is open already.)
-		if rq.r.Method == http.MethodGet && !hasConditionals(rq.r.Header) && (rangeHdr == "" || ok) {
-			if _, err := rd.Seek(start, io.SeekStart); err == nil {
-				if err := rd.Open(); err != nil {
-					rq.w.failErr(err, http.StatusNotFound)
-					return
-				}
-			}
-		}
+		windows = rangeWindows(rangeHdr, fi.Size())
+		rd.SetWindows(windows)
 	}
-	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), file)
+	// The body is opened before ServeContent writes a 200 or 206 (a direct
+	// read's is open already), so that an S3 failure, or the object
+	// replaced or deleted since the HEAD, is answered honestly instead of
+	// as a status with a short body.
+	ow := &openingWriter{recorder: rq.w, rd: rd, windows: windows}
+	if rq.r.Method == http.MethodHead {
+		ow.opened = true // no body to open
+	}
+	http.ServeContent(ow, rq.r, "", fi.ModTime(), file)
+	switch {
+	case ow.err != nil && changedUnderRead(ow.err):
+		return ow.err
+	case ow.err != nil:
+		rq.w.failErr(ow.err, http.StatusNotFound)
+	}
 	if err := rq.fs.Failure(); err != nil {
 		rq.w.err = err
 	}
+	return nil
 }
 
 // activeContent reports content types a browser would run or render as a

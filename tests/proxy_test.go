@@ -117,6 +117,7 @@ type countingProxy struct {
 	calls []s3Call
 	fault *proxyFault    // nil: every request is forwarded
 	cut   *proxyCut      // nil: every answer is forwarded whole
+	hook  *proxyHook     // nil: nothing runs before a call is forwarded
 	synth map[string]int // prefix -> objects of a generated listing
 }
 
@@ -227,6 +228,40 @@ func (p *countingProxy) cutBodyOnce(match func(c s3Call) bool, after int64, onCu
 	}
 }
 
+// proxyHook runs once before a matching call is forwarded: see beforeOnce.
+type proxyHook struct {
+	match func(c s3Call) bool
+	run   func()
+}
+
+// beforeOnce runs fn before the proxy forwards the next call that match
+// accepts (a change made in S3 between two steps of the gateway's work).
+func (p *countingProxy) beforeOnce(match func(c s3Call) bool, fn func()) (clear func()) {
+	h := &proxyHook{match: match, run: fn}
+	p.mu.Lock()
+	p.hook = h
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		if p.hook == h {
+			p.hook = nil
+		}
+		p.mu.Unlock()
+	}
+}
+
+// takeHook returns the hook for c, once, or nil.
+func (p *countingProxy) takeHook(c s3Call) *proxyHook {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.hook
+	if h == nil || !h.match(c) {
+		return nil
+	}
+	p.hook = nil
+	return h
+}
+
 // takeCut returns the cut for c, once, or nil.
 func (p *countingProxy) takeCut(c s3Call) *proxyCut {
 	p.mu.Lock()
@@ -333,6 +368,9 @@ func newCountingProxy(target string) (*countingProxy, error) {
 				p.calls[i].Status = sw.status
 				p.mu.Unlock()
 			}()
+			if h := p.takeHook(c); h != nil {
+				h.run()
+			}
 			if f := p.faultFor(c); f != nil {
 				writeFault(sw, r, f)
 			} else if n := p.synthFor(c); n > 0 {

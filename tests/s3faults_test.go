@@ -50,7 +50,7 @@ func getObjectCalls(calls []s3Call, key string) []s3Call {
 }
 
 func s3FaultCases() []conformanceCase {
-	return []conformanceCase{
+	return append(raceCases(), []conformanceCase{
 		{"a GET whose S3 body is cut once mid-stream is re-read from the offset and arrives whole (F15)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			key := keyPrefix + "big.bin"
@@ -95,5 +95,81 @@ func s3FaultCases() []conformanceCase {
 			}
 			e.otherUserServed(t)
 		}},
+	}...)
+}
+
+// raceOnce runs fn (a change made directly in S3) just before the gateway's
+// next S3 call that match accepts reaches S3, until the test ends.
+func (e *davEnv) raceOnce(t *testing.T, match func(c s3Call) bool, fn func()) {
+	t.Helper()
+	t.Cleanup(e.b.proxy.beforeOnce(match, fn))
+}
+
+// raceCases: a GET whose object is deleted or replaced in S3 between the
+// gateway's HEAD (conditional and multi-range GETs HEAD first) and its
+// GetObject of the bytes.
+func raceCases() []conformanceCase {
+	type race struct {
+		name    string
+		header  map[string]string
+		replace bool // else delete
+		want    int
+		check   func(t *testing.T, got []byte, second []byte)
 	}
+	second := []byte("the second version, longer than the first")
+	wholeIsSecond := func(t *testing.T, got, second []byte) {
+		if !bytes.Equal(got, second) {
+			t.Errorf("body = %q, want the new version %q", got, second)
+		}
+	}
+	rangesOfSecond := func(t *testing.T, got, second []byte) {
+		for _, part := range [][]byte{second[0:4], second[10:16]} {
+			if !bytes.Contains(got, part) {
+				t.Errorf("multipart body %q lacks the new version's bytes %q", got, part)
+			}
+		}
+	}
+	races := []race{
+		{"a conditional GET racing a DELETE answers 404", map[string]string{"If-None-Match": `"not-this"`}, false, http.StatusNotFound, nil},
+		{"a conditional GET racing a PUT serves the new version whole", map[string]string{"If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}, true, http.StatusOK, wholeIsSecond},
+		{"a multi-range GET racing a PUT serves the new version's ranges, not 412", map[string]string{"Range": "bytes=0-3,10-15"}, true, http.StatusPartialContent, rangesOfSecond},
+		{"a multi-range GET racing a DELETE answers 404", map[string]string{"Range": "bytes=0-3,10-15"}, false, http.StatusNotFound, nil},
+		{"a GET with If-Match on the old version racing a PUT answers 412", nil, true, http.StatusPreconditionFailed, nil},
+	}
+	var cs []conformanceCase
+	for _, rc := range races {
+		cs = append(cs, conformanceCase{rc.name + " (F11)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			key := keyPrefix + "f.txt"
+			etag := e.putS3(t, key, []byte("first version"), "text/plain")
+			header := rc.header
+			if header == nil {
+				header = map[string]string{"If-Match": etag}
+			}
+			e.raceOnce(t, getOf(key), func() {
+				if rc.replace {
+					e.putS3(t, key, second, "text/plain")
+				} else {
+					e.deleteS3(t, key)
+				}
+			})
+			status, got, readErr := e.rawAlice(t, http.MethodGet, dir+"f.txt", header, nil)
+			report(t, "%s: %s: %d, %d bytes, read error %v", e.b.name, rc.name, status, len(got), readErr)
+			if status != rc.want || readErr != nil {
+				t.Fatalf("GET = %d %q (read error %v), want %d with a whole answer", status, got, readErr, rc.want)
+			}
+			if rc.check != nil {
+				rc.check(t, got, second)
+			}
+			if rc.replace {
+				if s3got, _ := e.getS3(t, key); !bytes.Equal(s3got, second) {
+					t.Errorf("S3 holds %q, want the new version", s3got)
+				}
+			} else if _, _, _, ok := e.headS3(t, key); ok {
+				t.Errorf("the deleted object is back")
+			}
+			e.otherUserServed(t)
+		}})
+	}
+	return cs
 }
