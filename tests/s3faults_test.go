@@ -50,7 +50,8 @@ func getObjectCalls(calls []s3Call, key string) []s3Call {
 }
 
 func s3FaultCases() []conformanceCase {
-	return append(raceCases(), []conformanceCase{
+	cs := append(raceCases(), moveRetryCases()...)
+	return append(cs, []conformanceCase{
 		{"a GET whose S3 body is cut once mid-stream is re-read from the offset and arrives whole (F15)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			key := keyPrefix + "big.bin"
@@ -171,5 +172,57 @@ func raceCases() []conformanceCase {
 			e.otherUserServed(t)
 		}})
 	}
+	return cs
+}
+
+// moveRetryCases: a MOVE whose DeleteObject of the source fails after the
+// copy answers 503, and the same MOVE repeated completes it.
+func moveRetryCases() []conformanceCase {
+	var cs []conformanceCase
+	for _, overwrite := range []string{"F", "T"} {
+		cs = append(cs, conformanceCase{"a MOVE (Overwrite " + overwrite + ") whose DeleteObject fails answers 503, and the same MOVE repeated completes it (F18)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			body := randBytes(64 << 10)
+			e.putS3(t, keyPrefix+"src.bin", body, "application/octet-stream")
+			clear := e.fault(t, slowDown, opsUnder(keyPrefix, "DeleteObject", "DeleteObjects"))
+			r := e.alice(t, "MOVE", dir+"src.bin", e.dest(dir+"dst.bin", overwrite), nil)
+			expect(t, "MOVE while S3 refuses deletes", r, http.StatusServiceUnavailable)
+			clear()
+			for _, k := range []string{"src.bin", "dst.bin"} {
+				if got, _ := e.getS3(t, keyPrefix+k); !bytes.Equal(got, body) {
+					t.Errorf("after the failed MOVE, %s holds %d bytes, want the file", k, len(got))
+				}
+			}
+			e.otherUserServed(t)
+			again := e.alice(t, "MOVE", dir+"src.bin", e.dest(dir+"dst.bin", overwrite), nil)
+			report(t, "%s: MOVE (Overwrite %s) repeated after its DeleteObject failed: %d", e.b.name, overwrite, again.Status)
+			if overwrite == "F" {
+				expect(t, "the same MOVE repeated", again, http.StatusCreated)
+			} else {
+				expect(t, "the same MOVE repeated", again, http.StatusCreated, http.StatusNoContent)
+			}
+			if _, _, _, ok := e.headS3(t, keyPrefix+"src.bin"); ok {
+				t.Errorf("the source is still there after the repeated MOVE")
+			}
+			if got, _ := e.getS3(t, keyPrefix+"dst.bin"); !bytes.Equal(got, body) {
+				t.Errorf("the destination holds %d bytes, want the moved file", len(got))
+			}
+		}})
+	}
+	cs = append(cs, conformanceCase{"a MOVE with Overwrite F onto another file, even one with the same bytes, still answers 412 and changes nothing (F18)", func(t *testing.T, e *davEnv) {
+		keyPrefix, dir := e.caseDir(t)
+		for _, dst := range []string{"other bytes!", "source bytes"} {
+			e.putS3(t, keyPrefix+"src.bin", []byte("source bytes"), "")
+			e.putS3(t, keyPrefix+"dst.bin", []byte(dst), "")
+			r := e.alice(t, "MOVE", dir+"src.bin", e.dest(dir+"dst.bin", "F"), nil)
+			expect(t, "MOVE onto another file holding "+dst, r, http.StatusPreconditionFailed)
+			if got, _ := e.getS3(t, keyPrefix+"dst.bin"); string(got) != dst {
+				t.Errorf("dst = %q, want %q", got, dst)
+			}
+			if got, _ := e.getS3(t, keyPrefix+"src.bin"); string(got) != "source bytes" {
+				t.Errorf("src = %q", got)
+			}
+		}
+	}})
 	return cs
 }
