@@ -45,8 +45,14 @@ const indexName = reservedPrefix + "index.json"
 // maxIndexBytes bounds an index read into memory.
 const maxIndexBytes = 64 << 20
 
-// maxEntryProps bounds one resource's encoded dead properties.
-const maxEntryProps = 64 << 10
+// maxEntryProps bounds one resource's encoded dead properties, and
+// maxEntryPropsJSON the same properties uncompressed (what a read of them
+// decodes): a PROPPATCH past either is refused with 507, never stored to
+// be unreadable later.
+const (
+	maxEntryProps     = 64 << 10
+	maxEntryPropsJSON = 1 << 20
+)
 
 // metaKey is the user metadata key of a kept modification time on the
 // object itself (seconds since the epoch with a fraction, as rclone's S3

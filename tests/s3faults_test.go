@@ -51,6 +51,7 @@ func getObjectCalls(calls []s3Call, key string) []s3Call {
 
 func s3FaultCases() []conformanceCase {
 	cs := append(raceCases(), moveRetryCases()...)
+	cs = append(cs, propLimitCases()...)
 	return append(cs, []conformanceCase{
 		{"a GET whose S3 body is cut once mid-stream is re-read from the offset and arrives whole (F15)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
@@ -225,4 +226,47 @@ func moveRetryCases() []conformanceCase {
 		}
 	}})
 	return cs
+}
+
+// bigPropPatch sets urn:davgw:test <local> to n bytes of one letter (it
+// compresses to almost nothing).
+func bigPropPatch(local string, n int) []byte {
+	return []byte(`<?xml version="1.0" encoding="utf-8"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:davgw:test"><D:set><D:prop><Z:` +
+		local + `>` + strings.Repeat("x", n) + `</Z:` + local + `></D:prop></D:set></D:propertyupdate>`)
+}
+
+func propLimitCases() []conformanceCase {
+	return []conformanceCase{
+		{"a PROPPATCH that would push a file's dead properties past 1 MiB answers 507 for them and keeps the others (F10)", func(t *testing.T, e *davEnv) {
+			_, dir := e.caseDir(t)
+			expect(t, "PUT", e.alice(t, http.MethodPut, dir+"p.txt", nil, []byte("p")), http.StatusCreated)
+			expect(t, "PROPPATCH colour", e.alice(t, "PROPPATCH", dir+"p.txt", nil, []byte(deadPropPatch)), http.StatusMultiStatus)
+			first := e.alice(t, "PROPPATCH", dir+"p.txt", nil, bigPropPatch("first", 600<<10))
+			expect(t, "PROPPATCH of 600 KiB", first, http.StatusMultiStatus)
+			if ms := parseMultistatus(t, first.Body); len(ms) != 1 || !strings.Contains(ms[0].Status["urn:davgw:test first"], " 200") {
+				t.Fatalf("the first 600 KiB property was not answered 200: %s", first)
+			}
+			second := e.alice(t, "PROPPATCH", dir+"p.txt", nil, bigPropPatch("second", 600<<10))
+			expect(t, "PROPPATCH of 600 KiB more", second, http.StatusMultiStatus)
+			ms := parseMultistatus(t, second.Body)
+			st := ""
+			if len(ms) == 1 {
+				st = ms[0].Status["urn:davgw:test second"]
+			}
+			report(t, "%s: PROPPATCH taking a file's dead properties past 1 MiB: %s", e.b.name, st)
+			if !strings.Contains(st, " 507") {
+				t.Errorf("the property past the limit was answered %q, want 507 Insufficient Storage: %s", st, truncate(string(second.Body), 400))
+			}
+			if got := e.deadProp(t, dir+"p.txt"); got != "deep blue & green" {
+				t.Errorf("after the refused PROPPATCH the earlier property reads %q, want it kept", got)
+			}
+			if got := e.deadPropNamed(t, dir+"p.txt", "urn:davgw:test", "first"); len(got) != 600<<10 {
+				t.Errorf("the first 600 KiB property reads %d bytes, want it kept", len(got))
+			}
+			if got := e.deadPropNamed(t, dir+"p.txt", "urn:davgw:test", "second"); got != "" {
+				t.Errorf("the refused property was kept (%d bytes)", len(got))
+			}
+			e.otherUserServed(t)
+		}},
+	}
 }
