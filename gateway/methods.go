@@ -430,9 +430,9 @@ func (rq *request) put() {
 	// (bodyReader), so that a stalled upload does not hold its share of
 	// the upload memory.
 	if _, err := w.ReadFrom(body); err != nil {
-		_ = w.Abort()
+		aerr := w.Abort() // logged with the request (issue 10 F14)
 		rq.w.uploadAborted()
-		rq.w.fail(statusFor(err, http.StatusBadRequest), err)
+		rq.w.fail(statusFor(err, http.StatusBadRequest), errors.Join(err, aerr))
 		return
 	}
 	info, err := w.Commit()

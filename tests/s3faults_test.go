@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The S3-fault rows of issue 10: what a client sees when S3 fails in the
@@ -52,6 +53,7 @@ func getObjectCalls(calls []s3Call, key string) []s3Call {
 func s3FaultCases() []conformanceCase {
 	cs := append(raceCases(), moveRetryCases()...)
 	cs = append(cs, propLimitCases()...)
+	cs = append(cs, abortOutageCases()...)
 	return append(cs, []conformanceCase{
 		{"a GET whose S3 body is cut once mid-stream is re-read from the offset and arrives whole (F15)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
@@ -267,6 +269,55 @@ func propLimitCases() []conformanceCase {
 				t.Errorf("the refused property was kept (%d bytes)", len(got))
 			}
 			e.otherUserServed(t)
+		}},
+	}
+}
+
+// s3Down is what S3 answers while it is down (or restarting behind a load
+// balancer).
+var s3Down = s3Fault{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Message: "Service is unavailable"}
+
+func abortOutageCases() []conformanceCase {
+	return []conformanceCase{
+		{"a multipart PUT cut by a 3 s S3 outage answers 503 and leaves no upload once S3 is back (F14)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			// Part 1 lands; from part 2 on, S3 is down, aborts included.
+			down := opsUnder(keyPrefix, "UploadPart", "AbortMultipartUpload", "ListParts", "CompleteMultipartUpload")
+			clear := e.fault(t, s3Down, func(c s3Call) bool {
+				return down(c) && !(c.Op() == "UploadPart" && c.Query.Get("partNumber") == "1")
+			})
+			mark := e.b.proxy.Mark()
+			r, took := e.timed(t, http.MethodPut, dir+"big.bin", nil, randBytes(12<<20))
+			expect(t, "PUT during the outage", r, http.StatusServiceUnavailable)
+			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+			if n := countOps(calls)["UploadPart"]; n == 0 {
+				t.Fatalf("no part was sent; S3 calls:%s", describeCalls(calls))
+			}
+			if took > 15*time.Second {
+				t.Errorf("the PUT took %v to fail", took)
+			}
+			if open := e.b.openUploads(t, keyPrefix); len(open) == 0 {
+				t.Fatalf("no upload open during the outage: the case tests nothing")
+			}
+			e.otherUserServed(t)
+			time.Sleep(3 * time.Second)
+			clear()
+			back := time.Now()
+			var open []string
+			for time.Since(back) < 30*time.Second {
+				if open = e.b.openUploads(t, keyPrefix); len(open) == 0 {
+					break
+				}
+				time.Sleep(250 * time.Millisecond)
+			}
+			report(t, "%s: multipart PUT in a 3 s outage: %d in %v; uploads left %v after S3 came back (%v later)",
+				e.b.name, r.Status, took.Round(time.Millisecond), open, time.Since(back).Round(100*time.Millisecond))
+			if len(open) != 0 {
+				t.Errorf("multipart uploads left 30 s after S3 came back: %v", open)
+			}
+			if _, _, _, ok := e.headS3(t, keyPrefix+"big.bin"); ok {
+				t.Errorf("the failed PUT stored an object")
+			}
 		}},
 	}
 }
