@@ -156,6 +156,16 @@ func (f *FS) warn(err error) {
 	}
 }
 
+// unnote forgets err as the request's backend failure (it was dealt
+// with: see OpenRead).
+func (f *FS) unnote(err error) {
+	f.mu.Lock()
+	if f.failure == err {
+		f.failure = nil
+	}
+	f.mu.Unlock()
+}
+
 func (f *FS) note(err error) error {
 	if isBackendFailure(err) {
 		f.mu.Lock()

@@ -8,6 +8,7 @@ package davfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -198,15 +199,24 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		}
 		return fi, nil, err
 	}
-	if liErr != nil {
+	fi := f.foundFile(name, info)
+	switch {
+	case liErr != nil && ctx.Err() != nil: // the client is gone
 		if rd != nil {
 			_ = rd.Close()
 		}
 		return nil, nil, pathError("open", name, liErr)
+	case liErr != nil:
+		// The bytes do not depend on the index: the file is served, only
+		// its kept time is unknown (KeptTimeUnknown), and that is logged
+		// rather than the request's failure.
+		f.unnote(liErr)
+		f.warn(fmt.Errorf("index of %s unreadable; %s served without its kept time: %w", parent, name, liErr))
+		fi.keptUnknown = true
+	default:
+		e, ok := pending.entry(li, entry)
+		fi.applyMeta(e, ok)
 	}
-	fi := f.foundFile(name, info)
-	e, ok := pending.entry(li, entry)
-	fi.applyMeta(e, ok)
 	if rd == nil {
 		rd = f.store.NewReader(ctx, fi.key, fi.Object())
 	}

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/net/webdav"
 
@@ -155,7 +156,13 @@ func (rq *request) getAttempt() error {
 	if rq.r.Method == http.MethodHead {
 		ow.opened = true // no body to open
 	}
-	http.ServeContent(ow, rq.r, "", fi.ModTime(), file)
+	modTime := fi.ModTime()
+	if fi.KeptTimeUnknown() {
+		// The folder's index is unreadable: no Last-Modified rather than
+		// a wrong one (and no If-Modified-Since answered 304 on its word).
+		modTime = time.Time{}
+	}
+	http.ServeContent(ow, rq.r, "", modTime, file)
 	switch {
 	case ow.err != nil && changedUnderRead(ow.err):
 		return ow.err

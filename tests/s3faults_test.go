@@ -54,6 +54,7 @@ func s3FaultCases() []conformanceCase {
 	cs := append(raceCases(), moveRetryCases()...)
 	cs = append(cs, propLimitCases()...)
 	cs = append(cs, abortOutageCases()...)
+	cs = append(cs, unreadableIndexCases()...)
 	return append(cs, []conformanceCase{
 		{"a GET whose S3 body is cut once mid-stream is re-read from the offset and arrives whole (F15)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
@@ -317,6 +318,54 @@ func abortOutageCases() []conformanceCase {
 			}
 			if _, _, _, ok := e.headS3(t, keyPrefix+"big.bin"); ok {
 				t.Errorf("the failed PUT stored an object")
+			}
+		}},
+	}
+}
+
+// indexOf matches the gateway's reads of the folder indexes under keyPrefix.
+func indexOf(keyPrefix string) func(c s3Call) bool {
+	return func(c s3Call) bool {
+		return c.Op() == "GetObject" && strings.HasPrefix(c.Key, keyPrefix) && strings.HasSuffix(c.Key, "/.davgw-index.json")
+	}
+}
+
+func unreadableIndexCases() []conformanceCase {
+	return []conformanceCase{
+		{"a GET or HEAD in a folder whose index S3 will not serve answers the file without Last-Modified; a PROPFIND answers 503 (F17)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"f.txt", []byte("the bytes"), "text/plain")
+			mark := e.b.proxy.Mark()
+			clear := e.fault(t, slowDown, indexOf(keyPrefix))
+			g := e.alice(t, http.MethodGet, dir+"f.txt", nil, nil)
+			hit := len(faultedCalls(e.b.proxy.SinceUnder(mark, keyPrefix), http.StatusServiceUnavailable)) > 0
+			report(t, "%s: GET while the folder's index is unreadable: %d %q, Last-Modified %q",
+				e.b.name, g.Status, truncate(string(g.Body), 40), g.Header.Get("Last-Modified"))
+			if !hit {
+				t.Fatalf("the index read was never faulted; S3 calls:%s", describeCalls(e.b.proxy.SinceUnder(mark, keyPrefix)))
+			}
+			expect(t, "GET while the folder's index is unreadable", g, http.StatusOK)
+			if string(g.Body) != "the bytes" {
+				t.Errorf("GET = %q, want the file", g.Body)
+			}
+			if lm := g.Header.Get("Last-Modified"); lm != "" {
+				t.Errorf("GET shows Last-Modified %q although the kept time is unknown", lm)
+			}
+			h := e.alice(t, http.MethodHead, dir+"f.txt", nil, nil)
+			expect(t, "HEAD while the folder's index is unreadable", h, http.StatusOK)
+			if h.Header.Get("Last-Modified") != "" || h.Header.Get("ETag") == "" {
+				t.Errorf("HEAD: Last-Modified %q, ETag %q; want no time and the ETag", h.Header.Get("Last-Modified"), h.Header.Get("ETag"))
+			}
+			ims := e.alice(t, http.MethodGet, dir+"f.txt", map[string]string{"If-Modified-Since": "Mon, 01 Jan 2100 00:00:00 GMT"}, nil)
+			expect(t, "GET If-Modified-Since while the kept time is unknown", ims, http.StatusOK)
+			p, took := e.timed(t, "PROPFIND", dir+"f.txt", map[string]string{"Depth": "0"}, []byte(propfindListing))
+			e.expectUnavailable(t, "PROPFIND Depth 0 while the folder's index is unreadable", p, took)
+			e.otherUserServed(t)
+			clear()
+			g = e.alice(t, http.MethodGet, dir+"f.txt", nil, nil)
+			expect(t, "GET once the index is readable", g, http.StatusOK)
+			if g.Header.Get("Last-Modified") == "" {
+				t.Errorf("GET once the index is readable has no Last-Modified")
 			}
 		}},
 	}
