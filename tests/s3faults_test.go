@@ -55,6 +55,7 @@ func s3FaultCases() []conformanceCase {
 	cs = append(cs, propLimitCases()...)
 	cs = append(cs, abortOutageCases()...)
 	cs = append(cs, unreadableIndexCases()...)
+	cs = append(cs, throttledIndexCases()...)
 	return append(cs, []conformanceCase{
 		{"a GET whose S3 body is cut once mid-stream is re-read from the offset and arrives whole (F15)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
@@ -367,6 +368,61 @@ func unreadableIndexCases() []conformanceCase {
 			if g.Header.Get("Last-Modified") == "" {
 				t.Errorf("GET once the index is readable has no Last-Modified")
 			}
+		}},
+	}
+}
+
+// indexWrites matches the gateway's writes of the folder indexes under keyPrefix.
+func indexWrites(keyPrefix string) func(c s3Call) bool {
+	return func(c s3Call) bool {
+		return c.Op() == "PutObject" && strings.HasPrefix(c.Key, keyPrefix) && strings.HasSuffix(c.Key, "/.davgw-index.json")
+	}
+}
+
+func throttledIndexCases() []conformanceCase {
+	return []conformanceCase{
+		{"a PROPPATCH or a PUT with a time while S3 throttles index writes answers promptly, without stacked retries (F16)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"f.txt", []byte("f"), "text/plain")
+			e.fault(t, slowDown, indexWrites(keyPrefix))
+			mark := e.b.proxy.Mark()
+			p, took := e.timed(t, "PROPPATCH", dir+"f.txt", nil, []byte(deadPropPatch))
+			ops := countOps(e.b.proxy.SinceUnder(mark, keyPrefix))
+			report(t, "%s: PROPPATCH while index writes are throttled: %d in %v, %d PutObject + %d GetObject",
+				e.b.name, p.Status, took.Round(time.Millisecond), ops["PutObject"], ops["GetObject"])
+			e.expectUnavailable(t, "PROPPATCH", p, took)
+			if ops["PutObject"] > 3 || ops["GetObject"] > 1 || took > 6*time.Second {
+				t.Errorf("PROPPATCH: %d PutObject and %d GetObject in %v; want the SDK's 3 attempts at most, one read, and a prompt answer",
+					ops["PutObject"], ops["GetObject"], took)
+			}
+			// The first upload's time waits in the batcher (accepted: this
+			// gateway shows it); once that batch write failed, the
+			// folder's uploads write their own entries.
+			first := e.alice(t, http.MethodPut, dir+"g0.txt", map[string]string{"X-OC-Mtime": "1700000000"}, []byte("g0"))
+			expect(t, "PUT with a time while index writes are throttled", first, http.StatusCreated)
+			time.Sleep(4 * time.Second)
+			mark = e.b.proxy.Mark()
+			r, took := e.timed(t, http.MethodPut, dir+"g.txt", map[string]string{"X-OC-Mtime": "1700000000"}, []byte("g"))
+			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
+			writes := 0
+			for _, c := range calls {
+				if indexWrites(keyPrefix)(c) {
+					writes++
+				}
+			}
+			report(t, "%s: PUT with X-OC-Mtime while index writes are throttled: %d in %v, X-OC-Mtime %q, %d index writes",
+				e.b.name, r.Status, took.Round(time.Millisecond), r.Header.Get("X-OC-Mtime"), writes)
+			expect(t, "PUT with a time while index writes are throttled", r, http.StatusCreated)
+			if r.Header.Get("X-OC-Mtime") == "accepted" {
+				t.Errorf("X-OC-Mtime: accepted although the index could not be written")
+			}
+			if writes > 3 || took > 6*time.Second {
+				t.Errorf("PUT: %d index writes in %v; want the SDK's 3 attempts at most and a prompt answer:%s", writes, took, describeCalls(calls))
+			}
+			if got, _ := e.getS3(t, keyPrefix+"g.txt"); string(got) != "g" {
+				t.Errorf("the file was not stored: %q", got)
+			}
+			e.otherUserServed(t)
 		}},
 	}
 }
