@@ -190,17 +190,34 @@ type proxyFault struct {
 // that match accepts, until the returned func is called. One fault at a
 // time; see davEnv.fault for the form that cleans up after the test.
 func (p *countingProxy) injectFault(match func(c s3Call) bool, f s3Fault) (clear func()) {
-	pf := &proxyFault{match: match, s3Fault: f}
+	return install(p, &p.fault, &proxyFault{match: match, s3Fault: f})
+}
+
+// install sets *slot to v under the proxy's lock and returns the func
+// that clears it again (unless another value took the slot since).
+func install[T any](p *countingProxy, slot **T, v *T) (clear func()) {
 	p.mu.Lock()
-	p.fault = pf
+	*slot = v
 	p.mu.Unlock()
 	return func() {
 		p.mu.Lock()
-		if p.fault == pf {
-			p.fault = nil
+		if *slot == v {
+			*slot = nil
 		}
 		p.mu.Unlock()
 	}
+}
+
+// takeOnce returns *slot when its matcher accepts c, and clears the slot.
+func takeOnce[T any](p *countingProxy, slot **T, match func(*T) func(s3Call) bool, c s3Call) *T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := *slot
+	if v == nil || !match(v)(c) {
+		return nil
+	}
+	*slot = nil
+	return v
 }
 
 // proxyCut cuts one answer's body: see cutBodyOnce.
@@ -215,17 +232,7 @@ type proxyCut struct {
 // node failing mid-transfer does; onCut (if set) runs at the cut, before
 // the gateway sees it. Later calls are forwarded whole.
 func (p *countingProxy) cutBodyOnce(match func(c s3Call) bool, after int64, onCut func()) (clear func()) {
-	pc := &proxyCut{match: match, after: after, onCut: onCut}
-	p.mu.Lock()
-	p.cut = pc
-	p.mu.Unlock()
-	return func() {
-		p.mu.Lock()
-		if p.cut == pc {
-			p.cut = nil
-		}
-		p.mu.Unlock()
-	}
+	return install(p, &p.cut, &proxyCut{match: match, after: after, onCut: onCut})
 }
 
 // proxyHook runs once before a matching call is forwarded: see beforeOnce.
@@ -237,41 +244,17 @@ type proxyHook struct {
 // beforeOnce runs fn before the proxy forwards the next call that match
 // accepts (a change made in S3 between two steps of the gateway's work).
 func (p *countingProxy) beforeOnce(match func(c s3Call) bool, fn func()) (clear func()) {
-	h := &proxyHook{match: match, run: fn}
-	p.mu.Lock()
-	p.hook = h
-	p.mu.Unlock()
-	return func() {
-		p.mu.Lock()
-		if p.hook == h {
-			p.hook = nil
-		}
-		p.mu.Unlock()
-	}
+	return install(p, &p.hook, &proxyHook{match: match, run: fn})
 }
 
 // takeHook returns the hook for c, once, or nil.
 func (p *countingProxy) takeHook(c s3Call) *proxyHook {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	h := p.hook
-	if h == nil || !h.match(c) {
-		return nil
-	}
-	p.hook = nil
-	return h
+	return takeOnce(p, &p.hook, func(h *proxyHook) func(s3Call) bool { return h.match }, c)
 }
 
 // takeCut returns the cut for c, once, or nil.
 func (p *countingProxy) takeCut(c s3Call) *proxyCut {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	pc := p.cut
-	if pc == nil || !pc.match(c) {
-		return nil
-	}
-	p.cut = nil
-	return pc
+	return takeOnce(p, &p.cut, func(pc *proxyCut) func(s3Call) bool { return pc.match }, c)
 }
 
 // cuttingWriter passes on the first left bytes of a body, then fails the

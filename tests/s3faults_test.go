@@ -324,10 +324,11 @@ func abortOutageCases() []conformanceCase {
 	}
 }
 
-// indexOf matches the gateway's reads of the folder indexes under keyPrefix.
-func indexOf(keyPrefix string) func(c s3Call) bool {
+// indexCalls matches the gateway's calls of operation op on the folder
+// indexes under keyPrefix.
+func indexCalls(keyPrefix, op string) func(c s3Call) bool {
 	return func(c s3Call) bool {
-		return c.Op() == "GetObject" && strings.HasPrefix(c.Key, keyPrefix) && strings.HasSuffix(c.Key, "/.davgw-index.json")
+		return c.Op() == op && strings.HasPrefix(c.Key, keyPrefix) && strings.HasSuffix(c.Key, "/.davgw-index.json")
 	}
 }
 
@@ -337,7 +338,7 @@ func unreadableIndexCases() []conformanceCase {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"f.txt", []byte("the bytes"), "text/plain")
 			mark := e.b.proxy.Mark()
-			clear := e.fault(t, slowDown, indexOf(keyPrefix))
+			clear := e.fault(t, slowDown, indexCalls(keyPrefix, "GetObject"))
 			g := e.alice(t, http.MethodGet, dir+"f.txt", nil, nil)
 			hit := len(faultedCalls(e.b.proxy.SinceUnder(mark, keyPrefix), http.StatusServiceUnavailable)) > 0
 			report(t, "%s: GET while the folder's index is unreadable: %d %q, Last-Modified %q",
@@ -372,19 +373,12 @@ func unreadableIndexCases() []conformanceCase {
 	}
 }
 
-// indexWrites matches the gateway's writes of the folder indexes under keyPrefix.
-func indexWrites(keyPrefix string) func(c s3Call) bool {
-	return func(c s3Call) bool {
-		return c.Op() == "PutObject" && strings.HasPrefix(c.Key, keyPrefix) && strings.HasSuffix(c.Key, "/.davgw-index.json")
-	}
-}
-
 func throttledIndexCases() []conformanceCase {
 	return []conformanceCase{
 		{"a PROPPATCH or a PUT with a time while S3 throttles index writes answers promptly, without stacked retries (F16)", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"f.txt", []byte("f"), "text/plain")
-			e.fault(t, slowDown, indexWrites(keyPrefix))
+			e.fault(t, slowDown, indexCalls(keyPrefix, "PutObject"))
 			mark := e.b.proxy.Mark()
 			p, took := e.timed(t, "PROPPATCH", dir+"f.txt", nil, []byte(deadPropPatch))
 			ops := countOps(e.b.proxy.SinceUnder(mark, keyPrefix))
@@ -406,7 +400,7 @@ func throttledIndexCases() []conformanceCase {
 			calls := e.b.proxy.SinceUnder(mark, keyPrefix)
 			writes := 0
 			for _, c := range calls {
-				if indexWrites(keyPrefix)(c) {
+				if indexCalls(keyPrefix, "PutObject")(c) {
 					writes++
 				}
 			}
