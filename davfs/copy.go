@@ -32,32 +32,39 @@ import (
 // fs.ErrNotExist); dst exists without overwrite -> fs.ErrExist; dst inside
 // src -> fs.ErrPermission.
 func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive bool) (created bool, err error) {
+	created, _, err = f.copyTo(ctx, src, dst, overwrite, recursive)
+	return created, err
+}
+
+// copyTo is Copy, also returning the new object when src is a file.
+func (f *FS) copyTo(ctx context.Context, src, dst string, overwrite, recursive bool) (created bool, copied s3vfs.ObjectInfo, err error) {
 	src, dst = Clean(src), Clean(dst)
 	srcFi, err := f.CheckCopy(ctx, src, dst, false)
 	if err != nil {
-		return false, err
+		return false, copied, err
 	}
 	// Without overwrite, "free" must not come from a listing's word: a
 	// file made there meanwhile by someone else would be replaced.
 	dstFi, err := f.statFrom(ctx, dst, expectAny, overwrite)
 	switch {
 	case err == nil && !overwrite:
-		return false, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrExist}
+		return false, copied, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrExist}
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return false, err
+		return false, copied, err
 	}
 	created = dstFi == nil
 	defer f.forget(dst)
 
 	srcEntry, err := f.entryOf(ctx, srcFi, src)
 	if err != nil {
-		return false, pathError("copy", src, err)
+		return false, copied, pathError("copy", src, err)
 	}
 	if !srcFi.dir {
 		obj, err := f.copyFileOnto(ctx, srcFi, dst, dstFi)
 		if err != nil {
-			return created, err
+			return created, copied, err
 		}
+		copied = obj
 		// The copy keeps the source's kept time and dead properties. The
 		// bytes are copied either way: index upkeep failures are logged.
 		if !srcEntry.empty() || dstFi != nil {
@@ -67,10 +74,10 @@ func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive boo
 		if dstFi != nil && dstFi.dir {
 			f.warn(f.dropEntry(ctx, dst, true))
 		}
-		return created, nil
+		return created, copied, nil
 	}
 	if err := f.copyDirOnto(ctx, src, dst, dstFi, recursive); err != nil {
-		return created, err
+		return created, copied, err
 	}
 	if !srcEntry.empty() || dstFi != nil {
 		f.warn(f.setEntry(ctx, dst, true, srcEntry))
@@ -78,7 +85,7 @@ func (f *FS) Copy(ctx context.Context, src, dst string, overwrite, recursive boo
 	if dstFi != nil && !dstFi.dir {
 		f.warn(f.dropEntry(ctx, dst, false))
 	}
-	return created, nil
+	return created, copied, nil
 }
 
 // copyFileOnto copies one object onto dst, which may be absent, a file or a
@@ -319,6 +326,12 @@ func Within(name, dir string) bool {
 // Move renames a file: server-side copy to dst, then delete src. If the copy
 // fails, nothing was deleted or changed. Folders are refused with
 // fs.ErrPermission before anything is touched (S3 has no folder rename).
+//
+// A MOVE is safe to repeat: when the delete of the source failed after the
+// copy (both are left, with the same bytes, and the caller answers 503),
+// the same MOVE again completes it, also without overwrite: a destination
+// that Options.Moves knows for that attempt's copy is kept (created is
+// then true) and only the source is deleted.
 func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created bool, err error) {
 	src, dst = Clean(src), Clean(dst)
 	srcFi, err := f.stat(ctx, src)
@@ -328,17 +341,52 @@ func (f *FS) Move(ctx context.Context, src, dst string, overwrite bool) (created
 	if srcFi.dir {
 		return false, &fs.PathError{Op: "move", Path: src, Err: fs.ErrPermission}
 	}
-	created, err = f.Copy(ctx, src, dst, overwrite, false)
-	if err != nil {
+	var copied s3vfs.ObjectInfo
+	if earlier, err := f.earlierCopy(ctx, srcFi, src, dst, overwrite); err != nil {
+		return false, err
+	} else if earlier != nil {
+		created, copied = true, earlier.Object()
+	} else if created, copied, err = f.copyTo(ctx, src, dst, overwrite, false); err != nil {
 		return false, err
 	}
 	err = f.store.Delete(ctx, []string{srcFi.key})
 	f.forget(src)
 	if err != nil {
+		f.opts.Moves.halfDone(srcFi.key, srcFi.etag, f.key(dst), copied.ETag)
 		return created, pathError("move", src, err)
 	}
+	f.opts.Moves.forget(srcFi.key)
 	f.warn(f.dropEntry(ctx, src, false))
 	return created, nil
+}
+
+// earlierCopy returns dst when it is the copy that an earlier attempt of
+// the same MOVE made before its delete of src failed (Options.Moves), and
+// then carries the source's index entry over as Copy would. Only without
+// overwrite: with it, the copy is simply made again.
+func (f *FS) earlierCopy(ctx context.Context, srcFi *FileInfo, src, dst string, overwrite bool) (*FileInfo, error) {
+	if overwrite || f.opts.Moves == nil || src == dst || Within(src, dst) || Within(dst, src) {
+		return nil, nil // Copy decides (and refuses the overlaps)
+	}
+	dstFi, err := f.statFrom(ctx, dst, expectAny, false)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case dstFi.dir || !f.opts.Moves.isCopy(srcFi.key, srcFi.etag, dstFi.key, dstFi.etag):
+		return nil, nil
+	}
+	entry, err := f.entryOf(ctx, srcFi, src)
+	if err != nil {
+		return nil, pathError("move", src, err)
+	}
+	if !entry.empty() {
+		entry.ETag = dstFi.etag
+		f.warn(f.setEntry(ctx, dst, false, entry))
+	}
+	f.forget(dst)
+	return dstFi, nil
 }
 
 // ErrNotEmpty is returned by MoveEmptyDir for a folder that holds anything.

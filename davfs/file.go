@@ -36,6 +36,7 @@ type FileInfo struct {
 	hasMarker   bool // a folder with a marker object
 	direct      bool // learned by Stat of this very name, not from a listing
 	metaLoaded  bool // the index entry (kept time, dead properties) was applied
+	keptUnknown bool // the folder's index could not be read: ModTime is S3's, maybe not the kept one
 	props       string
 }
 
@@ -72,6 +73,11 @@ func (fi *FileInfo) Mode() os.FileMode {
 // ModTime is the kept modification time from the folder's index when there
 // is one, else S3's LastModified (the marker's for folders).
 func (fi *FileInfo) ModTime() time.Time { return fi.modTime }
+
+// KeptTimeUnknown reports a file read while its folder's index could not
+// be read (OpenRead): ModTime is then S3's, which may not be the time a
+// client kept, so it should not be shown as the file's time.
+func (fi *FileInfo) KeptTimeUnknown() bool { return fi.keptUnknown }
 
 // IsDir reports whether this is a folder.
 func (fi *FileInfo) IsDir() bool { return fi.dir }

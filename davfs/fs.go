@@ -55,6 +55,10 @@ type Options struct {
 	// DirCache, shared by all requests, keeps what was learned about
 	// folders for a few seconds (nil: every request asks S3).
 	DirCache *DirCache
+	// Moves, shared by all requests, remembers MOVEs left half done, so
+	// that repeating one completes it (nil: a repeat with Overwrite: F
+	// answers 412).
+	Moves *MoveLog
 	// Batcher, shared by all requests, writes the kept times of uploads to
 	// their folders' indexes in batches (nil: each upload writes its own).
 	Batcher *IndexBatcher

@@ -45,8 +45,14 @@ const indexName = reservedPrefix + "index.json"
 // maxIndexBytes bounds an index read into memory.
 const maxIndexBytes = 64 << 20
 
-// maxEntryProps bounds one resource's encoded dead properties.
-const maxEntryProps = 64 << 10
+// maxEntryProps bounds one resource's encoded dead properties, and
+// maxEntryPropsJSON the same properties uncompressed (what a read of them
+// decodes): a PROPPATCH past either is refused with 507, never stored to
+// be unreadable later.
+const (
+	maxEntryProps     = 64 << 10
+	maxEntryPropsJSON = 1 << 20
+)
 
 // metaKey is the user metadata key of a kept modification time on the
 // object itself (seconds since the epoch with a fraction, as rclone's S3
@@ -210,6 +216,7 @@ func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, sup
 	// update: taken under the folder's lock, so no batch write of them is
 	// under way.
 	pending := f.opts.Batcher.snapshot(key)
+	resets := 0 // connection failures retried (S3's own refusals never are)
 	for attempt := 0; attempt < 10; attempt++ {
 		if attempt > 0 {
 			select {
@@ -285,8 +292,16 @@ func (f *FS) updateIndexWith(ctx context.Context, folder string, batch bool, sup
 			f.indexes[folder] = li
 			f.mu.Unlock()
 			return nil
-		case errors.Is(err, s3vfs.ErrPreconditionFailed), errors.Is(err, s3vfs.ErrConflict), errors.Is(err, s3vfs.ErrUnavailable):
-			continue // another writer, or a store that resets a refused upload
+		case errors.Is(err, s3vfs.ErrPreconditionFailed), errors.Is(err, s3vfs.ErrConflict):
+			continue // another writer got there first
+		case errors.Is(err, s3vfs.ErrUnavailable) && !s3vfs.Refused(err) && resets == 0 && ctx.Err() == nil:
+			// A store that resets the connection of a refused conditional
+			// upload: read the index again, once. Throttling or an outage
+			// that S3 answered was retried by the SDK already: stacking
+			// retries here made a PROPPATCH take 30 PUTs, 10 GETs and 16 s
+			// to answer 503 (issue 10 F16).
+			resets++
+			continue
 		default:
 			return err
 		}

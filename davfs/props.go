@@ -46,6 +46,10 @@ type storedProp struct {
 	XML   string `json:"x,omitempty"`
 }
 
+// errPropsTooLarge: one resource's dead properties would exceed
+// maxEntryPropsJSON uncompressed.
+var errPropsTooLarge = errors.New("davfs: the dead properties exceed their size limit")
+
 func decodeProps(v string) (map[xml.Name]webdav.Property, error) {
 	out := make(map[xml.Name]webdav.Property)
 	if v == "" {
@@ -55,9 +59,12 @@ func decodeProps(v string) (map[xml.Name]webdav.Property, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), 1<<20))
+	js, err := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(raw)), maxEntryPropsJSON+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(js) > maxEntryPropsJSON {
+		return nil, errPropsTooLarge
 	}
 	var list []storedProp
 	if err := json.Unmarshal(js, &list); err != nil {
@@ -87,6 +94,9 @@ func encodeProps(props map[xml.Name]webdav.Property) (string, error) {
 	js, err := json.Marshal(list)
 	if err != nil {
 		return "", err
+	}
+	if len(js) > maxEntryPropsJSON {
+		return "", errPropsTooLarge
 	}
 	var buf bytes.Buffer
 	zw, _ := flate.NewWriter(&buf, flate.BestCompression)
@@ -269,7 +279,13 @@ func (fl *File) Patch(patches []webdav.Proppatch) ([]webdav.Propstat, error) {
 			}
 		}
 		props, err := decodeProps(e.Props)
-		if err != nil {
+		switch {
+		case errors.Is(err, errPropsTooLarge):
+			// Stored past the limit by an older davgw: left as it is, and
+			// refused rather than replaced by this patch alone.
+			tooLarge = true
+			return false
+		case err != nil:
 			props = map[xml.Name]webdav.Property{}
 		}
 		apply(props)

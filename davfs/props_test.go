@@ -152,3 +152,20 @@ func TestAFetchThatRacedAnUpdateIsNotCached(t *testing.T) {
 		t.Fatalf("the cache holds %+v, want the update", li)
 	}
 }
+
+func TestDeadPropertiesPastTheUncompressedLimitAreRefusedNotTruncated(t *testing.T) {
+	n := xml.Name{Space: "urn:x", Local: "big"}
+	big := map[xml.Name]webdav.Property{n: {XMLName: n, InnerXML: []byte(strings.Repeat("x", maxEntryPropsJSON))}}
+	if _, err := encodeProps(big); err != errPropsTooLarge {
+		t.Fatalf("encodeProps of %d uncompressed bytes = %v, want errPropsTooLarge", maxEntryPropsJSON, err)
+	}
+	fits := map[xml.Name]webdav.Property{n: {XMLName: n, InnerXML: []byte(strings.Repeat("x", maxEntryPropsJSON-100))}}
+	enc, err := encodeProps(fits)
+	if err != nil || len(enc) > maxEntryProps {
+		t.Fatalf("encodeProps just under the limit = %d bytes, %v", len(enc), err)
+	}
+	got, err := decodeProps(enc)
+	if err != nil || len(got[n].InnerXML) != maxEntryPropsJSON-100 {
+		t.Fatalf("decodeProps = %d bytes, %v", len(got[n].InnerXML), err)
+	}
+}

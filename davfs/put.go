@@ -156,7 +156,7 @@ func (w *Writer) Commit() (*FileInfo, error) {
 	}
 	w.done = true
 	if w.readErr != nil {
-		_ = w.w.Abort()
+		w.fs.warn(w.w.Abort()) // logged, never the upload's status
 		w.err = pathError("write", w.name, errors.Join(s3vfs.ErrIncomplete, w.readErr))
 		return nil, w.err
 	}

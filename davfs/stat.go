@@ -8,6 +8,7 @@ package davfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -219,6 +220,11 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		if !errors.Is(readErr, s3vfs.ErrNotFound) {
 			return nil, nil, pathError("open", name, readErr)
 		}
+		// What this request learned of the name before (a HEAD of an
+		// object deleted since, when a GET is read again) no longer holds.
+		f.mu.Lock()
+		delete(f.stats, name)
+		f.mu.Unlock()
 		fi, err := f.statMode(ctx, name, onlyDir) // a folder, or nothing
 		if errors.Is(err, fs.ErrNotExist) {
 			f.remember(name, nil)
@@ -226,15 +232,23 @@ func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*Fi
 		}
 		return fi, nil, err
 	}
-	if liErr != nil {
+	fi := f.foundFile(name, info)
+	switch {
+	case liErr != nil && ctx.Err() != nil: // the client is gone
 		if rd != nil {
 			_ = rd.Close()
 		}
 		return nil, nil, pathError("open", name, liErr)
+	case liErr != nil:
+		// The bytes do not depend on the index: the file is served, only
+		// its kept time is unknown (KeptTimeUnknown), and that is logged
+		// rather than the request's failure.
+		f.warn(fmt.Errorf("index of %s unreadable; %s served without its kept time: %w", parent, name, liErr))
+		fi.keptUnknown = true
+	default:
+		e, ok := pending.entry(li, entry)
+		fi.applyMeta(e, ok)
 	}
-	fi := f.foundFile(name, info)
-	e, ok := pending.entry(li, entry)
-	fi.applyMeta(e, ok)
 	if rd == nil {
 		rd = f.store.NewReader(ctx, fi.key, fi.Object())
 	}

@@ -39,6 +39,7 @@ type Gateway struct {
 	indexes *davfs.IndexLocks
 	icache  *davfs.IndexCache
 	dcache  *davfs.DirCache
+	moves   *davfs.MoveLog
 	batcher *davfs.IndexBatcher
 	quota   *quotaTracker // nil without a quota
 	// The uploads of each user and each client address, with their
@@ -121,6 +122,7 @@ func New(opts Options) (*Gateway, error) {
 		// What was listed or written: a PUT into a known folder is one
 		// PutObject. Changes made elsewhere are missed for at most its TTL.
 		dcache:  davfs.NewDirCache(davfs.DefaultDirCacheTTL, 200000),
+		moves:   davfs.NewMoveLog(davfs.DefaultMoveLogTTL, 10000),
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
 		pubHost: pubHost,
@@ -289,6 +291,7 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 			IndexLocks: g.indexes,
 			IndexCache: g.icache,
 			DirCache:   g.dcache,
+			Moves:      g.moves,
 			Batcher:    g.batcher,
 		}),
 		locks: g.locks.ForRoot(root),

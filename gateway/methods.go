@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
@@ -27,6 +28,46 @@ const maxRanges = 8
 // body. Range, If-Range and the conditional headers are then handled by
 // http.ServeContent over the (open or lazy) ranged reader.
 func (rq *request) get() error {
+	header := rq.w.Header().Clone()
+	for attempt := 1; ; attempt++ {
+		err := rq.getAttempt()
+		var changed *changedError
+		if !errors.As(err, &changed) {
+			return err
+		}
+		if attempt < maxGetAttempts {
+			// Read it again, from the HEAD: a fresh answer, as if the
+			// request had come a moment later.
+			clear(rq.w.Header())
+			for k, v := range header {
+				rq.w.Header()[k] = v
+			}
+			continue
+		}
+		status := statusFor(changed.err, http.StatusNotFound)
+		if status == http.StatusPreconditionFailed && !hasConditionals(rq.r.Header) {
+			// The object keeps changing: no precondition of the client's
+			// failed, so not 412.
+			status = http.StatusServiceUnavailable
+		}
+		return failWith(status, changed.err)
+	}
+}
+
+// maxGetAttempts bounds the reads of a GET whose object changed between
+// its HEAD and its GetObject.
+const maxGetAttempts = 2
+
+// changedError is a read that failed, having answered nothing, because the
+// object was replaced or deleted between the HEAD and the read of its
+// bytes: get tries again.
+type changedError struct{ err error }
+
+func (e *changedError) Error() string { return e.err.Error() }
+func (e *changedError) Unwrap() error { return e.err }
+
+// getAttempt is one try of get.
+func (rq *request) getAttempt() error {
 	ctx := rq.r.Context()
 	rangeHdr := rq.r.Header.Get("Range")
 	if strings.Count(rangeHdr, ",") >= maxRanges {
@@ -94,28 +135,36 @@ func (rq *request) get() error {
 		h.Set("Content-Disposition", "attachment")
 	}
 	rd := file.Reader()
+	var windows [][2]int64
 	if !direct {
 		// Every range asked for is a window, so that no S3 read goes past
 		// the bytes it is for (a multi-range GET once read each range to
 		// the end of the file).
-		rd.SetWindows(rangeWindows(rangeHdr, fi.Size()))
-		start, _, ok := singleRange(rangeHdr, fi.Size())
-		// Open the body before ServeContent writes the status line, so
-		// that an S3 failure (or the object replaced since the HEAD) is
-		// answered honestly instead of as a 200 with a short body. Only
-		// where the outcome is certain to send bytes from a known offset:
-		// no conditional headers, and no Range or one plain range. (A
-		// direct read's body is open already.)
-		if rq.r.Method == http.MethodGet && !hasConditionals(rq.r.Header) && (rangeHdr == "" || ok) {
-			if _, err := rd.Seek(start, io.SeekStart); err == nil {
-				if err := rd.Open(); err != nil {
-					return err
-				}
-			}
-		}
+		windows = rangeWindows(rangeHdr, fi.Size())
+		rd.SetWindows(windows)
+	}
+	// The body is opened before ServeContent writes a 200 or 206 (a direct
+	// read's is open already), so that an S3 failure, or the object
+	// replaced or deleted since the HEAD, is answered honestly instead of
+	// as a status with a short body.
+	ow := &openingWriter{recorder: rq.w, rd: rd, windows: windows}
+	if rq.r.Method == http.MethodHead {
+		ow.opened = true // no body to open
+	}
+	modTime := fi.ModTime()
+	if fi.KeptTimeUnknown() {
+		// The folder's index is unreadable: no Last-Modified rather than
+		// a wrong one (and no If-Modified-Since answered 304 on its word).
+		modTime = time.Time{}
 	}
 	body := &sentBody{ReadSeeker: file}
-	http.ServeContent(rq.w, rq.r, "", fi.ModTime(), body)
+	http.ServeContent(ow, rq.r, "", modTime, body)
+	switch {
+	case ow.err != nil && changedUnderRead(ow.err):
+		return &changedError{ow.err}
+	case ow.err != nil:
+		return ow.err // nothing was sent
+	}
 	return body.err // the status went out: only logged
 }
 
@@ -371,9 +420,9 @@ func (rq *request) put() error {
 	// (bodyReader), so that a stalled upload does not hold its share of
 	// the upload memory.
 	if _, err := w.ReadFrom(body); err != nil {
-		_ = w.Abort()
+		aerr := w.Abort() // logged with the request (issue 10 F14)
 		rq.w.uploadAborted()
-		return failWith(statusFor(err, http.StatusBadRequest), err)
+		return failWith(statusFor(err, http.StatusBadRequest), errors.Join(err, aerr))
 	}
 	info, err := w.Commit()
 	if err != nil {

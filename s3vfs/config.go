@@ -3,6 +3,7 @@ package s3vfs
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -121,6 +122,10 @@ type Config struct {
 	// the client itself is not modified. Its Timeout must be 0 or long
 	// enough for whole downloads. nil = a tuned client (MaxIdleConnsPerHost 64).
 	HTTPClient *http.Client
+	// Logger receives what goes wrong outside any request: the outcome of
+	// aborts of multipart uploads retried in the background after an S3
+	// outage. nil = discarded.
+	Logger *slog.Logger
 }
 
 // DefaultUploadMemory is the default Config.UploadMemory: room for two

@@ -178,6 +178,14 @@ func sentinelOfCode(code string) error {
 	return nil
 }
 
+// Refused reports whether err is ErrUnavailable that S3 itself answered
+// (throttling, 5xx: an HTTP status came back), as opposed to a connection
+// that failed or was reset. The SDK has retried such an error already,
+// with backoff: a caller should not stack its own retries on it.
+func Refused(err error) bool {
+	return errors.Is(Classify(err), ErrUnavailable) && httpStatus(err) >= 400
+}
+
 // RetryAfter suggests how long a client should wait before retrying after
 // err: the S3 response's Retry-After header when it has one (capped at one
 // hour), else one second. It returns 0 when err is not ErrUnavailable.

@@ -182,3 +182,23 @@ func TestMissingBucketIsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+func TestRefusedTellsS3sAnswerFromAFailedConnection(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"a SlowDown answer is refused", fakeS3Error("PutObject", 503, "SlowDown", nil), true},
+		{"an internal error answer is refused", fakeS3Error("PutObject", 500, "InternalError", nil), true},
+		{"a reset connection is not", &smithyhttp.RequestSendError{Err: errors.New("connection reset by peer")}, false},
+		{"a precondition failure is not unavailable at all", fakeS3Error("PutObject", 412, "PreconditionFailed", nil), false},
+		{"nil is not", nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Refused(c.err); got != c.want {
+				t.Fatalf("Refused(%v) = %v, want %v", c.err, got, c.want)
+			}
+		})
+	}
+}

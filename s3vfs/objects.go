@@ -138,11 +138,8 @@ func (s *Store) multipartCopy(ctx context.Context, srcKey string, src ObjectInfo
 	s.trackUpload(uploadID) // the janitor leaves it alone until it ends
 	defer s.untrackUpload(uploadID)
 	abort := func(cause error) error {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		defer cancel()
-		_, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.bucket, Key: &dstKey, UploadId: &uploadID})
-		if aerr != nil && !errors.Is(Classify(aerr), ErrNotFound) {
-			return errors.Join(fail(cause), opError("abort copy upload of", dstKey, aerr))
+		if aerr := s.abortOrRetry(ctx, dstKey, uploadID, false); aerr != nil {
+			return errors.Join(fail(cause), fmt.Errorf("copy: %w", aerr))
 		}
 		return fail(cause)
 	}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -17,6 +18,8 @@ import (
 // then streams a GetObject from the current position. Each GetObject
 // carries If-Match with the ETag the Reader was made with, so an object
 // replaced meanwhile gives ErrPreconditionFailed instead of mixed bytes.
+// A body that S3 or the network cuts mid-stream is resumed from the
+// current position (see resume); a Read error is never a short clean end.
 // A Reader is not safe for concurrent use.
 type Reader struct {
 	s    *Store
@@ -28,6 +31,8 @@ type Reader struct {
 	body    io.ReadCloser
 	bodyPos int64 // where the open body stands; Read drops it if pos moved
 	closed  bool
+	cut     error // why the last body failed mid-stream: the next open resumes
+	cuts    int   // bodies resumed so far (at most maxCuts)
 
 	windows [][2]int64 // inclusive byte ranges the caller will read
 }
@@ -79,7 +84,14 @@ func (r *Reader) Read(p []byte) (int, error) {
 	fresh := false
 	for {
 		if r.body == nil {
-			if err := r.open(); err != nil {
+			var err error
+			if cut := r.cut; cut != nil {
+				r.cut = nil
+				err = r.resume(cut)
+			} else {
+				err = r.open()
+			}
+			if err != nil {
 				return 0, err
 			}
 			fresh = true
@@ -92,7 +104,11 @@ func (r *Reader) Read(p []byte) (int, error) {
 		}
 		r.closeBody()
 		if !errors.Is(err, io.EOF) {
-			return n, fmt.Errorf("get %q: %w", r.key, Classify(err))
+			r.cut = fmt.Errorf("get %q: %w", r.key, Classify(err))
+			if n > 0 {
+				return n, nil // the next Read resumes, or fails
+			}
+			continue
 		}
 		switch {
 		case r.pos >= r.info.Size:
@@ -106,6 +122,50 @@ func (r *Reader) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("get %q: %w: body ended at %d of %d bytes", r.key, ErrUnavailable, r.pos, r.info.Size)
 		}
 	}
+}
+
+// resumeAttempts bounds the ranged re-reads after a body cut mid-stream;
+// resumeBackoff is the wait before the first (doubled for each next).
+// maxCuts bounds the cuts one Reader resumes from.
+const (
+	resumeAttempts = 3
+	resumeBackoff  = 100 * time.Millisecond
+	maxCuts        = 10
+)
+
+// resume re-opens the body at the current position after it failed
+// mid-stream with cause (S3 or the network cut it): a ranged GetObject
+// with If-Match on the ETag the Reader was made with, so the bytes that
+// follow are of the same object, at most resumeAttempts times with a
+// short backoff. It returns the error to give the caller when the read
+// cannot go on: the object changed (ErrPreconditionFailed), it is gone,
+// the retries ran out (cause), or the caller's context ended. Never a
+// clean end: a short body must show as a failed transfer.
+func (r *Reader) resume(cause error) error {
+	if !errors.Is(cause, ErrUnavailable) || r.ctx.Err() != nil || r.cuts >= maxCuts {
+		return cause // a cancelled client, not a passing failure, or too many cuts
+	}
+	r.cuts++
+	wait := resumeBackoff
+	for attempt := 0; attempt < resumeAttempts; attempt++ {
+		select {
+		case <-r.ctx.Done():
+			return fmt.Errorf("%w (after %w)", r.ctx.Err(), cause)
+		case <-time.After(wait):
+		}
+		wait *= 2
+		err := r.open()
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, ErrUnavailable):
+			// Replaced (412) or deleted since: the bytes sent so far are of
+			// another version; the transfer must fail.
+			return fmt.Errorf("%w (resuming after %w)", err, cause)
+		}
+		cause = err
+	}
+	return fmt.Errorf("get %q: %w: gave up resuming at byte %d of %d", r.key, cause, r.pos, r.info.Size)
 }
 
 // Open starts the GetObject at the current position now rather than at the

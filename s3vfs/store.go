@@ -3,6 +3,7 @@ package s3vfs
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -63,6 +64,10 @@ type Store struct {
 	credSource      string                  // where creds come from, for logs and `davgw check`
 	region          string                  // signing region in use
 	active          *uploadSet              // multipart uploads this Store is writing
+	logger          *slog.Logger            // what fails outside any request (Config.Logger)
+	lateAborts      chan struct{}           // aborts retried in the background (abortOrRetry)
+	lateAbortWindow time.Duration
+	lateAbortDelay  time.Duration
 }
 
 // uploadSet is a set of upload IDs, safe for concurrent use.
@@ -174,6 +179,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 
 // newStore wires a Store around an S3 client; cfg has its defaults set.
 func newStore(client s3API, cfg Config) *Store {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	return &Store{
 		client:          client,
 		bucket:          cfg.Bucket,
@@ -188,6 +197,10 @@ func newStore(client s3API, cfg Config) *Store {
 		memoryBudget:    cfg.UploadMemory,
 		budgetWait:      budgetWait,
 		active:          &uploadSet{ids: make(map[string]struct{})},
+		logger:          logger,
+		lateAborts:      make(chan struct{}, maxLateAborts),
+		lateAbortWindow: lateAbortWindow,
+		lateAbortDelay:  lateAbortDelay,
 	}
 }
 

@@ -358,52 +358,17 @@ func (w *Writer) cleanup() error {
 	w.mu.Lock()
 	interrupted := w.interrupted
 	w.mu.Unlock()
-	err := w.abortUpload(interrupted)
-	w.s.untrackUpload(w.uploadID)
-	return err
+	w.s.untrackUpload(w.uploadID) // aborting it: the janitor may as well
+	return w.abortUpload(interrupted)
 }
 
 // errAborted is the cause given to part uploads cancelled by Abort.
 var errAborted = errors.New("s3vfs: upload aborted")
 
-// abortUpload aborts the multipart upload under a detached context with a
-// timeout. NoSuchUpload (already aborted) is not an error.
-//
-// With verify, it then checks with ListParts that the upload stayed gone,
-// aborting again if not: a part whose request was cut off may still land on
-// the server after the abort (AWS documents this; versitygw recreates the
-// upload when such a part lands), so an interrupted upload is re-checked a
-// few times over about a second.
+// abortUpload aborts the writer's multipart upload (see
+// Store.abortOrRetry).
 func (w *Writer) abortUpload(verify bool) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), cleanupTimeout)
-	defer cancel()
-	delay := 50 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		_, err := w.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
-			Bucket: &w.s.bucket, Key: &w.key, UploadId: &w.uploadID,
-		})
-		if err != nil && !errors.Is(Classify(err), ErrNotFound) {
-			return opError("abort upload of", w.key, err)
-		}
-		if !verify || attempt == 4 {
-			return nil
-		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return opError("abort upload of", w.key, ctx.Err())
-		}
-		delay *= 2
-		_, err = w.s.client.ListParts(ctx, &s3.ListPartsInput{
-			Bucket: &w.s.bucket, Key: &w.key, UploadId: &w.uploadID, MaxParts: aws.Int32(1),
-		})
-		switch {
-		case errors.Is(Classify(err), ErrNotFound):
-			return nil
-		case err != nil:
-			return opError("check abort of", w.key, err)
-		}
-	}
+	return w.s.abortOrRetry(w.ctx, w.key, w.uploadID, verify)
 }
 
 // usable returns why Write or ReadFrom cannot proceed, or nil.
@@ -574,8 +539,10 @@ func (w *Writer) create() error {
 	w.uploadID = aws.ToString(out.UploadId)
 	w.s.trackUpload(w.uploadID) // the janitor leaves it alone until it ends
 	w.stopAutoAbort = context.AfterFunc(w.ctx, func() {
-		_ = w.abortUpload(true)
 		w.s.untrackUpload(w.uploadID)
+		// Nobody waits for this one: a failure is retried in the
+		// background and logged there.
+		_ = w.abortUpload(true)
 	})
 	return nil
 }

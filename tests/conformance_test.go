@@ -49,6 +49,7 @@ func allCases() []conformanceCase {
 	cs = append(cs, isolationCases()...)
 	cs = append(cs, ifHeaderCases()...)
 	cs = append(cs, faultCases()...)
+	cs = append(cs, s3FaultCases()...)
 	cs = append(cs, shadowCases()...)
 	cs = append(cs, economyCases()...)
 	cs = append(cs, economyWriteCases()...)

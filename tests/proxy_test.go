@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -115,6 +116,8 @@ type countingProxy struct {
 	mu    sync.Mutex
 	calls []s3Call
 	fault *proxyFault    // nil: every request is forwarded
+	cut   *proxyCut      // nil: every answer is forwarded whole
+	hook  *proxyHook     // nil: nothing runs before a call is forwarded
 	synth map[string]int // prefix -> objects of a generated listing
 }
 
@@ -187,17 +190,94 @@ type proxyFault struct {
 // that match accepts, until the returned func is called. One fault at a
 // time; see davEnv.fault for the form that cleans up after the test.
 func (p *countingProxy) injectFault(match func(c s3Call) bool, f s3Fault) (clear func()) {
-	pf := &proxyFault{match: match, s3Fault: f}
+	return install(p, &p.fault, &proxyFault{match: match, s3Fault: f})
+}
+
+// install sets *slot to v under the proxy's lock and returns the func
+// that clears it again (unless another value took the slot since).
+func install[T any](p *countingProxy, slot **T, v *T) (clear func()) {
 	p.mu.Lock()
-	p.fault = pf
+	*slot = v
 	p.mu.Unlock()
 	return func() {
 		p.mu.Lock()
-		if p.fault == pf {
-			p.fault = nil
+		if *slot == v {
+			*slot = nil
 		}
 		p.mu.Unlock()
 	}
+}
+
+// takeOnce returns *slot when its matcher accepts c, and clears the slot.
+func takeOnce[T any](p *countingProxy, slot **T, match func(*T) func(s3Call) bool, c s3Call) *T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := *slot
+	if v == nil || !match(v)(c) {
+		return nil
+	}
+	*slot = nil
+	return v
+}
+
+// proxyCut cuts one answer's body: see cutBodyOnce.
+type proxyCut struct {
+	match func(c s3Call) bool
+	after int64
+	onCut func()
+}
+
+// cutBodyOnce makes the proxy forward the next call that match accepts but
+// reset the connection after after bytes of the answer's body, as an S3
+// node failing mid-transfer does; onCut (if set) runs at the cut, before
+// the gateway sees it. Later calls are forwarded whole.
+func (p *countingProxy) cutBodyOnce(match func(c s3Call) bool, after int64, onCut func()) (clear func()) {
+	return install(p, &p.cut, &proxyCut{match: match, after: after, onCut: onCut})
+}
+
+// proxyHook runs once before a matching call is forwarded: see beforeOnce.
+type proxyHook struct {
+	match func(c s3Call) bool
+	run   func()
+}
+
+// beforeOnce runs fn before the proxy forwards the next call that match
+// accepts (a change made in S3 between two steps of the gateway's work).
+func (p *countingProxy) beforeOnce(match func(c s3Call) bool, fn func()) (clear func()) {
+	return install(p, &p.hook, &proxyHook{match: match, run: fn})
+}
+
+// takeHook returns the hook for c, once, or nil.
+func (p *countingProxy) takeHook(c s3Call) *proxyHook {
+	return takeOnce(p, &p.hook, func(h *proxyHook) func(s3Call) bool { return h.match }, c)
+}
+
+// takeCut returns the cut for c, once, or nil.
+func (p *countingProxy) takeCut(c s3Call) *proxyCut {
+	return takeOnce(p, &p.cut, func(pc *proxyCut) func(s3Call) bool { return pc.match }, c)
+}
+
+// cuttingWriter passes on the first left bytes of a body, then fails the
+// write; the reverse proxy then aborts the connection.
+type cuttingWriter struct {
+	*statusWriter
+	left  int64
+	onCut func()
+}
+
+func (w *cuttingWriter) Write(b []byte) (int, error) {
+	if int64(len(b)) <= w.left {
+		w.left -= int64(len(b))
+		return w.statusWriter.Write(b)
+	}
+	n, _ := w.statusWriter.Write(b[:w.left])
+	w.left = 0
+	w.Flush()
+	if w.onCut != nil {
+		w.onCut()
+		w.onCut = nil
+	}
+	return n, errors.New("test proxy: body cut")
 }
 
 // faultFor returns the fault to answer c with, or nil.
@@ -266,16 +346,23 @@ func newCountingProxy(target string) (*countingProxy, error) {
 			p.mu.Lock()
 			c := p.calls[i]
 			p.mu.Unlock()
+			defer func() { // also when a cut body aborts the handler
+				p.mu.Lock()
+				p.calls[i].Status = sw.status
+				p.mu.Unlock()
+			}()
+			if h := p.takeHook(c); h != nil {
+				h.run()
+			}
 			if f := p.faultFor(c); f != nil {
 				writeFault(sw, r, f)
 			} else if n := p.synthFor(c); n > 0 {
 				writeSyntheticList(sw, c, n)
+			} else if pc := p.takeCut(c); pc != nil {
+				rp.ServeHTTP(&cuttingWriter{statusWriter: sw, left: pc.after, onCut: pc.onCut}, r)
 			} else {
 				rp.ServeHTTP(sw, r)
 			}
-			p.mu.Lock()
-			p.calls[i].Status = sw.status
-			p.mu.Unlock()
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

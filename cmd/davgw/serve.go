@@ -249,7 +249,9 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 	if tlsKey != "" && !filepath.IsAbs(tlsKey) {
 		tlsKey = filepath.Join(filepath.Dir(path), tlsKey)
 	}
-	store, err := s3vfs.New(ctx, cfg.S3Config())
+	s3cfg := cfg.S3Config()
+	s3cfg.Logger = log
+	store, err := s3vfs.New(ctx, s3cfg)
 	if err != nil {
 		log.Error("s3", "err", err)
 		return nil, exitRuntime
@@ -386,6 +388,7 @@ func setupEmbedded(ctx context.Context, listen string, log *slog.Logger, stdout 
 		PathStyle:       true,
 		AccessKeyID:     es.AccessKeyID,
 		SecretAccessKey: es.SecretAccessKey,
+		Logger:          log,
 	})
 	if err != nil {
 		ln.Close()
