@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -14,7 +15,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -568,24 +568,14 @@ func (r *loadResult) render(spec loadSpec) string {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %d |\n", op.name, len(l), ms(quantile(l, 0.5)), ms(quantile(l, 0.99)), ms(quantile(l, 1)), bad)
 	}
 	if len(r.bad) > 0 {
-		keys := make([]string, 0, len(r.bad))
-		for k := range r.bad {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		b.WriteString("\nAnswers not as expected:")
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(r.bad)) {
 			fmt.Fprintf(&b, " %s x%d;", k, r.bad[k])
 		}
 		b.WriteString("\n")
 	}
-	keys := make([]string, 0, len(r.s3))
-	for k := range r.s3 {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	b.WriteString("\nS3 calls during the load:")
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(r.s3)) {
 		fmt.Fprintf(&b, " %s %d;", k, r.s3[k])
 	}
 	fmt.Fprintf(&b, "\nServer CPU: %.1f s in all, %.2f ms per operation.", r.cpu.Seconds(), r.cpu.Seconds()*1000/float64(max(1, r.ops())))
