@@ -168,7 +168,9 @@ func (g *Gateway) davName(p string) (name string, ok bool) {
 	for _, c := range rest {
 		// A backslash is a separator to some stores (SeaweedFS lists
 		// "a\\b" as "a/b"): such a file could be read but never listed.
-		if c < 0x20 || c == 0x7f || c == '\\' {
+		// U+FFFE and U+FFFF are no XML characters: a listing would show
+		// another name (U+FFFD), one that could not be opened.
+		if c < 0x20 || c == 0x7f || c == '\\' || c == 0xfffe || c == 0xffff {
 			return "", false
 		}
 	}
@@ -178,8 +180,8 @@ func (g *Gateway) davName(p string) (name string, ok bool) {
 // badName is the answer to a path in the WebDAV namespace that davName
 // refuses; its text names the problem for the user.
 func badName() *httpError {
-	e := failWith(http.StatusBadRequest, errors.New("path with dot segments, control characters, backslashes or bytes that are not UTF-8"))
-	e.body = []byte("Bad Request: a name must be valid UTF-8, without control characters or backslashes, and no path segment may be \".\" or \"..\".\n")
+	e := failWith(http.StatusBadRequest, errors.New("path with dot segments, control characters, backslashes, U+FFFE/U+FFFF or bytes that are not UTF-8"))
+	e.body = []byte("Bad Request: a name must be valid UTF-8, without control characters, backslashes, U+FFFE or U+FFFF, and no path segment may be \".\" or \"..\".\n")
 	return e
 }
 

@@ -39,6 +39,9 @@ func TestDavNameKeepsEveryPathInsideTheNamespace(t *testing.T) {
 		{`/dav/..\alice\x`, "", false}, // a backslash is refused: some stores take it for a separator
 		{"/dav/\xfe", "", false},       // not UTF-8
 		{"/dav/a\xffb/c", "", false},
+		{"/dav/a\uFFFEb", "", false}, // no XML character
+		{"/dav/a\uFFFF", "", false},
+		{"/dav/a\uFFFDb", "/a\uFFFDb", true},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%q maps to %q (ok=%v)", c.path, c.want, c.ok), func(t *testing.T) {

@@ -24,9 +24,10 @@ var roundTripNames = []string{
 
 // refusedNames are raw path segments (as sent on the request line) that
 // the gateway refuses with 400: bytes that are not UTF-8, control
-// characters (CR, LF, tab, DEL), dot segments and backslashes (SeaweedFS
+// characters (CR, LF, tab, DEL), U+FFFE and U+FFFF (no XML character: a
+// listing would show U+FFFD instead), dot segments and backslashes (SeaweedFS
 // lists "a\\b" as "a/b": the file could be read but never listed).
-var refusedNames = []string{"%FE", "a%FFb", "%C3", "cr%0Dname", "lf%0Aname", "tab%09name", "del%7F", "%2E%2E", "back%5Cslash"}
+var refusedNames = []string{"%FE", "a%FFb", "%C3", "cr%0Dname", "lf%0Aname", "tab%09name", "del%7F", "%2E%2E", "back%5Cslash", "non%EF%BF%BEchar", "non%EF%BF%BFchar"}
 
 func namesCases() []conformanceCase {
 	return []conformanceCase{
