@@ -51,6 +51,21 @@ func checkNamespaces(b []byte) error {
 	}
 	d := xml.NewDecoder(bytes.NewReader(b))
 	depth, elements := 0, 0
+	// The prefixes declared on each open element: a prefix used without a
+	// declaration is a namespace error (encoding/xml would take the prefix
+	// for the namespace, and a rewritten body would mean something else).
+	var scopes []map[string]bool
+	bound := func(prefix string) bool {
+		if prefix == "" || prefix == "xmlns" || prefix == "xml" {
+			return true
+		}
+		for _, sc := range scopes {
+			if sc[prefix] {
+				return true
+			}
+		}
+		return false
+	}
 	for {
 		tok, err := d.RawToken()
 		if err == io.EOF {
@@ -69,13 +84,32 @@ func checkNamespaces(b []byte) error {
 			if elements > maxXMLElements {
 				return fmt.Errorf("XML body with more than %d elements", maxXMLElements)
 			}
+			var sc map[string]bool
 			for _, a := range t.Attr {
 				if a.Name.Space == "xmlns" && a.Value == "" {
 					return errors.New("empty namespace name for prefix " + a.Name.Local)
 				}
+				if a.Name.Space == "xmlns" {
+					if sc == nil {
+						sc = map[string]bool{}
+					}
+					sc[a.Name.Local] = true
+				}
+			}
+			scopes = append(scopes, sc)
+			if !bound(t.Name.Space) {
+				return errors.New("undeclared namespace prefix " + t.Name.Space)
+			}
+			for _, a := range t.Attr {
+				if !bound(a.Name.Space) {
+					return errors.New("undeclared namespace prefix " + a.Name.Space)
+				}
 			}
 		case xml.EndElement:
 			depth--
+			if len(scopes) > 0 {
+				scopes = scopes[:len(scopes)-1]
+			}
 		}
 	}
 }
