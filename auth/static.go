@@ -88,14 +88,29 @@ type Static struct {
 	// that a burst of sign-ins (or of guesses) cannot take every core.
 	flight     singleflight.Group
 	slots      chan struct{}
+	maxWaiting int64        // DefaultWaitingChecks unless LimitChecks
 	waiting    atomic.Int64 // checks waiting for a slot
 	bcryptRuns atomic.Int64 // for tests
 }
 
-// maxWaitingChecks bounds the password checks waiting for a bcrypt slot:
-// past it a check answers ErrBusy at once (503 with Retry-After) instead of
-// queueing behind a flood of guesses (issue 10, F9).
-const maxWaitingChecks = 64
+// DefaultWaitingChecks bounds the password checks waiting for a bcrypt
+// slot: past it a check answers ErrBusy at once (503 with Retry-After)
+// instead of queueing behind a flood of guesses (issue 10, F9).
+const DefaultWaitingChecks = 64
+
+// LimitChecks sets the bcrypt comparisons run at once (0 = one per CPU)
+// and the checks that may wait for one (0 = DefaultWaitingChecks): the
+// [limits] password_checks keys. Call it before the first check.
+func (s *Static) LimitChecks(running, waiting int) {
+	if running <= 0 {
+		running = runtime.GOMAXPROCS(0)
+	}
+	if waiting <= 0 {
+		waiting = DefaultWaitingChecks
+	}
+	s.slots = make(chan struct{}, running)
+	s.maxWaiting = int64(waiting)
+}
 
 // ErrBusy: too many password checks are waiting; the caller answers 503.
 var ErrBusy = errors.New("auth: too many password checks at once")
@@ -122,8 +137,8 @@ func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
 		users: make(map[string]staticEntry, len(users)),
 		now:   time.Now,
 		cache: make(map[[32]byte]cacheEntry),
-		slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))),
 	}
+	s.LimitChecks(0, 0)
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
 	}
@@ -244,7 +259,7 @@ func (s *Static) VerifyContext(ctx context.Context, name, pw string) (Principal,
 
 // verify runs bcrypt (bounded by slots) and caches a success.
 func (s *Static) verify(ctx context.Context, key [32]byte, name, pw string) (Principal, bool, error) {
-	if s.waiting.Add(1) > maxWaitingChecks {
+	if s.waiting.Add(1) > s.maxWaiting {
 		s.waiting.Add(-1)
 		return Principal{}, false, ErrBusy
 	}

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -272,12 +273,52 @@ func TestStaticPasswordChecksAreBoundedAndFollowTheRequest(t *testing.T) {
 	if _, ok, err := s.VerifyContext(ctx, "alice", "pw"); ok || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a check whose request ended: ok=%v err=%v", ok, err)
 	}
-	// Past maxWaitingChecks waiting checks, the next answers ErrBusy at once.
-	s.waiting.Store(maxWaitingChecks)
+	// Past DefaultWaitingChecks waiting checks, the next answers ErrBusy at once.
+	s.waiting.Store(DefaultWaitingChecks)
 	if _, ok, err := s.VerifyContext(context.Background(), "bob", "guess"); ok || !errors.Is(err, ErrBusy) {
 		t.Fatalf("a check past the waiting bound: ok=%v err=%v, want ErrBusy", ok, err)
 	}
 	s.waiting.Store(0)
+}
+
+func TestLimitChecksSetsTheRunningAndWaitingBounds(t *testing.T) {
+	s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: mustHash(t, "pw")}}, "users/{username}/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.LimitChecks(1, 2)
+	if cap(s.slots) != 1 {
+		t.Fatalf("running checks: %d, want 1", cap(s.slots))
+	}
+	s.slots <- struct{}{} // the one slot busy
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 2)
+	for i := range 2 { // two distinct checks wait (no shared flight)
+		go func() {
+			_, _, err := s.VerifyContext(ctx, "alice", fmt.Sprint("guess", i))
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.waiting.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting checks: %d, want 2", s.waiting.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, ok, err := s.VerifyContext(context.Background(), "alice", "guess3"); ok || !errors.Is(err, ErrBusy) {
+		t.Fatalf("a third check with 2 waiting: ok=%v err=%v, want ErrBusy", ok, err)
+	}
+	cancel()
+	for range 2 {
+		if err := <-errs; !errors.Is(err, context.Canceled) {
+			t.Fatalf("a waiting check whose request ended: %v", err)
+		}
+	}
+	<-s.slots
+	if _, ok, err := s.VerifyContext(context.Background(), "alice", "pw"); !ok || err != nil {
+		t.Fatalf("a check with the slot free: ok=%v err=%v", ok, err)
+	}
 }
 
 func TestABusyPasswordCheckCountsAsAFailure(t *testing.T) {
@@ -285,7 +326,7 @@ func TestABusyPasswordCheckCountsAsAFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.waiting.Store(maxWaitingChecks) // every check finds the queue full
+	s.waiting.Store(DefaultWaitingChecks) // every check finds the queue full
 	c := NewChain(ChainConfig{Static: s, Limiter: NewLimiter(3, 100, time.Minute), Audit: slog.New(slog.DiscardHandler)})
 	for i := range 3 {
 		if _, ok, err := c.Authenticate(basicReq("alice", "guess")); ok || !errors.Is(err, ErrBusy) {

@@ -102,6 +102,18 @@ func (c *Config) TrustedProxies() []netip.Prefix {
 	return out
 }
 
+// RequestLimits returns [limits]' bounds of one request: XML depth and
+// element count, ranges of a GET (0 = the gateway's defaults).
+func (c *Config) RequestLimits() (xmlDepth, xmlElements, ranges int) {
+	return c.Limits.XMLDepth, c.Limits.XMLElements, c.Limits.RangesPerRequest
+}
+
+// PasswordChecks returns [limits]' bounds of bcrypt checks running and
+// waiting (0 = auth's defaults).
+func (c *Config) PasswordChecks() (running, waiting int) {
+	return c.Limits.PasswordChecks, c.Limits.PasswordChecksWaiting
+}
+
 // LockLimits returns [limits] for the lock table (0 = its default).
 func (c *Config) LockLimits() (perUser, ownerBytes int) {
 	n, _ := c.Limits.LockOwnerBytes.Bytes()

@@ -251,6 +251,19 @@ type Limits struct {
 	// beyond); 0 = the defaults (10 and 10000).
 	PendingSignInsPerAddress int `toml:"pending_sign_ins_per_address"`
 	PendingSignIns           int `toml:"pending_sign_ins"`
+	// XMLDepth and XMLElements bound the nesting and the element count of
+	// a PROPFIND, PROPPATCH or LOCK body (400 beyond); 0 = the defaults
+	// (32 and 20000).
+	XMLDepth    int `toml:"xml_depth"`
+	XMLElements int `toml:"xml_elements"`
+	// RangesPerRequest is the most ranges a GET may ask for; past it the
+	// whole file is answered (200); 0 = the default (8).
+	RangesPerRequest int `toml:"ranges_per_request"`
+	// PasswordChecks and PasswordChecksWaiting bound the bcrypt checks of
+	// [[auth.users]] passwords running at once and waiting for a turn (503
+	// beyond); 0 = one per CPU and 64.
+	PasswordChecks        int `toml:"password_checks"`
+	PasswordChecksWaiting int `toml:"password_checks_waiting"`
 }
 
 // Locks is the [locks] table.

@@ -20,6 +20,12 @@ func TestValidateLimitsAndTrustedProxies(t *testing.T) {
 		{name: "negative lock count is refused", doc: "[limits]\nlocks_per_user = -1", key: "limits.locks_per_user", wantErr: "at least 1"},
 		{name: "a tiny owner cap is refused", doc: "[limits]\nlock_owner_bytes = \"100\"", key: "limits.lock_owner_bytes", wantErr: "between"},
 		{name: "lock limits are valid", doc: "[limits]\nlocks_per_user = 10\nlock_owner_bytes = \"1KiB\""},
+		{name: "request and password limits are valid", doc: "[limits]\nxml_depth = 8\nxml_elements = 1000000\nranges_per_request = 1\npassword_checks = 2\npassword_checks_waiting = 10"},
+		{name: "a shallow XML depth is refused", doc: "[limits]\nxml_depth = 4", key: "limits.xml_depth", wantErr: "between 8 and 1000"},
+		{name: "a negative element count is refused", doc: "[limits]\nxml_elements = -1", key: "limits.xml_elements", wantErr: "between 100 and"},
+		{name: "too many ranges are refused", doc: "[limits]\nranges_per_request = 5000", key: "limits.ranges_per_request", wantErr: "between 1 and 1000"},
+		{name: "negative password checks are refused", doc: "[limits]\npassword_checks = -2", key: "limits.password_checks", wantErr: "between 1 and"},
+		{name: "too many waiting checks are refused", doc: "[limits]\npassword_checks_waiting = 1000001", key: "limits.password_checks_waiting", wantErr: "between 1 and"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,6 +99,21 @@ func (c *Config) Validate() error {
 	if c.Limits.PendingSignIns < 0 {
 		add("limits.pending_sign_ins", "must be at least 1, or 0 for the default")
 	}
+	for _, b := range []struct {
+		key      string
+		v        int
+		min, max int
+	}{
+		{"limits.xml_depth", c.Limits.XMLDepth, 8, 1000},
+		{"limits.xml_elements", c.Limits.XMLElements, 100, 1000000},
+		{"limits.ranges_per_request", c.Limits.RangesPerRequest, 1, 1000},
+		{"limits.password_checks", c.Limits.PasswordChecks, 1, 1024},
+		{"limits.password_checks_waiting", c.Limits.PasswordChecksWaiting, 1, 100000},
+	} {
+		if b.v != 0 && (b.v < b.min || b.v > b.max) {
+			add(b.key, "must be between %d and %d, or 0 for the default", b.min, b.max)
+		}
+	}
 	if c.Limits.LockOwnerBytes != "" {
 		if n, err := c.Limits.LockOwnerBytes.Bytes(); err != nil {
 			add("limits.lock_owner_bytes", "%v", err)

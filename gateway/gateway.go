@@ -93,6 +93,7 @@ func New(opts Options) (*Gateway, error) {
 	if opts.BodyIdleTimeout <= 0 {
 		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
+	opts.Requests = opts.Requests.withDefaults()
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()

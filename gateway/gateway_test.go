@@ -106,14 +106,14 @@ func TestETagListMatching(t *testing.T) {
 
 func TestEmptyPrefixedNamespaceDeclarationsAreRejected(t *testing.T) {
 	bad := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><bar:foo xmlns:bar=""/></D:prop></D:propfind>`
-	if err := checkNamespaces([]byte(bad)); err == nil {
+	if err := checkNamespaces([]byte(bad), RequestLimits{}.withDefaults()); err == nil {
 		t.Fatal("xmlns:bar=\"\" was accepted")
 	}
 	good := `<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns=""><D:allprop/></D:propfind>`
-	if err := checkNamespaces([]byte(good)); err != nil {
+	if err := checkNamespaces([]byte(good), RequestLimits{}.withDefaults()); err != nil {
 		t.Fatalf("a legal body was refused: %v", err)
 	}
-	if err := checkNamespaces(nil); err != nil {
+	if err := checkNamespaces(nil, RequestLimits{}.withDefaults()); err != nil {
 		t.Fatalf("an empty body was refused: %v", err)
 	}
 }
@@ -274,16 +274,24 @@ func TestActiveContentTypesAreRecognised(t *testing.T) {
 }
 
 func TestXMLBodiesPastTheBoundsAreRefusedByTheTokenScan(t *testing.T) {
-	deep := `<D:propfind xmlns:D="DAV:">` + strings.Repeat("<a>", maxXMLDepth) + strings.Repeat("</a>", maxXMLDepth) + `</D:propfind>`
-	if err := checkNamespaces([]byte(deep)); err == nil || !strings.Contains(err.Error(), "deeper") {
-		t.Errorf("a body nested %d deep: %v, want refused as too deep", maxXMLDepth+1, err)
-	}
-	many := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:x/>", maxXMLElements) + `</D:prop></D:propfind>`
-	if err := checkNamespaces([]byte(many)); err == nil || !strings.Contains(err.Error(), "elements") {
-		t.Errorf("a body of %d elements: %v, want refused as too many", maxXMLElements+2, err)
-	}
-	ok := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<a>", maxXMLDepth-2) + strings.Repeat("</a>", maxXMLDepth-2) + `</D:prop></D:propfind>`
-	if err := checkNamespaces([]byte(ok)); err != nil {
-		t.Errorf("a body nested %d deep: %v, want accepted", maxXMLDepth, err)
+	for _, limits := range []RequestLimits{RequestLimits{}.withDefaults(), {XMLDepth: 5, XMLElements: 12}} {
+		d, n := limits.XMLDepth, limits.XMLElements
+		// propfind + d-1 nested: d deep; one more is past the bound.
+		deep := `<D:propfind xmlns:D="DAV:">` + strings.Repeat("<a>", d) + strings.Repeat("</a>", d) + `</D:propfind>`
+		if err := checkNamespaces([]byte(deep), limits); err == nil || !strings.Contains(err.Error(), "deeper") || !strings.Contains(err.Error(), "xml_depth") {
+			t.Errorf("limits %+v: a body nested %d deep: %v, want refused as too deep", limits, d+1, err)
+		}
+		ok := `<D:propfind xmlns:D="DAV:">` + strings.Repeat("<a>", d-1) + strings.Repeat("</a>", d-1) + `</D:propfind>`
+		if err := checkNamespaces([]byte(ok), limits); err != nil {
+			t.Errorf("limits %+v: a body nested %d deep: %v, want accepted", limits, d, err)
+		}
+		many := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:x/>", n-1) + `</D:prop></D:propfind>`
+		if err := checkNamespaces([]byte(many), limits); err == nil || !strings.Contains(err.Error(), "xml_elements") {
+			t.Errorf("limits %+v: a body of %d elements: %v, want refused as too many", limits, n+1, err)
+		}
+		enough := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:x/>", n-2) + `</D:prop></D:propfind>`
+		if err := checkNamespaces([]byte(enough), limits); err != nil {
+			t.Errorf("limits %+v: a body of %d elements: %v, want accepted", limits, n, err)
+		}
 	}
 }

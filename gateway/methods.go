@@ -15,11 +15,6 @@ import (
 	"github.com/davgw/davgw/s3vfs"
 )
 
-// maxRanges is the most ranges one GET may ask for; past it the Range
-// header is ignored and the whole file is answered (RFC 9110 allows it),
-// so that one request cannot make thousands of S3 reads.
-const maxRanges = 8
-
 // get serves GET and HEAD with one S3 request in the common case: a
 // GetObject (of the one range asked for) or a HeadObject, whose answer
 // carries size, ETag, type and time; the kept time comes from the
@@ -70,7 +65,8 @@ func (e *changedError) Unwrap() error { return e.err }
 func (rq *request) getAttempt() error {
 	ctx := rq.r.Context()
 	rangeHdr := rq.r.Header.Get("Range")
-	if strings.Count(rangeHdr, ",") >= maxRanges {
+	if strings.Count(rangeHdr, ",") >= rq.g.opts.Requests.Ranges {
+		// Past [limits].ranges_per_request: the whole file, 200.
 		rq.r.Header.Del("Range")
 		rangeHdr = ""
 	}

@@ -49,6 +49,9 @@ type Options struct {
 	// Uploads limits the uploads of one user and of one client address
 	// ([limits]); zero fields take the defaults of UploadLimits.
 	Uploads UploadLimits
+	// Requests bounds what one request may ask of the gateway ([limits]);
+	// zero fields take the defaults of RequestLimits.
+	Requests RequestLimits
 	// MaxPropfindEntries caps a Depth 1 listing; 0 = no cap (listings
 	// stream in bounded memory). Past it PROPFIND answers 507 when it can
 	// still choose the status, else it cuts the answer.
@@ -88,3 +91,41 @@ const (
 	DefaultUploadsPerUser    = 32
 	DefaultUploadsPerAddress = 64
 )
+
+// RequestLimits bound the work one request can make: x/net/webdav decodes
+// XML bodies recursively and keeps every element, so a 1 MiB body of
+// nested elements took gigabytes (issue 10, F5), and each range of a GET
+// is an S3 read (F3). No WebDAV client nests deeper than a few levels,
+// sends thousands of elements or asks for more than a couple of ranges.
+type RequestLimits struct {
+	// XMLDepth and XMLElements bound the nesting and the element count of
+	// a PROPFIND, PROPPATCH or LOCK body; a body past either answers 400
+	// naming the bound (defaults DefaultXMLDepth, DefaultXMLElements).
+	XMLDepth, XMLElements int
+	// Ranges is the most ranges one GET may ask for; past it the Range
+	// header is ignored and the whole file is answered with 200 (RFC 9110
+	// allows it), so one request cannot make thousands of S3 reads
+	// (default DefaultRanges).
+	Ranges int
+}
+
+// Defaults of RequestLimits.
+const (
+	DefaultXMLDepth    = 32
+	DefaultXMLElements = 20000
+	DefaultRanges      = 8
+)
+
+// withDefaults fills the zero fields.
+func (l RequestLimits) withDefaults() RequestLimits {
+	if l.XMLDepth <= 0 {
+		l.XMLDepth = DefaultXMLDepth
+	}
+	if l.XMLElements <= 0 {
+		l.XMLElements = DefaultXMLElements
+	}
+	if l.Ranges <= 0 {
+		l.Ranges = DefaultRanges
+	}
+	return l
+}

@@ -84,6 +84,14 @@ func failWith(status int, err error) *httpError {
 	return &httpError{status: status, err: err}
 }
 
+// explained answers the error's own text after the status text: for
+// refusals whose reason the client needs and which hold nothing secret
+// (a bound of [limits] that the request went past).
+func (e *httpError) explained() *httpError {
+	e.body = []byte(http.StatusText(e.status) + ": " + e.err.Error() + "\n")
+	return e
+}
+
 // withHeader adds a header to the answer.
 func (e *httpError) withHeader(key, value string) *httpError {
 	if e.header == nil {

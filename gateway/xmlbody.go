@@ -25,27 +25,18 @@ func (rq *request) readXMLBody() (body []byte, err error) {
 		}
 		return nil, failWith(statusFor(err, http.StatusBadRequest), err)
 	}
-	if err := checkNamespaces(b); err != nil {
-		return nil, failWith(http.StatusBadRequest, err)
+	if err := checkNamespaces(b, rq.g.opts.Requests); err != nil {
+		return nil, failWith(http.StatusBadRequest, err).explained()
 	}
 	rq.r.Body = io.NopCloser(bytes.NewReader(b))
 	rq.r.ContentLength = int64(len(b))
 	return b, nil
 }
 
-// XML body bounds: x/net/webdav decodes request bodies recursively and
-// keeps every element, so a 1 MiB body of nested elements took gigabytes
-// (issue 10, F5). No WebDAV client nests deeper than a few levels or
-// sends thousands of elements; a body past either bound is refused (400)
-// before it reaches x/net.
-const (
-	maxXMLDepth    = 32
-	maxXMLElements = 20000
-)
-
 // checkNamespaces scans a body's tokens (never building a tree): it
-// refuses illegal namespace declarations and bodies past the XML bounds.
-func checkNamespaces(b []byte) error {
+// refuses illegal namespace declarations and bodies past the XML bounds of
+// limits, before the body reaches x/net.
+func checkNamespaces(b []byte, limits RequestLimits) error {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil
 	}
@@ -78,11 +69,11 @@ func checkNamespaces(b []byte) error {
 		case xml.StartElement:
 			depth++
 			elements++
-			if depth > maxXMLDepth {
-				return fmt.Errorf("XML body nested deeper than %d elements", maxXMLDepth)
+			if depth > limits.XMLDepth {
+				return fmt.Errorf("XML body nested deeper than %d elements ([limits].xml_depth)", limits.XMLDepth)
 			}
-			if elements > maxXMLElements {
-				return fmt.Errorf("XML body with more than %d elements", maxXMLElements)
+			if elements > limits.XMLElements {
+				return fmt.Errorf("XML body with more than %d elements ([limits].xml_elements)", limits.XMLElements)
 			}
 			var sc map[string]bool
 			for _, a := range t.Attr {

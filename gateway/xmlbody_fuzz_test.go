@@ -74,7 +74,7 @@ func xmlSafeName(s string) bool {
 // again, it asks for the same properties.
 func FuzzPropfindBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_ = checkNamespaces(body)
+		_ = checkNamespaces(body, RequestLimits{}.withDefaults())
 		pf, err := parsePropfind(body)
 		if err != nil {
 			return
@@ -125,7 +125,7 @@ func FuzzPropfindBody(f *testing.F) {
 func FuzzProppatchBody(f *testing.F) {
 	from, to := xml.Name{Space: "DAV:", Local: "getlastmodified"}, davfs.MTimeSetter()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		if checkNamespaces(body) != nil {
+		if checkNamespaces(body, RequestLimits{}.withDefaults()) != nil {
 			return // refused with 400 before anything else reads it
 		}
 		before, ok := elementNames(body)
@@ -169,7 +169,7 @@ type lockInfo struct {
 // self-contained, and the lock root's href names the locked resource.
 func FuzzLockBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte, name string) {
-		if checkNamespaces(body) != nil {
+		if checkNamespaces(body, RequestLimits{}.withDefaults()) != nil {
 			return
 		}
 		var li lockInfo

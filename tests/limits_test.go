@@ -366,3 +366,87 @@ func TestConcurrentWritesCannotPassTheQuota(t *testing.T) {
 		t.Fatalf("the other user's file: %d", st)
 	}
 }
+
+// TestRequestLimitsFollowTheConfig is issue 10's item 2 for the bounds
+// that were constants: [limits] xml_depth, xml_elements,
+// ranges_per_request, password_checks and password_checks_waiting,
+// set low in the config of a real `davgw serve`, bound what they say and
+// no more.
+func TestRequestLimitsFollowTheConfig(t *testing.T) {
+	extra := "[limits]\nxml_depth = 8\nxml_elements = 100\nranges_per_request = 2\npassword_checks = 1\npassword_checks_waiting = 1\n"
+	alice := "a" + randHex(4)
+	g := serveBinaryCost(t, 12, 256, extra, "", map[string]string{alice: "a-pw"})
+
+	nested := func(depth int) []byte { // a dead property's value: depth elements deep in all
+		return []byte(`<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:"><D:set><D:prop><Z:p xmlns:Z="urn:z">` +
+			strings.Repeat("<Z:n>", depth-4) + strings.Repeat("</Z:n>", depth-4) + `</Z:p></D:prop></D:set></D:propertyupdate>`)
+	}
+	props := func(elements int) []byte { // elements in all
+		return []byte(`<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:x/>", elements-2) + `</D:prop></D:propfind>`)
+	}
+	content := []byte("0123456789abcdefghij")
+	if st, _ := g.do(t, http.MethodPut, "/dav/r.txt", alice, "a-pw", content); st != http.StatusCreated {
+		t.Fatalf("PUT r.txt: %d", st)
+	}
+	for _, tt := range []struct {
+		method, name string
+		body         []byte
+		want         int
+		says         string
+	}{
+		{"PROPPATCH", "8 deep", nested(8), http.StatusMultiStatus, ""},
+		{"PROPPATCH", "9 deep", nested(9), http.StatusBadRequest, "nested deeper than 8 elements ([limits].xml_depth)"},
+		{"PROPFIND", "of 100 elements", props(100), http.StatusMultiStatus, ""},
+		{"PROPFIND", "of 101 elements", props(101), http.StatusBadRequest, "more than 100 elements ([limits].xml_elements)"},
+	} {
+		st, body := g.do(t, tt.method, "/dav/r.txt", alice, "a-pw", tt.body, "Depth", "0")
+		if st != tt.want || !strings.Contains(string(body), tt.says) {
+			t.Errorf("%s with a body %s: %d %q, want %d naming %q", tt.method, tt.name, st, body, tt.want, tt.says)
+		}
+	}
+
+	st, body := g.do(t, http.MethodGet, "/dav/r.txt", alice, "a-pw", nil, "Range", "bytes=0-1,5-6")
+	if st != http.StatusPartialContent || !strings.Contains(string(body), "01") || !strings.Contains(string(body), "56") {
+		t.Errorf("GET of 2 ranges: %d %q, want 206 with both", st, body)
+	}
+	st, body = g.do(t, http.MethodGet, "/dav/r.txt", alice, "a-pw", nil, "Range", "bytes=0-1,5-6,9-9")
+	if st != http.StatusOK || string(body) != string(content) {
+		t.Errorf("GET of 3 ranges past ranges_per_request = 2: %d %q, want 200 with the whole file", st, body)
+	}
+
+	// One bcrypt at a time (cost 12: a few hundred ms here) and one
+	// waiting: of 6 concurrent guesses for distinct names, at least 4
+	// find both taken and get 503 with Retry-After at once.
+	type answer struct {
+		status     int
+		retryAfter string
+	}
+	answers := make(chan answer, 6)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Go(func() {
+			req, _ := http.NewRequest("PROPFIND", g.base+"/dav/", nil)
+			req.Header.Set("Depth", "0")
+			req.SetBasicAuth(fmt.Sprintf("guess%d", i), "wrong")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			answers <- answer{resp.StatusCode, resp.Header.Get("Retry-After")}
+		})
+	}
+	wg.Wait()
+	close(answers)
+	counts := map[int]int{}
+	for a := range answers {
+		counts[a.status]++
+		if a.status == http.StatusServiceUnavailable && a.retryAfter == "" {
+			t.Error("503 without Retry-After")
+		}
+	}
+	if counts[http.StatusServiceUnavailable] < 4 || counts[http.StatusUnauthorized]+counts[http.StatusServiceUnavailable] != 6 {
+		t.Errorf("6 concurrent guesses with password_checks = 1, password_checks_waiting = 1: %v, want at most 2 checked (401), the rest 503", counts)
+	}
+}

@@ -79,6 +79,7 @@ type setup struct {
 	maxProp   int
 	bodyIdle  time.Duration // 0 = the gateway's default
 	uploads   gateway.UploadLimits
+	requests  gateway.RequestLimits
 	proxies   gateway.TrustedProxies // [server].trusted_proxies
 	apple     string
 	quota     int64
@@ -129,6 +130,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		MaxPropfindEntries: s.maxProp,
 		BodyIdleTimeout:    s.bodyIdle,
 		Uploads:            s.uploads,
+		Requests:           s.requests,
 		TrustedProxies:     s.proxies,
 		AppleFiles:         s.apple,
 		QuotaBytes:         s.quota,
@@ -271,6 +273,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("auth", "err", err)
 		return nil, exitUsage
 	}
+	a.LimitChecks(cfg.PasswordChecks())
 	if len(cfg.Auth.Users) == 0 && cfg.Auth.OIDC.Issuer == "" {
 		log.Warn("no [[auth.users]] in the config: nobody can sign in")
 	}
@@ -299,6 +302,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		maxProp:   cfg.WebDAV.MaxPropfindEntries,
 		bodyIdle:  cfg.BodyIdleTimeout(),
 		uploads:   uploadLimits(cfg),
+		requests:  requestLimits(cfg),
 		proxies:   cfg.TrustedProxies(),
 		apple:     cfg.WebDAV.AppleFiles,
 		quota:     quotaBytes(cfg),
@@ -440,6 +444,14 @@ func displayHost(listen string) string {
 func uploadLimits(cfg *config.Config) gateway.UploadLimits {
 	var l gateway.UploadLimits
 	l.PerUser, l.PerAddress, l.MemoryPerUser, l.MemoryPerAddress = cfg.UploadLimits()
+	return l
+}
+
+// requestLimits is [limits]' bounds of one request (validated already;
+// 0 = the default).
+func requestLimits(cfg *config.Config) gateway.RequestLimits {
+	var l gateway.RequestLimits
+	l.XMLDepth, l.XMLElements, l.Ranges = cfg.RequestLimits()
 	return l
 }
 
