@@ -6,6 +6,9 @@
 #
 # The config must listen on 0.0.0.0:8080 inside the container
 # ([server].listen = "0.0.0.0:8080", or pass: serve -listen 0.0.0.0:8080).
+# Without Docker, `bash .ci/image OUT` assembles the same image (same
+# entrypoint, user, working directory and environment) from local files;
+# the test suite builds and runs that one.
 
 FROM golang:1.26 AS build
 WORKDIR /src
@@ -22,5 +25,6 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/davgw /davgw
 ENV DAVGW_CONFIG=/etc/davgw/config.toml
 USER nonroot:nonroot
+WORKDIR /home/nonroot
 EXPOSE 8080
 ENTRYPOINT ["/davgw", "serve"]

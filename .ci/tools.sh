@@ -72,6 +72,8 @@ command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
 # Debian's redis-server for the shared lock store ([locks].store = redis://):
 # the tests start their own on a free loopback port.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The CA bundle that .ci/image puts in the container image.
+[ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
