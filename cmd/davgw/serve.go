@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/davgw/davgw/auth"
@@ -177,19 +180,45 @@ func listenAndServe(ctx context.Context, s *setup, h http.Handler, log *slog.Log
 		log.Warn("serving plain HTTP on a non-loopback address: Basic passwords cross the network in clear; set [server].tls_cert and tls_key or put a TLS proxy in front")
 	}
 
+	var certs *certReloader
+	if s.tlsCert != "" {
+		var err error
+		if certs, err = newCertReloader(s.tlsCert, s.tlsKey, log); err != nil {
+			log.Error("serve", "err", err)
+			return exitRuntime
+		}
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+	}
+	// SIGHUP re-reads the TLS files at once (they are also picked up by
+	// the first handshake a second after they change); it never stops the
+	// gateway.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	errc := make(chan error, 1)
 	go func() {
-		if s.tlsCert != "" {
-			errc <- srv.ServeTLS(ln, s.tlsCert, s.tlsKey)
+		if certs != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
 	}()
-	select {
-	case err := <-errc:
-		log.Error("serve", "err", err)
-		return exitRuntime
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case err := <-errc:
+			log.Error("serve", "err", err)
+			return exitRuntime
+		case <-hup:
+			if certs != nil {
+				certs.Reload()
+			} else {
+				log.Info("SIGHUP: no TLS files to re-read")
+			}
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)

@@ -1,0 +1,183 @@
+package tests
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// writeCertPair writes a fresh self-signed certificate for 127.0.0.1 and
+// its key to certFile and keyFile (each written to a temporary name and
+// renamed, as certbot and cert-manager replace them), and returns the
+// certificate's SHA-256 fingerprint.
+func writeCertPair(t *testing.T, certFile, keyFile, cn string) [32]byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		path  string
+		block *pem.Block
+	}{{keyFile, &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}}, {certFile, &pem.Block{Type: "CERTIFICATE", Bytes: der}}} {
+		tmp := f.path + ".new"
+		if err := os.WriteFile(tmp, pem.EncodeToMemory(f.block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, f.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sha256.Sum256(der)
+}
+
+// servedCert dials addr and returns the fingerprint of the certificate a new
+// connection gets.
+func servedCert(t *testing.T, addr string) [32]byte {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return sha256.Sum256(c.ConnectionState().PeerCertificates[0].Raw)
+}
+
+// TestTLSCertificatesAreReloadedWithoutDroppingConnections is issue 13's
+// TLS item: the certificate files are replaced under a running `davgw
+// serve`; new connections get the new certificate (at the next handshake
+// a second later, or at once on SIGHUP), an upload in flight on the old
+// connection completes whole, and a broken replacement keeps the working
+// certificate in use.
+func TestTLSCertificatesAreReloadedWithoutDroppingConnections(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	first := writeCertPair(t, certFile, keyFile, "first")
+	alice := "a" + randHex(4)
+	g := serveBinary(t, 256, "tls_cert = \""+certFile+"\"\ntls_key = \""+keyFile+"\"\n", "", map[string]string{alice: "a-pw"})
+	if got := servedCert(t, g.addr); got != first {
+		t.Fatal("the gateway does not serve the configured certificate")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
+	base := "https://" + g.addr + "/dav/"
+
+	// An upload whose body is still coming while the files change.
+	pr, pw := io.Pipe()
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	req, _ := http.NewRequest(http.MethodPut, base+"inflight.bin", pr)
+	req.SetBasicAuth(alice, "a-pw")
+	type result struct {
+		status int
+		proto  string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := client.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		resp.Body.Close()
+		done <- result{status: resp.StatusCode, proto: resp.Proto}
+	}()
+	if _, err := pw.Write(body[:len(body)/2]); err != nil {
+		t.Fatal(err)
+	}
+
+	second := writeCertPair(t, certFile, keyFile, "second")
+	deadline := time.Now().Add(10 * time.Second)
+	for servedCert(t, g.addr) != second {
+		if time.Now().After(deadline) {
+			t.Fatalf("new connections still get the old certificate 10 s after the files changed\n%s", g.p.log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A broken replacement (a key that is not PEM): the working pair stays.
+	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if got := servedCert(t, g.addr); got != second {
+		t.Fatal("a broken key file replaced the working certificate")
+	}
+	// SIGHUP picks up a good pair at once (no wait for the next check).
+	third := writeCertPair(t, certFile, keyFile, "third")
+	if err := g.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for servedCert(t, g.addr) != third {
+		if time.Now().After(deadline) {
+			t.Fatalf("SIGHUP did not load the new pair\n%s", g.p.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := g.p.exited(); err != nil {
+		t.Fatalf("SIGHUP stopped the gateway: %v", err)
+	}
+
+	// The upload on the first connection completes whole.
+	if _, err := pw.Write(body[len(body)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	r := <-done
+	if r.err != nil || r.status != http.StatusCreated {
+		t.Fatalf("the upload in flight: %d %v\n%s", r.status, r.err, g.p.log.String())
+	}
+	get, _ := http.NewRequest(http.MethodGet, base+"inflight.bin", nil)
+	get.SetBasicAuth(alice, "a-pw")
+	resp, err := client.Do(get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) {
+		t.Fatalf("GET after the reloads: %d, %d bytes of %d", resp.StatusCode, len(got), len(body))
+	}
+	log := g.p.log.String()
+	if strings.Count(log, "certificate reloaded") < 2 || !strings.Contains(log, "does not load") {
+		t.Errorf("the log should tell each reload and the refused pair:\n%s", log)
+	}
+	t.Logf("upload over %s completed across 2 reloads and 1 refused pair", r.proto)
+}
