@@ -98,12 +98,14 @@ type Static struct {
 // instead of queueing behind a flood of guesses (issue 10, F9).
 const DefaultWaitingChecks = 64
 
-// LimitChecks sets the bcrypt comparisons run at once (0 = one per CPU)
-// and the checks that may wait for one (0 = DefaultWaitingChecks): the
-// [limits] password_checks keys. Call it before the first check.
+// LimitChecks sets the bcrypt comparisons run at once (0 = one per CPU
+// less one, at least one: a flood of guesses leaves a core to signed-in
+// users, whose verified credentials need no bcrypt) and the checks that
+// may wait for one (0 = DefaultWaitingChecks): the [limits]
+// password_checks keys. Call it before the first check.
 func (s *Static) LimitChecks(running, waiting int) {
 	if running <= 0 {
-		running = runtime.GOMAXPROCS(0)
+		running = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if waiting <= 0 {
 		waiting = DefaultWaitingChecks

@@ -261,7 +261,7 @@ type Limits struct {
 	RangesPerRequest int `toml:"ranges_per_request"`
 	// PasswordChecks and PasswordChecksWaiting bound the bcrypt checks of
 	// [[auth.users]] passwords running at once and waiting for a turn (503
-	// beyond); 0 = one per CPU and 64.
+	// beyond); 0 = one per CPU less one (at least one) and 64.
 	PasswordChecks        int `toml:"password_checks"`
 	PasswordChecksWaiting int `toml:"password_checks_waiting"`
 }
