@@ -144,6 +144,35 @@ func lockCases() []conformanceCase {
 			after := e.alice(t, http.MethodPut, dir+"locked.txt", nil, []byte("v3 unlocked"))
 			expect(t, "PUT after UNLOCK", after, http.StatusNoContent)
 		}},
+		{"LOCK with a lockinfo body and If naming the held lock refreshes it (the npm webdav client's refresh)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"held.txt", []byte("v1"), "")
+			e.putS3(t, keyPrefix+"other.txt", []byte("v1"), "")
+			_, tok := e.lock(t, dir+"held.txt", http.StatusOK)
+			_, otherTok := e.lock(t, dir+"other.txt", http.StatusOK)
+			refresh := func(path, ifHeader string) reply {
+				return e.alice(t, "LOCK", path, map[string]string{"Timeout": "Second-120", "If": ifHeader}, []byte(lockBody))
+			}
+			r := refresh(dir+"held.txt", "(<"+tok+">)")
+			expect(t, "LOCK with a body and If: (<its token>)", r, http.StatusOK)
+			if locks := activeLocks(t, r.Body); len(locks) != 1 || strings.TrimSpace(locks[0].Token) != tok || strings.TrimSpace(locks[0].Timeout) != "Second-120" {
+				t.Errorf("refresh answered %+v, want the same token with Second-120", locks)
+			}
+			// Another lock's token is not this one's refresh: a new lock
+			// on a locked file stays 423, the other lock is untouched.
+			expect(t, "LOCK with a body and If naming another file's lock", refresh(dir+"held.txt", "(<"+otherTok+">)"), http.StatusLocked)
+			expect(t, "LOCK with a body and If: (Not <its token>)", refresh(dir+"held.txt", "(Not <"+tok+">)"), http.StatusLocked)
+			e.unlock(t, dir+"held.txt", tok)
+			e.unlock(t, dir+"other.txt", otherTok)
+			// Without a lock, the same request is a new lock again.
+			n := refresh(dir+"held.txt", "(<"+tok+">)")
+			expect(t, "LOCK with a body and a stale token in If on an unlocked file", n, http.StatusOK)
+			if nt := strings.Trim(n.Header.Get("Lock-Token"), "<>"); nt == "" || nt == tok {
+				t.Errorf("the new lock's token = %q (the stale one was %q)", nt, tok)
+			} else {
+				e.unlock(t, dir+"held.txt", nt)
+			}
+		}},
 		{"LOCK of a missing path creates an empty file with 201", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			_, tok := e.lock(t, dir+"finder.txt", http.StatusCreated)
