@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs (or reuses) the npm `webdav` client that tests/npm_webdav_test.go
+# Installs (or reuses) the npm `webdav` client that tests/npmwebdav_test.go
 # drives, from the npm registry with the exact versions of
 # .ci/tools/npm-webdav/package-lock.json, into
 # $DAVGW_TOOLS_CACHE/npm-webdav-<version>/ (npm ci, no install scripts), and
