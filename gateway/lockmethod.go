@@ -35,6 +35,11 @@ func (rq *request) lock() error {
 		rq.r.Body, rq.r.ContentLength, hasBody = http.NoBody, 0, false
 	}
 	if hasBody {
+		// x/net ignores the If header of a new lock: one whose lists all
+		// fail (a changed ETag, a stale token) is 412 (RFC 4918 10.4).
+		if _, err := rq.evalIf(); err != nil {
+			return err
+		}
 		_, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 		switch {
 		case err == nil:

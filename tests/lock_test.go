@@ -158,20 +158,29 @@ func lockCases() []conformanceCase {
 			if locks := activeLocks(t, r.Body); len(locks) != 1 || strings.TrimSpace(locks[0].Token) != tok || strings.TrimSpace(locks[0].Timeout) != "Second-120" {
 				t.Errorf("refresh answered %+v, want the same token with Second-120", locks)
 			}
-			// Another lock's token is not this one's refresh: a new lock
-			// on a locked file stays 423, the other lock is untouched.
-			expect(t, "LOCK with a body and If naming another file's lock", refresh(dir+"held.txt", "(<"+otherTok+">)"), http.StatusLocked)
-			expect(t, "LOCK with a body and If: (Not <its token>)", refresh(dir+"held.txt", "(Not <"+tok+">)"), http.StatusLocked)
+			// Another lock's token is not this one's refresh: the If
+			// header fails (412), and so does one that negates the token.
+			expect(t, "LOCK with a body and If naming another file's lock", refresh(dir+"held.txt", "(<"+otherTok+">)"), http.StatusPreconditionFailed)
+			expect(t, "LOCK with a body and If: (Not <its token>)", refresh(dir+"held.txt", "(Not <"+tok+">)"), http.StatusPreconditionFailed)
 			e.unlock(t, dir+"held.txt", tok)
 			e.unlock(t, dir+"other.txt", otherTok)
-			// Without a lock, the same request is a new lock again.
-			n := refresh(dir+"held.txt", "(<"+tok+">)")
-			expect(t, "LOCK with a body and a stale token in If on an unlocked file", n, http.StatusOK)
-			if nt := strings.Trim(n.Header.Get("Lock-Token"), "<>"); nt == "" || nt == tok {
-				t.Errorf("the new lock's token = %q (the stale one was %q)", nt, tok)
-			} else {
-				e.unlock(t, dir+"held.txt", nt)
+			// Once the lock is gone its token is stale: 412, no new lock.
+			expect(t, "LOCK with a body and a stale token in If", refresh(dir+"held.txt", "(<"+tok+">)"), http.StatusPreconditionFailed)
+			_, fresh := e.lock(t, dir+"held.txt", http.StatusOK) // the file was not left locked
+			e.unlock(t, dir+"held.txt", fresh)
+		}},
+		{"LOCK with a lockinfo body honours If: 412 when its ETag changed, a lock when it matches", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			etag := e.putS3(t, keyPrefix+"f.txt", []byte("v1"), "")
+			lockIf := func(ifHeader string) reply {
+				return e.alice(t, "LOCK", dir+"f.txt", map[string]string{"Timeout": "Second-60", "Depth": "0", "If": ifHeader}, []byte(lockBody))
 			}
+			expect(t, `LOCK with If: (["another etag"])`, lockIf(`(["0123456789abcdef0123456789abcdef"])`), http.StatusPreconditionFailed)
+			expect(t, "LOCK with If: (<a token no lock has>)", lockIf("(<opaquelocktoken:00000000-0000-0000-0000-000000000000>)"), http.StatusPreconditionFailed)
+			expect(t, "LOCK with a malformed If", lockIf("no list"), http.StatusBadRequest)
+			ok := lockIf("([" + etag + "])")
+			expect(t, "LOCK with If: ([its etag])", ok, http.StatusOK)
+			e.unlock(t, dir+"f.txt", strings.Trim(ok.Header.Get("Lock-Token"), "<>"))
 		}},
 		{"LOCK of a missing path creates an empty file with 201", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
