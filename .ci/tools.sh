@@ -74,6 +74,10 @@ command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # The CA bundle that .ci/image puts in the container image.
 [ -s /etc/ssl/certs/ca-certificates.crt ] || need_apt+=(ca-certificates)
+# node and npm for the npm webdav client of tests/npmwebdav_test.go (the
+# client itself comes from the npm registry: .ci/npm-webdav.sh below).
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -81,7 +85,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >&2
 fi
 
+# The npm webdav client, pinned by .ci/tools/npm-webdav/package-lock.json.
+npm_webdav=$(bash "$here/npm-webdav.sh")
+
 cat <<ENV
+$npm_webdav
+export DAVGW_NODE=$(command -v node)
 export DAVGW_VERSITYGW=$versitygw
 export DAVGW_WEED=$weed
 export DAVGW_STATICCHECK=$staticcheck

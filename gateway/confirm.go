@@ -20,41 +20,11 @@ import (
 // blocks it too. It returns a release function to call when the request is
 // done, or the failure to answer (400, 412, 423, 503).
 func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err error) {
-	r, ls := rq.r, rq.locks
+	ls := rq.locks
 	now := time.Now()
-	hdr := r.Header.Get("If")
-	var tokens []webdav.Condition
-	if hdr != "" {
-		ih, ok := parseIfHeader(hdr)
-		if !ok {
-			return nil, failWith(http.StatusBadRequest, errors.New("bad If header"))
-		}
-		matched := false
-		for _, l := range ih.lists {
-			res := rq.name
-			if l.resourceTag != "" {
-				name, ok := rq.nameFromURL(l.resourceTag)
-				if !ok {
-					continue
-				}
-				res = name
-			}
-			holds, err := rq.listHolds(res, l.conditions)
-			if err != nil {
-				return nil, err // a lock store outage: 503
-			}
-			if holds {
-				matched = true
-			}
-			for _, c := range l.conditions {
-				if c.Token != "" && !c.Not {
-					tokens = append(tokens, webdav.Condition{Token: c.Token})
-				}
-			}
-		}
-		if !matched {
-			return nil, failWith(http.StatusPreconditionFailed, errors.New("no list of the If header holds"))
-		}
+	tokens, err := rq.evalIf()
+	if err != nil {
+		return nil, err
 	}
 
 	// Every lock covering src or dst must be one whose token was submitted.
@@ -90,6 +60,48 @@ func (rq *request) confirmLocks(src, dst string, deep bool) (release func(), err
 		releases = append(releases, func() { _ = ls.Unlock(now, tok) })
 	}
 	return releaseAll, nil
+}
+
+// evalIf evaluates the request's If header (RFC 4918 section 10.4), ETag
+// conditions included: 400 when it does not parse, 412 when none of its
+// lists holds. It returns the lock tokens the header submits (none without
+// a header).
+func (rq *request) evalIf() (tokens []webdav.Condition, err error) {
+	hdr := rq.r.Header.Get("If")
+	if hdr == "" {
+		return nil, nil
+	}
+	ih, ok := parseIfHeader(hdr)
+	if !ok {
+		return nil, failWith(http.StatusBadRequest, errors.New("bad If header"))
+	}
+	matched := false
+	for _, l := range ih.lists {
+		res := rq.name
+		if l.resourceTag != "" {
+			name, ok := rq.nameFromURL(l.resourceTag)
+			if !ok {
+				continue
+			}
+			res = name
+		}
+		holds, err := rq.listHolds(res, l.conditions)
+		if err != nil {
+			return nil, err // a lock store outage: 503
+		}
+		if holds {
+			matched = true
+		}
+		for _, c := range l.conditions {
+			if c.Token != "" && !c.Not {
+				tokens = append(tokens, webdav.Condition{Token: c.Token})
+			}
+		}
+	}
+	if !matched {
+		return nil, failWith(http.StatusPreconditionFailed, errors.New("no list of the If header holds"))
+	}
+	return tokens, nil
 }
 
 // busyWait is how long a write waits for another request's temporary lock

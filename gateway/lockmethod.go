@@ -30,7 +30,16 @@ func (rq *request) lock() error {
 	if err != nil {
 		return err
 	}
-	if len(bytes.TrimSpace(body)) > 0 {
+	hasBody := len(bytes.TrimSpace(body)) > 0
+	if hasBody && rq.refreshMeant(time.Now()) {
+		rq.r.Body, rq.r.ContentLength, hasBody = http.NoBody, 0, false
+	}
+	if hasBody {
+		// x/net ignores the If header of a new lock: one whose lists all
+		// fail (a changed ETag, a stale token) is 412 (RFC 4918 10.4).
+		if _, err := rq.evalIf(); err != nil {
+			return err
+		}
 		_, err := rq.fs.Lookup(ctx, rq.name, rq.slash)
 		switch {
 		case err == nil:
@@ -56,6 +65,29 @@ func (rq *request) lock() error {
 		out = fixLockRoot(out, rq.g.davBase)
 	}
 	return rq.relay(buf, met, out)
+}
+
+// refreshMeant reports whether a LOCK with a lockinfo body means to
+// refresh a lock: its If header is one list of one lock token, and that
+// token is a lock covering the name. The npm webdav client's
+// lock(path, {refreshToken}) refreshes that way, where RFC 4918 (9.10.2)
+// sends no body; as a new lock it could only fail (locks are exclusive: 423),
+// so it is taken as the refresh it is.
+func (rq *request) refreshMeant(now time.Time) bool {
+	ih, ok := parseIfHeader(rq.r.Header.Get("If"))
+	if !ok || len(ih.lists) != 1 || len(ih.lists[0].conditions) != 1 {
+		return false
+	}
+	c := ih.lists[0].conditions[0]
+	if c.Not || c.Token == "" {
+		return false
+	}
+	for _, l := range rq.locks.discover(now, rq.name) {
+		if l.token == c.Token {
+			return true
+		}
+	}
+	return false
 }
 
 // capTimeout turns a LOCK Timeout header into "Second-N" with N at most

@@ -13,13 +13,16 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 )
 
-// artifactDir is tests/artifacts/, what tests leave for people to look at
-// (gitignored). Resolved at package start, before the embedded store
-// changes the working directory.
-var artifactDir = func() string {
+// testsDir is this package's folder (tests/), resolved at package start,
+// before the embedded store changes the working directory.
+var testsDir = func() string {
 	wd, _ := os.Getwd()
-	return filepath.Join(wd, "artifacts")
+	return wd
 }()
+
+// artifactDir is tests/artifacts/, what tests leave for people to look at
+// (gitignored).
+var artifactDir = filepath.Join(testsDir, "artifacts")
 
 // TestBrowserMintsAndRevokesAnAppPassword drives headless Chromium through
 // the sign-in page: sign in (mockoidc), mint an app password, use it for a

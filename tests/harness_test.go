@@ -34,6 +34,9 @@ var testUsers = map[string]string{
 	"bob":    "bob-pw-2",
 	"litmus": "litmus-pw-3",
 	"quota":  "quota-pw-4",
+	// tests/npmwebdav_test.go: the npm webdav client (its root must hold
+	// only what that test writes, for the exact quota check).
+	npmUser: "jsclient-pw-5",
 }
 
 // gatewayPartSize makes a 12 MiB body go multipart, so that the abort

@@ -144,6 +144,44 @@ func lockCases() []conformanceCase {
 			after := e.alice(t, http.MethodPut, dir+"locked.txt", nil, []byte("v3 unlocked"))
 			expect(t, "PUT after UNLOCK", after, http.StatusNoContent)
 		}},
+		{"LOCK with a lockinfo body and If naming the held lock refreshes it (the npm webdav client's refresh)", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			e.putS3(t, keyPrefix+"held.txt", []byte("v1"), "")
+			e.putS3(t, keyPrefix+"other.txt", []byte("v1"), "")
+			_, tok := e.lock(t, dir+"held.txt", http.StatusOK)
+			_, otherTok := e.lock(t, dir+"other.txt", http.StatusOK)
+			refresh := func(path, ifHeader string) reply {
+				return e.alice(t, "LOCK", path, map[string]string{"Timeout": "Second-120", "If": ifHeader}, []byte(lockBody))
+			}
+			r := refresh(dir+"held.txt", "(<"+tok+">)")
+			expect(t, "LOCK with a body and If: (<its token>)", r, http.StatusOK)
+			if locks := activeLocks(t, r.Body); len(locks) != 1 || strings.TrimSpace(locks[0].Token) != tok || strings.TrimSpace(locks[0].Timeout) != "Second-120" {
+				t.Errorf("refresh answered %+v, want the same token with Second-120", locks)
+			}
+			// Another lock's token is not this one's refresh: the If
+			// header fails (412), and so does one that negates the token.
+			expect(t, "LOCK with a body and If naming another file's lock", refresh(dir+"held.txt", "(<"+otherTok+">)"), http.StatusPreconditionFailed)
+			expect(t, "LOCK with a body and If: (Not <its token>)", refresh(dir+"held.txt", "(Not <"+tok+">)"), http.StatusPreconditionFailed)
+			e.unlock(t, dir+"held.txt", tok)
+			e.unlock(t, dir+"other.txt", otherTok)
+			// Once the lock is gone its token is stale: 412, no new lock.
+			expect(t, "LOCK with a body and a stale token in If", refresh(dir+"held.txt", "(<"+tok+">)"), http.StatusPreconditionFailed)
+			_, fresh := e.lock(t, dir+"held.txt", http.StatusOK) // the file was not left locked
+			e.unlock(t, dir+"held.txt", fresh)
+		}},
+		{"LOCK with a lockinfo body honours If: 412 when its ETag changed, a lock when it matches", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			etag := e.putS3(t, keyPrefix+"f.txt", []byte("v1"), "")
+			lockIf := func(ifHeader string) reply {
+				return e.alice(t, "LOCK", dir+"f.txt", map[string]string{"Timeout": "Second-60", "Depth": "0", "If": ifHeader}, []byte(lockBody))
+			}
+			expect(t, `LOCK with If: (["another etag"])`, lockIf(`(["0123456789abcdef0123456789abcdef"])`), http.StatusPreconditionFailed)
+			expect(t, "LOCK with If: (<a token no lock has>)", lockIf("(<opaquelocktoken:00000000-0000-0000-0000-000000000000>)"), http.StatusPreconditionFailed)
+			expect(t, "LOCK with a malformed If", lockIf("no list"), http.StatusBadRequest)
+			ok := lockIf("([" + etag + "])")
+			expect(t, "LOCK with If: ([its etag])", ok, http.StatusOK)
+			e.unlock(t, dir+"f.txt", strings.Trim(ok.Header.Get("Lock-Token"), "<>"))
+		}},
 		{"LOCK of a missing path creates an empty file with 201", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			_, tok := e.lock(t, dir+"finder.txt", http.StatusCreated)
