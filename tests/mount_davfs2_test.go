@@ -228,6 +228,10 @@ func runDavfs2Scenario(t *testing.T, e *davEnv, bin string) {
 		if len(locks) != 1 || locks[0].Owner != "alice" || !strings.HasPrefix(locks[0].Token, "opaquelocktoken:") {
 			t.Fatalf("lockdiscovery of held.txt while open = %+v, want one lock owned by alice (davfs2's lock_owner)", locks)
 		}
+		// WebDAV's LOCK of a missing name makes an empty file.
+		if _, size, _, ok := e.headS3(t, keyPrefix+"held.txt"); !ok || size != 0 {
+			t.Errorf("S3 held.txt while davfs2 holds it open: exists=%v, %d bytes; want the empty file its LOCK made", ok, size)
+		}
 		put := e.alice(t, http.MethodPut, dir+"held.txt", nil, []byte("another writer"))
 		expect(t, "PUT held.txt without the lock token", put, http.StatusLocked)
 		if err := f.Close(); err != nil {
@@ -237,7 +241,7 @@ func runDavfs2Scenario(t *testing.T, e *davEnv, bin string) {
 			t.Fatal(err)
 		}
 	})
-	s.run("an overwrite, a rename, a mkdir and a delete", func(t *testing.T) {
+	s.run("an overwrite, a rename, a mkdir and rename of an empty folder, a delete; a folder that holds files does not rename (EIO)", func(t *testing.T) {
 		onBoth(t, mnt, model, "overwrite small.txt shorter", func(root string) error {
 			return os.WriteFile(filepath.Join(root, "small.txt"), []byte("overwritten\n"), 0o644)
 		})
@@ -247,6 +251,13 @@ func runDavfs2Scenario(t *testing.T, e *davEnv, bin string) {
 		onBoth(t, mnt, model, "mkdir made", func(root string) error {
 			return os.Mkdir(filepath.Join(root, "made"), 0o755)
 		})
+		onBoth(t, mnt, model, "rename the empty folder made", func(root string) error {
+			return os.Rename(filepath.Join(root, "made"), filepath.Join(root, "made-renamed"))
+		})
+		// davgw answers 403 to a MOVE of a folder with content.
+		if err := os.Rename(filepath.Join(mnt, "sub"), filepath.Join(mnt, "sub-renamed")); errnoOf(err) != syscall.EIO {
+			t.Errorf("rename of a folder that holds files: %v (errno %d), want EIO", err, errnoOf(err))
+		}
 		onBoth(t, mnt, model, "rm gone.txt", func(root string) error {
 			return os.Remove(filepath.Join(root, "gone.txt"))
 		})
@@ -265,13 +276,15 @@ func runDavfs2Scenario(t *testing.T, e *davEnv, bin string) {
 		})
 		m.unmount(t)
 		sameTree(t, e, model, keyPrefix)
-		for _, k := range []string{"sub/", "made/"} {
+		for _, k := range []string{"sub/", "made-renamed/"} {
 			if _, ok := e.headS3Marker(t, keyPrefix+k); !ok {
 				t.Errorf("no folder marker %s%s in S3", keyPrefix, k)
 			}
 		}
-		if _, ok := e.headS3Marker(t, keyPrefix+"lost+found/"); ok {
-			t.Errorf("davfs2's local lost+found reached S3")
+		for _, k := range []string{"made/", "lost+found/"} {
+			if _, ok := e.headS3Marker(t, keyPrefix+k); ok {
+				t.Errorf("S3 holds %s%s", keyPrefix, k)
+			}
 		}
 		for _, n := range []string{"held.txt", "last.txt", "small.txt"} {
 			if locks := e.lockDiscovery(t, dir+n); len(locks) != 0 {
@@ -283,7 +296,7 @@ func runDavfs2Scenario(t *testing.T, e *davEnv, bin string) {
 		}
 	})
 	if !s.failed {
-		report(t, "davfs2 on %s: ls, read, write (12 MiB), LOCK, overwrite, rename, mkdir, rm, flush at umount: %.1f s",
+		report(t, "davfs2 on %s: ls, read, write (12 MiB), LOCK, overwrite, renames, mkdir, rm, flush at umount: %.1f s",
 			e.b.name, time.Since(start).Seconds())
 	}
 }
