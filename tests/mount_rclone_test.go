@@ -77,25 +77,36 @@ func startRcloneMount(t *testing.T, r *rcloneRunner, fusermount, remote, cacheDi
 	return m
 }
 
-// waitUploads waits until rclone's cache has nothing left to upload
-// (vfs/stats: no upload queued or in progress).
-func (m *rcloneMount) waitUploads(t *testing.T) {
+// settle waits until rclone has nothing left to upload and pending, which
+// lists what S3 still lacks, returns nothing. An idle upload queue alone
+// can be seen too early: rclone queues a file's upload when FUSE's
+// RELEASE arrives, a moment after close(2) has returned.
+func (m *rcloneMount) settle(t *testing.T, pending func() []string) {
 	t.Helper()
 	deadline := time.Now().Add(mountTimeout)
 	for {
 		inProgress, queued, err := m.uploads()
+		var left []string
 		if err == nil && inProgress == 0 && queued == 0 {
-			return
+			if left = pending(); len(left) == 0 {
+				return
+			}
 		}
 		if e := m.proc.exited(); e != nil {
 			t.Fatal(e)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rclone still uploading after %v (in progress %d, queued %d, err %v)\n%s",
-				mountTimeout, inProgress, queued, err, m.proc.log.String())
+			t.Fatalf("after %v rclone has %d uploads in progress, %d queued (%v), and S3 lacks:\n%s\n%s",
+				mountTimeout, inProgress, queued, err, strings.Join(left, "\n"), m.proc.log.String())
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 	}
+}
+
+// settleTree waits until S3 under keyPrefix holds exactly the model tree.
+func (m *rcloneMount) settleTree(t *testing.T, e *davEnv, model, keyPrefix string) {
+	t.Helper()
+	m.settle(t, func() []string { return treeDiff(t, e, model, keyPrefix) })
 }
 
 func (m *rcloneMount) uploads() (inProgress, queued int, err error) {
@@ -200,8 +211,7 @@ func runRcloneMountScenario(t *testing.T, e *davEnv, bin, fusermount, src string
 		if out, err := runBounded("cp", "-r", src+"/.", mnt+"/"); err != nil {
 			t.Fatalf("cp -r into the mount: %v\n%s", err, out)
 		}
-		m.waitUploads(t)
-		sameTree(t, e, model, keyPrefix)
+		m.settleTree(t, e, model, keyPrefix)
 	})
 	s.run("the mount lists every name with its size", func(t *testing.T) {
 		sameListing(t, mnt, model)
@@ -214,8 +224,7 @@ func runRcloneMountScenario(t *testing.T, e *davEnv, bin, fusermount, src string
 		onBoth(t, mnt, model, "edit big.bin at 20 MiB", func(root string) error {
 			return writeAt(filepath.Join(root, "media/big.bin"), 20<<20, patch)
 		})
-		m.waitUploads(t)
-		sameTree(t, e, model, keyPrefix)
+		m.settleTree(t, e, model, keyPrefix)
 	})
 	s.run("a file renames within its folder and into another", func(t *testing.T) {
 		onBoth(t, mnt, model, "rename f11.txt", func(root string) error {
@@ -224,8 +233,7 @@ func runRcloneMountScenario(t *testing.T, e *davEnv, bin, fusermount, src string
 		onBoth(t, mnt, model, "move f12.txt to media/", func(root string) error {
 			return os.Rename(filepath.Join(root, "docs/part2/f12.txt"), filepath.Join(root, "media/f12-moved.txt"))
 		})
-		m.waitUploads(t)
-		sameTree(t, e, model, keyPrefix)
+		m.settleTree(t, e, model, keyPrefix)
 	})
 	s.run("an empty folder is made and renamed", func(t *testing.T) {
 		onBoth(t, mnt, model, "mkdir new-folder", func(root string) error {
@@ -257,7 +265,7 @@ func runRcloneMountScenario(t *testing.T, e *davEnv, bin, fusermount, src string
 		sameListing(t, mnt, model)
 	})
 	s.run("after the unmount S3 holds exactly the model tree and no open upload", func(t *testing.T) {
-		m.waitUploads(t)
+		m.settleTree(t, e, model, keyPrefix)
 		m.unmount(t)
 		sameTree(t, e, model, keyPrefix)
 		if _, ok := e.headS3Marker(t, keyPrefix+"renamed-folder/"); !ok {
@@ -355,7 +363,12 @@ func runRcloneMountPendingUpload(t *testing.T, e *davEnv, bin, fusermount string
 	}
 
 	m = startRcloneMount(t, r, fusermount, "dav:"+slug, cache, "--vfs-write-back", rcloneMountWriteBack)
-	m.waitUploads(t)
+	m.settle(t, func() []string {
+		if got, ok := e.getS3(t, keyPrefix+"late.txt"); !ok || string(got) != string(body) {
+			return []string{fmt.Sprintf("late.txt = %q (exists=%v)", got, ok)}
+		}
+		return nil
+	})
 	m.unmount(t)
 	if got, ok := e.getS3(t, keyPrefix+"late.txt"); !ok || string(got) != string(body) {
 		t.Errorf("S3 late.txt after the second mount = %q (exists=%v), want %q", got, ok, body)
