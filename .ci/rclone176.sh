@@ -2,7 +2,8 @@
 # Builds rclone v1.76.0 from the Go module proxy once (about 4 minutes
 # cold), cached under $DAVGW_TOOLS_CACHE/rclone-<version>/ like the other
 # tools, and prints the export line for DAVGW_RCLONE176 (eval it). Used by
-# .ci/bench and .ci/load.
+# .ci/tools.sh (so .ci/run has it for tests/mount_test.go), .ci/bench and
+# .ci/load.
 set -euo pipefail
 RCLONE_VERSION=v1.76.0
 cache=${DAVGW_TOOLS_CACHE:-$HOME/.cache/davgw-tools}

@@ -78,6 +78,10 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 # client itself comes from the npm registry: .ci/npm-webdav.sh below).
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+# Linux mounts of tests/mount_test.go: fuse3 gives rclone mount its
+# fusermount3; davfs2 is the kernel-side WebDAV file system (mount.davfs).
+command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+command -v mount.davfs >/dev/null 2>&1 || need_apt+=(davfs2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -87,6 +91,9 @@ fi
 
 # The npm webdav client, pinned by .ci/tools/npm-webdav/package-lock.json.
 npm_webdav=$(bash "$here/npm-webdav.sh")
+# rclone v1.76.0 built from the Go module proxy (tests/mount_test.go's
+# rclone mount; .ci/bench and .ci/load use it too).
+eval "$(bash "$here/rclone176.sh")"
 
 cat <<ENV
 $npm_webdav
@@ -101,4 +108,7 @@ export DAVGW_CHROMIUM=$(command -v chromium)
 export DAVGW_CADAVER=$(command -v cadaver)
 export DAVGW_RCLONE=$(command -v rclone)
 export DAVGW_REDIS_SERVER=$(command -v redis-server)
+export DAVGW_RCLONE176=$DAVGW_RCLONE176
+export DAVGW_FUSERMOUNT3=$(command -v fusermount3)
+export DAVGW_MOUNT_DAVFS=$(command -v mount.davfs)
 ENV

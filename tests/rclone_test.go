@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -360,6 +361,16 @@ func writeRandomFile(t *testing.T, path string, size int, mtime time.Time) {
 // sameTree fails unless S3 under keyPrefix holds exactly the files of src.
 func sameTree(t *testing.T, e *davEnv, src, keyPrefix string) {
 	t.Helper()
+	for _, d := range treeDiff(t, e, src, keyPrefix) {
+		t.Error(d)
+	}
+}
+
+// treeDiff lists how S3 under keyPrefix differs from the files of src
+// (folder markers aside); nil when it holds exactly them, byte for byte.
+func treeDiff(t *testing.T, e *davEnv, src, keyPrefix string) []string {
+	t.Helper()
+	var diff []string
 	want := map[string]bool{}
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -373,7 +384,7 @@ func sameTree(t *testing.T, e *davEnv, src, keyPrefix string) {
 		}
 		got, ok := e.getS3(t, keyPrefix+filepath.ToSlash(rel))
 		if !ok || !bytes.Equal(got, local) {
-			t.Errorf("S3 %s: %d bytes (exists=%v), the source has %d", rel, len(got), ok, len(local))
+			diff = append(diff, fmt.Sprintf("S3 %s: %d bytes (exists=%v), the source has %d", rel, len(got), ok, len(local)))
 		}
 		return nil
 	})
@@ -382,9 +393,10 @@ func sameTree(t *testing.T, e *davEnv, src, keyPrefix string) {
 	}
 	for _, k := range userKeys(t, e, keyPrefix) {
 		if !want[k] && !strings.HasSuffix(k, "/") {
-			t.Errorf("S3 holds %s, which the source does not have", k)
+			diff = append(diff, fmt.Sprintf("S3 holds %s, which the source does not have", k))
 		}
 	}
+	return diff
 }
 
 func fileHashes(t *testing.T, path string) (md5sum, sha1sum string) {
