@@ -11,9 +11,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/davgw/davgw/internal/ttlcache"
 )
 
 // App-password limits and timings.
@@ -107,14 +108,8 @@ type AppPasswords struct {
 	maxAge time.Duration // 0 = never expire
 	now    func() time.Time
 
-	mu      sync.Mutex
-	users   map[string]cachedList
-	touched map[string]time.Time // id -> last Touch written by this gateway
-}
-
-type cachedList struct {
-	list    []AppPassword
-	fetched time.Time
+	users   *ttlcache.Cache[string, []AppPassword] // user -> list, for the TTL
+	touched *ttlcache.Cache[string, struct{}]      // ids this gateway touched within touchEvery
 }
 
 // NewAppPasswords returns AppPasswords over store. ttl bounds the cache of
@@ -123,7 +118,10 @@ func NewAppPasswords(store AppPasswordStore, ttl time.Duration) *AppPasswords {
 	if ttl <= 0 {
 		ttl = AppPasswordCacheTTL
 	}
-	return &AppPasswords{store: store, ttl: ttl, maxAge: DefaultAppPasswordMaxAge, now: time.Now, users: map[string]cachedList{}, touched: map[string]time.Time{}}
+	return &AppPasswords{store: store, ttl: ttl, maxAge: DefaultAppPasswordMaxAge, now: time.Now,
+		users:   ttlcache.New[string, []AppPassword](maxCachedUsers),
+		touched: ttlcache.New[string, struct{}](maxCachedUsers),
+	}
 }
 
 // SetMaxAge sets how long an app password works after it was minted (0 =
@@ -287,13 +285,11 @@ func (a *AppPasswords) Cached(user, secret string) (Claims, bool) {
 		return Claims{}, false
 	}
 	now := a.now()
-	a.mu.Lock()
-	e, ok := a.users[user]
-	a.mu.Unlock()
-	if !ok || now.Sub(e.fetched) >= a.ttl {
+	list, ok := a.users.Get(user, now)
+	if !ok {
 		return Claims{}, false
 	}
-	p, found := matchAppPassword(e.list, user, secret)
+	p, found := matchAppPassword(list, user, secret)
 	if !found || a.expired(p, now) {
 		return Claims{}, false
 	}
@@ -324,51 +320,27 @@ var dummyHash = strings.Repeat("0", 64)
 
 func (a *AppPasswords) cached(ctx context.Context, user string) ([]AppPassword, error) {
 	now := a.now()
-	a.mu.Lock()
-	e, ok := a.users[user]
-	a.mu.Unlock()
-	if ok && now.Sub(e.fetched) < a.ttl {
-		return e.list, nil
+	if list, ok := a.users.Get(user, now); ok {
+		return list, nil
 	}
 	list, err := a.store.List(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.users) >= maxCachedUsers {
-		for k, v := range a.users {
-			if now.Sub(v.fetched) >= a.ttl || len(a.users) >= maxCachedUsers {
-				delete(a.users, k)
-			}
-		}
-	}
-	a.users[user] = cachedList{list: list, fetched: now}
+	a.users.Put(user, list, now.Add(a.ttl), now)
 	return list, nil
 }
 
-func (a *AppPasswords) forget(user string) {
-	a.mu.Lock()
-	delete(a.users, user)
-	a.mu.Unlock()
-}
+func (a *AppPasswords) forget(user string) { a.users.Delete(user) }
 
 // touch writes "last used" at most once per touchEvery per app password,
 // during the request (its failure only loses the date). It reports whether
 // it wrote.
 func (a *AppPasswords) touch(ctx context.Context, user, id string) bool {
 	now := a.now()
-	a.mu.Lock()
-	last := a.touched[id]
-	if now.Sub(last) < touchEvery {
-		a.mu.Unlock()
+	if !a.touched.Add(id, struct{}{}, now.Add(touchEvery), now) {
 		return false
 	}
-	if len(a.touched) >= maxCachedUsers {
-		clear(a.touched)
-	}
-	a.touched[id] = now
-	a.mu.Unlock()
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	_ = a.store.Touch(tctx, user, id, now)

@@ -12,8 +12,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/davgw/davgw/internal/ttlcache"
 )
 
 // Bearer cache bounds: a verified token is remembered until it expires (at
@@ -72,15 +73,9 @@ type Chain struct {
 	audit *slog.Logger
 	now   func() time.Time
 
-	mu       sync.Mutex
-	bearer   map[[32]byte]bearerEntry
-	verified map[[32]byte]time.Time // HMAC of accepted Basic credentials -> last use
-	vkey     [32]byte               // per-process key of verified
-}
-
-type bearerEntry struct {
-	claims  Claims
-	expires time.Time
+	bearer   *ttlcache.Cache[[32]byte, Claims]   // SHA-256 of a token -> its claims, until it expires
+	verified *ttlcache.Cache[[32]byte, struct{}] // HMAC of accepted Basic credentials, for verifiedIdle after each use
+	vkey     [32]byte                            // per-process key of verified
 }
 
 var (
@@ -98,7 +93,10 @@ func NewChain(cfg ChainConfig) *Chain {
 	if a == nil {
 		a = slog.Default()
 	}
-	c := &Chain{cfg: cfg, limit: l, audit: a, now: time.Now, bearer: map[[32]byte]bearerEntry{}, verified: map[[32]byte]time.Time{}}
+	c := &Chain{cfg: cfg, limit: l, audit: a, now: time.Now,
+		bearer:   ttlcache.New[[32]byte, Claims](bearerMaxCache),
+		verified: ttlcache.New[[32]byte, struct{}](verifiedMax),
+	}
 	_, _ = rand.Read(c.vkey[:])
 	return c
 }
@@ -120,29 +118,18 @@ func (c *Chain) credKey(user, pw string) [32]byte {
 // wasVerified reports whether the chain accepted this credential within
 // verifiedIdle.
 func (c *Chain) wasVerified(k [32]byte, now time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	last, ok := c.verified[k]
-	return ok && now.Sub(last) < verifiedIdle
+	_, ok := c.verified.Get(k, now)
+	return ok
 }
 
 // noteVerified records a use of an accepted credential (ok) or forgets a
 // refused one.
 func (c *Chain) noteVerified(k [32]byte, now time.Time, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !ok {
-		delete(c.verified, k)
+		c.verified.Delete(k)
 		return
 	}
-	if _, known := c.verified[k]; !known && len(c.verified) >= verifiedMax {
-		for key, last := range c.verified {
-			if now.Sub(last) >= verifiedIdle || len(c.verified) >= verifiedMax {
-				delete(c.verified, key)
-			}
-		}
-	}
-	c.verified[k] = now
+	c.verified.Put(k, struct{}{}, now.Add(verifiedIdle), now)
 }
 
 // Challenges implements Challenger: Basic, plus Bearer when OIDC is on.
@@ -182,15 +169,8 @@ func (c *Chain) authBearer(r *http.Request, tok, addr string) (Principal, bool, 
 	}
 	key := sha256.Sum256([]byte(tok))
 	now := c.now()
-	c.mu.Lock()
-	e, hit := c.bearer[key]
-	if hit && !now.Before(e.expires) {
-		delete(c.bearer, key)
-		hit = false
-	}
-	c.mu.Unlock()
-	if hit {
-		return c.principal(r.Context(), "bearer", e.claims, addr, false)
+	if claims, hit := c.bearer.Get(key, now); hit {
+		return c.principal(r.Context(), "bearer", claims, addr, false)
 	}
 	if lim := c.limit.Check("", addr); lim != nil {
 		return Principal{}, false, lim
@@ -216,22 +196,9 @@ func (c *Chain) authBearer(r *http.Request, tok, addr string) (Principal, bool, 
 		if limit := now.Add(bearerMaxTTL); expires.After(limit) {
 			expires = limit
 		}
-		c.rememberBearer(key, claims, expires, now)
+		c.bearer.Put(key, claims, expires, now)
 	}
 	return p, ok, perr
-}
-
-func (c *Chain) rememberBearer(key [32]byte, claims Claims, expires, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.bearer) >= bearerMaxCache {
-		for k, e := range c.bearer {
-			if !now.Before(e.expires) || len(c.bearer) >= bearerMaxCache {
-				delete(c.bearer, k)
-			}
-		}
-	}
-	c.bearer[key] = bearerEntry{claims: claims, expires: expires}
 }
 
 func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (p Principal, ok bool, err error) {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/davgw/davgw/internal/ttlcache"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -52,19 +53,12 @@ type Identities struct {
 	store  IdentityStore
 	issuer string
 	now    func() time.Time
-
-	mu    sync.Mutex
-	cache map[string]cachedIdentity
-}
-
-type cachedIdentity struct {
-	id      Identity
-	fetched time.Time
+	cache  *ttlcache.Cache[string, Identity]
 }
 
 // NewIdentities returns Identities over store for the issuer.
 func NewIdentities(store IdentityStore, issuer string) *Identities {
-	return &Identities{store: store, issuer: issuer, now: time.Now, cache: map[string]cachedIdentity{}}
+	return &Identities{store: store, issuer: issuer, now: time.Now, cache: ttlcache.New[string, Identity](maxCachedIdentities)}
 }
 
 // Check binds c.Username to {issuer, c.Subject} if the name is not bound
@@ -106,12 +100,8 @@ func (i *Identities) Check(ctx context.Context, c Claims) error {
 var errNoIdentity = errors.New("auth: no identity")
 
 func (i *Identities) get(ctx context.Context, user string) (Identity, error) {
-	now := i.now()
-	i.mu.Lock()
-	e, hit := i.cache[user]
-	i.mu.Unlock()
-	if hit && now.Sub(e.fetched) < identityCacheTTL {
-		return e.id, nil
+	if id, hit := i.cache.Get(user, i.now()); hit {
+		return id, nil
 	}
 	id, ok, err := i.store.Get(ctx, user)
 	if err != nil {
@@ -125,31 +115,12 @@ func (i *Identities) get(ctx context.Context, user string) (Identity, error) {
 }
 
 func (i *Identities) remember(user string, id Identity) {
+	// Evicting a live binding when full only costs a re-read.
 	now := i.now()
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if len(i.cache) >= maxCachedIdentities {
-		// Expired ones first; evicting a live one only costs a re-read.
-		for k, e := range i.cache {
-			if now.Sub(e.fetched) >= identityCacheTTL {
-				delete(i.cache, k)
-			}
-		}
-		for k := range i.cache {
-			if len(i.cache) < maxCachedIdentities {
-				break
-			}
-			delete(i.cache, k)
-		}
-	}
-	i.cache[user] = cachedIdentity{id: id, fetched: now}
+	i.cache.Put(user, id, now.Add(identityCacheTTL), now)
 }
 
-func (i *Identities) forget(user string) {
-	i.mu.Lock()
-	delete(i.cache, user)
-	i.mu.Unlock()
-}
+func (i *Identities) forget(user string) { i.cache.Delete(user) }
 
 // FileIdentities keeps bindings under a local directory:
 // DIR/<lower-case user>.json (for app_password_store = "local:DIR", in

@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/davgw/davgw/internal/ttlcache"
 )
 
 // Password-grant cache bounds.
@@ -49,14 +50,11 @@ type PasswordGrant struct {
 	key    [32]byte
 	now    func() time.Time
 	flight singleflight.Group
-
-	mu    sync.Mutex
-	cache map[[32]byte]grantEntry
+	cache  *ttlcache.Cache[[32]byte, grantEntry]
 }
 
 type grantEntry struct {
 	claims     Claims
-	expires    time.Time
 	refreshing bool // a background check was started for this entry
 }
 
@@ -69,7 +67,7 @@ func NewPasswordGrant(o *OIDC, ttl time.Duration) (*PasswordGrant, error) {
 	if ttl <= 0 {
 		ttl = PasswordGrantTTL
 	}
-	g := &PasswordGrant{oidc: o, ttl: ttl, now: time.Now, cache: map[[32]byte]grantEntry{}}
+	g := &PasswordGrant{oidc: o, ttl: ttl, now: time.Now, cache: ttlcache.New[[32]byte, grantEntry](passwordGrantMaxCache)}
 	if _, err := rand.Read(g.key[:]); err != nil {
 		return nil, err
 	}
@@ -102,9 +100,7 @@ func (g *PasswordGrant) refresh(k [32]byte, user, pw string) {
 		case err == nil:
 			g.remember(k, c)
 		case errors.Is(err, ErrPasswordRefused):
-			g.mu.Lock()
-			delete(g.cache, k)
-			g.mu.Unlock()
+			g.cache.Delete(k)
 		}
 		return nil, nil
 	})
@@ -260,41 +256,15 @@ func (g *PasswordGrant) lookup(k [32]byte) (Claims, bool) {
 // background check, and no other caller will for this entry.
 func (g *PasswordGrant) check(k [32]byte, claim bool) (c Claims, ok, refresh bool) {
 	now := g.now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	e, ok := g.cache[k]
-	if !ok {
-		return Claims{}, false, false
-	}
-	if !now.Before(e.expires) {
-		delete(g.cache, k)
-		return Claims{}, false, false
-	}
-	if !claim || e.refreshing || !now.After(e.expires.Add(-g.ttl/2)) {
-		return e.claims, true, false
-	}
-	e.refreshing = true
-	g.cache[k] = e
-	return e.claims, true, true
+	e, ok := g.cache.Update(k, now, func(e *grantEntry, expires *time.Time) {
+		if claim && !e.refreshing && now.After(expires.Add(-g.ttl/2)) {
+			e.refreshing, refresh = true, true
+		}
+	})
+	return e.claims, ok, refresh
 }
 
 func (g *PasswordGrant) remember(k [32]byte, c Claims) {
 	now := g.now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.cache) >= passwordGrantMaxCache {
-		for key, e := range g.cache {
-			if !now.Before(e.expires) {
-				delete(g.cache, key)
-			}
-		}
-		// Still full: drop arbitrary entries (map order is random).
-		for key := range g.cache {
-			if len(g.cache) < passwordGrantMaxCache {
-				break
-			}
-			delete(g.cache, key)
-		}
-	}
-	g.cache[k] = grantEntry{claims: c, expires: now.Add(g.ttl)}
+	g.cache.Put(k, grantEntry{claims: c}, now.Add(g.ttl), now)
 }

@@ -502,10 +502,9 @@ func TestPasswordGrantStaysCachedInSteadyUseAndDropsARefusedPassword(t *testing.
 // renewed reports a cached success younger than half its TTL.
 func renewed(g *PasswordGrant, k [32]byte) bool {
 	now := g.now()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	e, ok := g.cache[k]
-	return ok && now.Before(e.expires.Add(-g.ttl/2))
+	young := false
+	g.cache.Update(k, now, func(_ *grantEntry, expires *time.Time) { young = now.Before(expires.Add(-g.ttl / 2)) })
+	return young
 }
 
 // TestPasswordGrantChecksInTheBackgroundOncePerEntry: past half the cache

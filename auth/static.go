@@ -10,12 +10,13 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/davgw/davgw/internal/ttlcache"
 )
 
 // DefaultHashCost is the bcrypt cost of HashPassword (about 250 ms on a
@@ -80,8 +81,7 @@ type Static struct {
 
 	salt  [32]byte // per-process salt of cache keys
 	now   func() time.Time
-	mu    sync.Mutex
-	cache map[[32]byte]cacheEntry
+	cache *ttlcache.Cache[[32]byte, Principal]
 
 	// flight makes concurrent checks of the same credentials share one
 	// bcrypt; slots bounds the bcrypt comparisons running at once, so
@@ -124,11 +124,6 @@ type staticEntry struct {
 	root string
 }
 
-type cacheEntry struct {
-	p       Principal
-	expires time.Time
-}
-
 // NewStatic builds a Static authenticator. rootTemplate is [auth].root
 // ("users/{username}/" by default); a user's own Root wins over it.
 // {username} and {sub} are replaced by the user name; {email} is not
@@ -138,7 +133,7 @@ func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
 	s := &Static{
 		users: make(map[string]staticEntry, len(users)),
 		now:   time.Now,
-		cache: make(map[[32]byte]cacheEntry),
+		cache: ttlcache.New[[32]byte, Principal](cacheMaxSize),
 	}
 	s.LimitChecks(0, 0)
 	if _, err := rand.Read(s.salt[:]); err != nil {
@@ -201,19 +196,7 @@ func (s *Static) Cached(name, pw string) (Principal, bool) {
 // lookup returns a cached success and keeps it for another cacheIdle.
 func (s *Static) lookup(key [32]byte) (Principal, bool) {
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, hit := s.cache[key]
-	if !hit {
-		return Principal{}, false
-	}
-	if !now.Before(e.expires) {
-		delete(s.cache, key)
-		return Principal{}, false
-	}
-	e.expires = now.Add(cacheIdle)
-	s.cache[key] = e
-	return e.p, true
+	return s.cache.Update(key, now, func(_ *Principal, expires *time.Time) { *expires = now.Add(cacheIdle) })
 }
 
 // Names returns the configured user names.
@@ -286,7 +269,8 @@ func (s *Static) verify(ctx context.Context, key [32]byte, name, pw string) (Pri
 		return Principal{}, false, nil
 	}
 	p := Principal{Username: name, Root: u.root}
-	s.remember(key, p, s.now())
+	now := s.now()
+	s.cache.Put(key, p, now.Add(cacheIdle), now)
 	return p, true, nil
 }
 
@@ -303,26 +287,6 @@ func (s *Static) cacheKey(name, pw string) [32]byte {
 	var k [32]byte
 	copy(k[:], h.Sum(nil))
 	return k
-}
-
-func (s *Static) remember(key [32]byte, p Principal, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.cache) >= cacheMaxSize {
-		for k, e := range s.cache {
-			if !now.Before(e.expires) {
-				delete(s.cache, k)
-			}
-		}
-		// Still full: drop arbitrary entries (map order is random).
-		for k := range s.cache {
-			if len(s.cache) < cacheMaxSize {
-				break
-			}
-			delete(s.cache, k)
-		}
-	}
-	s.cache[key] = cacheEntry{p: p, expires: now.Add(cacheIdle)}
 }
 
 // ValidUsername checks a user name: 1 to 64 characters from

@@ -168,8 +168,8 @@ func TestStaticCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Verify("alice", "nope")
-		if len(s.cache) != 0 {
-			t.Fatalf("cache has %d entries after a failure", len(s.cache))
+		if n := s.cache.Len(); n != 0 {
+			t.Fatalf("cache has %d entries after a failure", n)
 		}
 	})
 	t.Run("the cache stays bounded", func(t *testing.T) {
@@ -178,10 +178,11 @@ func TestStaticCache(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range cacheMaxSize + 10 {
-			s.remember(s.cacheKey("u", strings.Repeat("x", i)), Principal{}, time.Now())
+			now := time.Now()
+			s.cache.Put(s.cacheKey("u", strings.Repeat("x", i)), Principal{}, now.Add(cacheIdle), now)
 		}
-		if len(s.cache) > cacheMaxSize {
-			t.Fatalf("cache has %d entries, max %d", len(s.cache), cacheMaxSize)
+		if n := s.cache.Len(); n > cacheMaxSize {
+			t.Fatalf("cache has %d entries, max %d", n, cacheMaxSize)
 		}
 	})
 	t.Run("cache keys differ between user and password splits", func(t *testing.T) {
