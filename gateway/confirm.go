@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/locks"
 )
 
 // confirmLocks evaluates the If header (RFC 4918 section 10.4) for a request
@@ -128,7 +130,7 @@ func (rq *request) requestLock(name string, deep bool) (token string, err error)
 			return tok, nil
 		case err != webdav.ErrLocked:
 			return "", err // statusFor: 503 for a lock store outage
-		case len(rq.locks.discover(now, name)) > 0 || (deep && rq.lockedBelow(now, name)):
+		case len(rq.locks.Discover(now, name)) > 0 || (deep && rq.lockedBelow(now, name)):
 			return "", failWith(webdav.StatusLocked, fmt.Errorf("%s: %w", name, err))
 		case now.After(deadline):
 			return "", failWith(http.StatusServiceUnavailable, fmt.Errorf("%s: %w", name, errBusy))
@@ -165,7 +167,7 @@ func (rq *request) listHolds(name string, conds []webdav.Condition) (bool, error
 			case err == nil:
 				rel()
 				holds = true
-			case errors.Is(err, ErrLockStoreUnavailable):
+			case errors.Is(err, locks.ErrStoreUnavailable):
 				return false, err
 			}
 		} else {

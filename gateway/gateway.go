@@ -27,6 +27,7 @@ import (
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/locks"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -35,7 +36,7 @@ type Gateway struct {
 	opts    Options
 	davBase string // DAVPrefix without its trailing slash, e.g. "/dav"
 	pubHost string // host of PublicURL, "" if none
-	locks   *LockManager
+	locks   *locks.Table
 	indexes *davfs.IndexLocks
 	icache  *davfs.IndexCache
 	dcache  *davfs.DirCache
@@ -98,9 +99,9 @@ func New(opts Options) (*Gateway, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	locks := opts.Locks
-	if locks == nil {
-		locks = NewLockManager(LockLimits{})
+	lockTable := opts.Locks
+	if lockTable == nil {
+		lockTable = locks.NewMemory(locks.Limits{})
 	}
 	userUploads, addrUploads := newUploadPools(opts.Store, opts.Uploads)
 	var quota *quotaTracker
@@ -127,7 +128,7 @@ func New(opts Options) (*Gateway, error) {
 		opts:    opts,
 		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
 		pubHost: pubHost,
-		locks:   locks,
+		locks:   lockTable,
 		log:     logger,
 	}, nil
 }
@@ -206,7 +207,7 @@ type request struct {
 	w     *recorder
 	user  auth.Principal
 	fs    *davfs.FS
-	locks *rootLocks
+	locks *locks.Root
 	root  string // the user's key prefix
 	name  string
 	slash bool // the URL path ended in "/": the client expects a folder

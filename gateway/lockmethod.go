@@ -15,12 +15,8 @@ import (
 	"time"
 
 	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/locks"
 )
-
-// maxLockTimeout caps lock lifetimes. Windows asks for "Infinite": a client
-// that crashes holding such a lock would keep the file locked for everyone
-// until a restart. Clients refresh locks they keep (Finder every ~300 s).
-const maxLockTimeout = time.Hour
 
 // lock lets x/net/webdav create or refresh the lock; a LOCK on a missing
 // name creates an empty file (RFC 4918 7.3), which needs its parent.
@@ -82,8 +78,8 @@ func (rq *request) refreshMeant(now time.Time) bool {
 	if c.Not || c.Token == "" {
 		return false
 	}
-	for _, l := range rq.locks.discover(now, rq.name) {
-		if l.token == c.Token {
+	for _, l := range rq.locks.Discover(now, rq.name) {
+		if l.Token == c.Token {
 			return true
 		}
 	}
@@ -91,9 +87,9 @@ func (rq *request) refreshMeant(now time.Time) bool {
 }
 
 // capTimeout turns a LOCK Timeout header into "Second-N" with N at most
-// maxLockTimeout ("Infinite" and a missing header get the cap).
+// locks.MaxTimeout ("Infinite" and a missing header get the cap).
 func capTimeout(h string) string {
-	maxSec := int64(maxLockTimeout / time.Second)
+	maxSec := int64(locks.MaxTimeout / time.Second)
 	first, _, _ := strings.Cut(h, ",")
 	first = strings.TrimSpace(first)
 	if n, ok := strings.CutPrefix(first, "Second-"); ok {
@@ -126,23 +122,23 @@ func fixLockRoot(body []byte, davBase string) []byte {
 }
 
 // lockDiscoveryXML renders active locks as DAV:lockdiscovery's content.
-func lockDiscoveryXML(locks []activeLock, davBase string) []byte {
+func lockDiscoveryXML(active []locks.Active, davBase string) []byte {
 	var b bytes.Buffer
-	for _, l := range locks {
+	for _, l := range active {
 		depth := "infinity"
-		if l.zeroDepth {
+		if l.ZeroDepth {
 			depth = "0"
 		}
 		b.WriteString(`<D:activelock xmlns:D="DAV:"><D:locktype><D:write/></D:locktype><D:lockscope><D:exclusive/></D:lockscope><D:depth>`)
 		b.WriteString(depth)
 		b.WriteString(`</D:depth>`)
-		if l.owner != "" && ownerIsSelfContained(l.owner) {
-			b.WriteString(`<D:owner>` + l.owner + `</D:owner>`)
+		if l.Owner != "" && ownerIsSelfContained(l.Owner) {
+			b.WriteString(`<D:owner>` + l.Owner + `</D:owner>`)
 		}
-		b.WriteString(`<D:timeout>Second-` + strconv.FormatInt(int64(max(l.left, 0)/time.Second), 10) + `</D:timeout><D:locktoken><D:href>`)
-		_ = xml.EscapeText(&b, []byte(l.token))
+		b.WriteString(`<D:timeout>Second-` + strconv.FormatInt(int64(max(l.Left, 0)/time.Second), 10) + `</D:timeout><D:locktoken><D:href>`)
+		_ = xml.EscapeText(&b, []byte(l.Token))
 		b.WriteString(`</D:href></D:locktoken><D:lockroot><D:href>`)
-		_ = xml.EscapeText(&b, []byte((&url.URL{Path: path.Join(davBase, l.name)}).EscapedPath()))
+		_ = xml.EscapeText(&b, []byte((&url.URL{Path: path.Join(davBase, l.Name)}).EscapedPath()))
 		b.WriteString(`</D:href></D:lockroot></D:activelock>`)
 	}
 	return b.Bytes()

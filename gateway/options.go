@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/locks"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -65,9 +66,9 @@ type Options struct {
 	// per-address upload shares and the log line.
 	TrustedProxies TrustedProxies
 	// Locks is the lock table ([locks].store); nil = a new in-memory one.
-	// Gateways that share one (NewRedisLockManager, or the same value in
+	// Gateways that share one (locks.NewRedis, or the same value in
 	// tests) share WebDAV locks.
-	Locks *LockManager
+	Locks *locks.Table
 }
 
 // UploadLimits keep one user, or one client address, from taking the

@@ -125,7 +125,7 @@ func (rq *request) propfindContext(pf propfindBody, body []byte) context.Context
 	}
 	if bytes.Contains(body, []byte("lockdiscovery")) {
 		ctx = davfs.WithLockDiscovery(ctx, func(name string) []byte {
-			return lockDiscoveryXML(rq.locks.discover(time.Now(), name), rq.g.davBase)
+			return lockDiscoveryXML(rq.locks.Discover(time.Now(), name), rq.g.davBase)
 		})
 	}
 	return ctx

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/webdav"
 
 	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/locks"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -188,9 +189,9 @@ func statusFor(err error, notExist int) int {
 		return http.StatusOK
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return http.StatusRequestTimeout // the body stopped flowing (even inside ErrIncomplete)
-	case errors.Is(err, s3vfs.ErrUnavailable), errors.Is(err, ErrLockStoreUnavailable):
+	case errors.Is(err, s3vfs.ErrUnavailable), errors.Is(err, locks.ErrStoreUnavailable):
 		return http.StatusServiceUnavailable
-	case errors.Is(err, s3vfs.ErrOverShare), errors.Is(err, ErrTooManyLocks):
+	case errors.Is(err, s3vfs.ErrOverShare), errors.Is(err, locks.ErrTooMany):
 		return http.StatusTooManyRequests
 	case errors.Is(err, davfs.ErrTooManyEntries), errors.Is(err, errQuotaExceeded):
 		return webdav.StatusInsufficientStorage
@@ -198,7 +199,7 @@ func statusFor(err error, notExist int) int {
 		return http.StatusForbidden
 	case errors.Is(err, s3vfs.ErrPreconditionFailed):
 		return http.StatusPreconditionFailed
-	case errors.Is(err, s3vfs.ErrTooLarge), errors.Is(err, ErrLockOwnerTooLarge):
+	case errors.Is(err, s3vfs.ErrTooLarge), errors.Is(err, locks.ErrOwnerTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, davfs.ErrIsDir):
 		return http.StatusMethodNotAllowed

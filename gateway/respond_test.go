@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/net/webdav"
 
+	"github.com/davgw/davgw/locks"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -82,7 +83,9 @@ func TestRelayMakesXNetStatusesHonest(t *testing.T) {
 		body   string
 	}{
 		{"a throttled PROPPATCH that x/net calls 405 is 503", 405, throttled, 503, "Service Unavailable\n"},
-		{"a lock store outage that x/net calls 500 is 503", 500, fmt.Errorf("%w: redis: down", ErrLockStoreUnavailable), 503, "Service Unavailable\n"},
+		{"a lock store outage that x/net calls 500 is 503", 500, fmt.Errorf("%w: redis: down", locks.ErrStoreUnavailable), 503, "Service Unavailable\n"},
+		{"a root at its lock limit that x/net calls 500 is 429", 500, fmt.Errorf("%w: at most 3", locks.ErrTooMany), 429, "Too Many Requests\n"},
+		{"an owner past its limit that x/net calls 500 is 413", 500, fmt.Errorf("%w: 65 bytes", locks.ErrOwnerTooLarge), 413, "Request Entity Too Large\n"},
 		{"x/net's 423 for a held lock stands, with its body", 423, webdav.ErrLocked, 423, "Locked"},
 		{"x/net's 404 for a missing name stands", 404, &fs.PathError{Op: "stat", Path: "/x", Err: fs.ErrNotExist}, 404, "Not Found"},
 		{"any 500 is answered like every other", 500, errors.New("odd"), 500, "Internal Server Error\n"},

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/davgw/davgw/davfs"
+	"github.com/davgw/davgw/locks"
 )
 
 // elementNames lists the (namespace-resolved) names of b's elements in
@@ -181,7 +182,7 @@ func FuzzLockBody(f *testing.F) {
 		if !xmlSafeName(name) {
 			return
 		}
-		disc := lockDiscoveryXML([]activeLock{{token: "opaquelocktoken:x", name: name, owner: owner, left: time.Minute}}, "/dav")
+		disc := lockDiscoveryXML([]locks.Active{{Token: "opaquelocktoken:x", Name: name, Owner: owner, Left: time.Minute}}, "/dav")
 		doc := append(append([]byte(`<D:prop xmlns:D="DAV:"><D:lockdiscovery>`), disc...), `</D:lockdiscovery></D:prop>`...)
 		if _, ok := elementNames(doc); !ok {
 			t.Fatalf("owner %q, name %q: lockdiscovery is not well-formed: %q", owner, name, doc)

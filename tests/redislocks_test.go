@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/locks"
 )
 
 // redisServer is Debian's redis-server on a free loopback port, for the
@@ -34,7 +35,7 @@ func startRedis(t *testing.T) *redisServer {
 	}
 	s := &redisServer{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd}
 	t.Cleanup(s.stop)
-	probe, err := gateway.NewRedisLockManager(s.URL, gateway.LockLimits{}, nil)
+	probe, err := locks.NewRedis(s.URL, locks.Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,18 +57,18 @@ func (s *redisServer) stop() {
 // the Redis at url.
 func redisGateway(t *testing.T, name, url string) *davEnv {
 	t.Helper()
-	locks, err := gateway.NewRedisLockManager(url, gateway.LockLimits{}, nil)
+	shared, err := locks.NewRedis(url, locks.Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := getBackend(t, name)
-	e, err := newDavEnv(staticAuth(t), b, b.proxy.URL, gatewayPartSize, 2, func(o *gateway.Options) { o.Locks = locks })
+	e, err := newDavEnv(staticAuth(t), b, b.proxy.URL, gatewayPartSize, 2, func(o *gateway.Options) { o.Locks = shared })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		e.srv.Close()
-		_ = locks.Close()
+		_ = shared.Close()
 	})
 	return e
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/locks"
 )
 
 // TestOpenLocks: "memory" gives a table in this process; a Redis URL gives
@@ -17,7 +17,7 @@ import (
 func TestOpenLocks(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	if m, err := openLocks(context.Background(), "memory", gateway.LockLimits{}, log); m == nil || err != nil {
+	if m, err := openLocks(context.Background(), "memory", locks.Limits{}, log); m == nil || err != nil {
 		t.Fatalf("memory: %v, %v", m, err)
 	}
 	// A port nobody listens on.
@@ -27,7 +27,7 @@ func TestOpenLocks(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	m, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/0", gateway.LockLimits{}, log)
+	m, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/0", locks.Limits{}, log)
 	if err != nil || m == nil {
 		t.Fatalf("unreachable redis: %v, %v", m, err)
 	}
@@ -35,7 +35,7 @@ func TestOpenLocks(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "not reachable") || strings.Contains(logBuf.String(), "s3cret") {
 		t.Fatalf("log: %s", logBuf.String())
 	}
-	if _, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/x", gateway.LockLimits{}, log); err == nil || strings.Contains(err.Error(), "s3cret") {
+	if _, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/x", locks.Limits{}, log); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("bad URL: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/davgw/davgw/config"
 	"github.com/davgw/davgw/embedded"
 	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/locks"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -87,8 +88,8 @@ type setup struct {
 	apple     string
 	quota     int64
 	ln        net.Listener
-	adminLn   net.Listener         // [server].admin_listen; nil = none
-	locks     *gateway.LockManager // [locks].store with [limits]
+	adminLn   net.Listener // [server].admin_listen; nil = none
+	locks     *locks.Table // [locks].store with [limits]
 	tlsCert   string
 	tlsKey    string
 	cleanup   func()
@@ -311,7 +312,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("auth", "err", err)
 		return nil, exitUsage
 	}
-	locks, err := openLocks(ctx, cfg.Locks.Store, lockLimits(cfg), log)
+	lockTable, err := openLocks(ctx, cfg.Locks.Store, lockLimits(cfg), log)
 	if err != nil {
 		log.Error("locks", "err", err)
 		return nil, exitUsage
@@ -319,7 +320,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 	ok = true
 	stopJanitor := startJanitor(ctx, store, cfg, log)
 	return &setup{
-		locks:     locks,
+		locks:     lockTable,
 		store:     store,
 		prefix:    cfg.Prefix(),
 		davPrefix: cfg.Server.DAVPrefix,
@@ -339,29 +340,29 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		adminLn:   adminLn,
 		tlsCert:   tlsCert,
 		tlsKey:    tlsKey,
-		cleanup:   func() { stopJanitor(); _ = locks.Close() },
+		cleanup:   func() { stopJanitor(); _ = lockTable.Close() },
 	}, exitOK
 }
 
 // openLocks opens [locks].store: a table in this process's memory, or a
 // Redis table shared with other gateways. An unreachable Redis is only
 // logged: lock operations answer 503 until it is back.
-func openLocks(ctx context.Context, store string, limits gateway.LockLimits, log *slog.Logger) (*gateway.LockManager, error) {
+func openLocks(ctx context.Context, store string, limits locks.Limits, log *slog.Logger) (*locks.Table, error) {
 	if store == "" || store == "memory" {
-		return gateway.NewLockManager(limits), nil
+		return locks.NewMemory(limits), nil
 	}
-	locks, err := gateway.NewRedisLockManager(store, limits, log)
+	shared, err := locks.NewRedis(store, limits, log)
 	if err != nil {
 		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := locks.Ping(pctx); err != nil {
-		log.Warn("the lock store is not reachable: LOCK and writes answer 503 until it is", "store", gateway.RedactURL(store), "err", err)
+	if err := shared.Ping(pctx); err != nil {
+		log.Warn("the lock store is not reachable: LOCK and writes answer 503 until it is", "store", locks.RedactURL(store), "err", err)
 	} else {
-		log.Info("locks", "store", gateway.RedactURL(store))
+		log.Info("locks", "store", locks.RedactURL(store))
 	}
-	return locks, nil
+	return shared, nil
 }
 
 func staticUsers(cfg *config.Config) []auth.StaticUser {
@@ -485,8 +486,8 @@ func requestLimits(cfg *config.Config) gateway.RequestLimits {
 }
 
 // lockLimits is [limits]' lock keys (validated already; 0 = the default).
-func lockLimits(cfg *config.Config) gateway.LockLimits {
-	var l gateway.LockLimits
+func lockLimits(cfg *config.Config) locks.Limits {
+	var l locks.Limits
 	l.PerUser, l.OwnerBytes = cfg.LockLimits()
 	return l
 }

@@ -1,4 +1,4 @@
-package gateway
+package locks
 
 import (
 	"context"
@@ -69,22 +69,22 @@ func (s *redisServer) stop() {
 	}
 }
 
-func newTestRedisLocks(t *testing.T, url string, tempTTL time.Duration) *LockManager {
+func newTestRedisLocks(t *testing.T, url string, tempTTL time.Duration) *Table {
 	t.Helper()
 	opts, err := redisOptions(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newRedisLockManager(redis.NewClient(opts), "davgw:locks:", tempTTL, slog.New(slog.DiscardHandler))
+	m := &Table{b: newRedisLocks(redis.NewClient(opts), "davgw:locks:", tempTTL, slog.New(slog.DiscardHandler)), limits: Limits{}.withDefaults()}
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
 
 // lockBackends runs f on the memory store and on two gateways' Redis
 // stores sharing one redis-server (a and b differ for Redis only).
-func lockBackends(t *testing.T, f func(t *testing.T, a, b *LockManager)) {
+func lockBackends(t *testing.T, f func(t *testing.T, a, b *Table)) {
 	t.Run("memory", func(t *testing.T) {
-		m := NewLockManager(LockLimits{})
+		m := NewMemory(Limits{})
 		f(t, m, m)
 	})
 	t.Run("redis", func(t *testing.T) {
@@ -117,7 +117,7 @@ func TestLockConflictRules(t *testing.T) {
 		{"name prefix is no ancestor", "/a/b", inf, "/a/bc", inf, false},
 		{"name prefix is no descendant", "/a/bc", inf, "/a/b", inf, false},
 	}
-	lockBackends(t, func(t *testing.T, a, b *LockManager) {
+	lockBackends(t, func(t *testing.T, a, b *Table) {
 		for i, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				root := fmt.Sprintf("rules%d/", i)
@@ -144,7 +144,7 @@ func TestLockConflictRules(t *testing.T) {
 
 func TestLockTokensAreRootBound(t *testing.T) {
 	tokenRE := regexp.MustCompile(`^opaquelocktoken:[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	lockBackends(t, func(t *testing.T, a, b *LockManager) {
+	lockBackends(t, func(t *testing.T, a, b *Table) {
 		now := time.Now()
 		alice, bob := a.ForRoot("alice/"), b.ForRoot("bob/")
 		tok, err := alice.Create(now, webdav.LockDetails{Root: "/f", ZeroDepth: true, Duration: time.Minute})
@@ -187,7 +187,7 @@ func TestLockTokensAreRootBound(t *testing.T) {
 }
 
 func TestLockConfirmAndHold(t *testing.T) {
-	lockBackends(t, func(t *testing.T, a, b *LockManager) {
+	lockBackends(t, func(t *testing.T, a, b *Table) {
 		now := time.Now()
 		la := a.ForRoot("hold/")
 		tok, err := la.Create(now, webdav.LockDetails{Root: "/dir", Duration: time.Minute, OwnerXML: "<D:href>me</D:href>"})
@@ -210,11 +210,11 @@ func TestLockConfirmAndHold(t *testing.T) {
 			t.Fatalf("Confirm outside the lock: %v", err)
 		}
 		// lockdiscovery, from the other gateway.
-		got := b.ForRoot("hold/").discover(now, "/dir/x")
-		if len(got) != 1 || got[0].token != tok || got[0].name != "/dir" || got[0].zeroDepth || got[0].owner != "<D:href>me</D:href>" || got[0].left <= 0 || got[0].left > time.Minute {
+		got := b.ForRoot("hold/").Discover(now, "/dir/x")
+		if len(got) != 1 || got[0].Token != tok || got[0].Name != "/dir" || got[0].ZeroDepth || got[0].Owner != "<D:href>me</D:href>" || got[0].Left <= 0 || got[0].Left > time.Minute {
 			t.Fatalf("discover = %+v", got)
 		}
-		if got := b.ForRoot("other/").discover(now, "/dir/x"); len(got) != 0 {
+		if got := b.ForRoot("other/").Discover(now, "/dir/x"); len(got) != 0 {
 			t.Fatalf("another root discovers %+v", got)
 		}
 		ld, err := b.ForRoot("hold/").Refresh(now, tok, 30*time.Second)
@@ -257,7 +257,7 @@ func TestRedisLockExpiry(t *testing.T) {
 	if _, err := la.Refresh(now, short, time.Minute); err != webdav.ErrNoSuchLock {
 		t.Fatalf("Refresh of an expired lock: %v", err)
 	}
-	if got := lb.discover(now, "/short"); len(got) != 0 {
+	if got := lb.Discover(now, "/short"); len(got) != 0 {
 		t.Fatalf("expired lock discovered: %+v", got)
 	}
 }
@@ -278,7 +278,7 @@ func TestRedisTemporaryLocks(t *testing.T) {
 	if _, err := lb.Create(now, webdav.LockDetails{Root: "/f", ZeroDepth: true, Duration: time.Minute}); err != webdav.ErrLocked {
 		t.Fatalf("Create over a temporary lock: %v", err)
 	}
-	if got := lb.discover(now, "/f"); len(got) != 0 {
+	if got := lb.Discover(now, "/f"); len(got) != 0 {
 		t.Fatalf("temporary lock discovered: %+v", got)
 	}
 	if err := la.Unlock(now, tok); err != nil {
@@ -304,7 +304,7 @@ func TestRedisTemporaryLocks(t *testing.T) {
 // TestRedisLockCreateIsAtomic: gateways racing for one name get one lock.
 func TestRedisLockCreateIsAtomic(t *testing.T) {
 	s := startRedis(t)
-	ms := []*LockManager{newTestRedisLocks(t, s.url, time.Minute), newTestRedisLocks(t, s.url, time.Minute)}
+	ms := []*Table{newTestRedisLocks(t, s.url, time.Minute), newTestRedisLocks(t, s.url, time.Minute)}
 	for round := range 20 {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -338,7 +338,7 @@ func TestRedisLockCreateIsAtomic(t *testing.T) {
 }
 
 // TestRedisLockOutage: with Redis gone every operation fails with
-// ErrLockStoreUnavailable, and errors never show the URL's password.
+// ErrStoreUnavailable, and errors never show the URL's password.
 func TestRedisLockOutage(t *testing.T) {
 	s := startRedis(t)
 	m := newTestRedisLocks(t, s.url, time.Minute)
@@ -349,24 +349,24 @@ func TestRedisLockOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.stop()
-	if _, err := l.Create(now, webdav.LockDetails{Root: "/g", Duration: time.Minute}); !errors.Is(err, ErrLockStoreUnavailable) {
+	if _, err := l.Create(now, webdav.LockDetails{Root: "/g", Duration: time.Minute}); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Create: %v", err)
 	}
-	if _, err := l.Confirm(now, "/f", "", webdav.Condition{Token: tok}); !errors.Is(err, ErrLockStoreUnavailable) {
+	if _, err := l.Confirm(now, "/f", "", webdav.Condition{Token: tok}); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Confirm: %v", err)
 	}
-	if _, err := l.Refresh(now, tok, time.Minute); !errors.Is(err, ErrLockStoreUnavailable) {
+	if _, err := l.Refresh(now, tok, time.Minute); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Refresh: %v", err)
 	}
-	if err := l.Unlock(now, tok); !errors.Is(err, ErrLockStoreUnavailable) {
+	if err := l.Unlock(now, tok); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Unlock: %v", err)
 	}
-	if err := m.Ping(context.Background()); !errors.Is(err, ErrLockStoreUnavailable) {
+	if err := m.Ping(context.Background()); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Ping: %v", err)
 	}
 
 	for _, bad := range []string{"redis://:s3cret@127.0.0.1:bad/0", "redis://user:s3cret@127.0.0.1:6379/x", "http://:s3cret@h/"} {
-		_, err := NewRedisLockManager(bad, LockLimits{}, nil)
+		_, err := NewRedis(bad, Limits{}, nil)
 		if err == nil || regexp.MustCompile("s3cret").MatchString(err.Error()) {
 			t.Errorf("%s: err = %v", bad, err)
 		}

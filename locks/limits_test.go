@@ -1,4 +1,4 @@
-package gateway
+package locks
 
 import (
 	"errors"
@@ -14,9 +14,9 @@ import (
 // past the cap is refused, and neither touches another root or a
 // request's temporary locks; unlocking or expiry makes room again.
 func TestLockLimits(t *testing.T) {
-	lockBackends(t, func(t *testing.T, a, b *LockManager) {
-		for _, m := range []*LockManager{a, b} {
-			m.limits = LockLimits{OwnerBytes: 64, PerUser: 3}
+	lockBackends(t, func(t *testing.T, a, b *Table) {
+		for _, m := range []*Table{a, b} {
+			m.limits = Limits{OwnerBytes: 64, PerUser: 3}
 		}
 		now := time.Now()
 		alice := a.ForRoot("limits-alice/")
@@ -30,11 +30,8 @@ func TestLockLimits(t *testing.T) {
 		}
 		// Through the other gateway too: the count is shared.
 		over := b.ForRoot("limits-alice/")
-		if _, err := over.Create(now, webdav.LockDetails{Root: "/f3", Duration: time.Minute}); !errors.Is(err, ErrTooManyLocks) {
-			t.Fatalf("a fourth lock: %v, want ErrTooManyLocks", err)
-		}
-		if statusFor(ErrTooManyLocks, 0) != 429 || statusFor(ErrLockOwnerTooLarge, 0) != 413 {
-			t.Fatal("limit errors do not map to 429 and 413")
+		if _, err := over.Create(now, webdav.LockDetails{Root: "/f3", Duration: time.Minute}); !errors.Is(err, ErrTooMany) {
+			t.Fatalf("a fourth lock: %v, want ErrTooMany", err)
 		}
 		// A request's own short lock is not a client lock.
 		tmp, err := alice.Create(now, webdav.LockDetails{Root: "/g", Duration: -1})
@@ -45,8 +42,8 @@ func TestLockLimits(t *testing.T) {
 		if _, err := b.ForRoot("limits-bob/").Create(now, webdav.LockDetails{Root: "/f3", Duration: time.Minute}); err != nil {
 			t.Fatalf("bob's lock, alice at her limit: %v", err)
 		}
-		if _, err := b.ForRoot("limits-bob/").Create(now, webdav.LockDetails{Root: "/big", Duration: time.Minute, OwnerXML: strings.Repeat("x", 65)}); !errors.Is(err, ErrLockOwnerTooLarge) {
-			t.Fatalf("a 65-byte owner: %v, want ErrLockOwnerTooLarge", err)
+		if _, err := b.ForRoot("limits-bob/").Create(now, webdav.LockDetails{Root: "/big", Duration: time.Minute, OwnerXML: strings.Repeat("x", 65)}); !errors.Is(err, ErrOwnerTooLarge) {
+			t.Fatalf("a 65-byte owner: %v, want ErrOwnerTooLarge", err)
 		}
 		if err := alice.Unlock(now, toks[0]); err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package gateway
+package locks
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 
 // The Redis lock store ([locks].store = "redis://..." or "rediss://...")
 // lets several gateways share one lock table. Its keys, under a prefix P
-// (scoped names, see rootLocks.scope):
+// (scoped names, see Root.scope):
 //
 //	P t:<token>  hash: root, name, zd ("1" zero depth), owner, exp (ms), temp
 //	P d:<name>   sorted set: tokens of infinite-depth locks on name
@@ -63,13 +63,14 @@ type redisLocks struct {
 	temp map[string]string // temporary token -> root, renewed until unlocked
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once // of close
 }
 
-// NewRedisLockManager returns a lock table kept in Redis at rawURL
+// NewRedis returns a lock table kept in Redis at rawURL
 // (redis://[user:password@]host:port/db or rediss:// for TLS). It does not
 // connect yet: an unreachable Redis makes lock operations fail (503), and
 // Ping tells. Errors never show the URL's password. Close it when done.
-func NewRedisLockManager(rawURL string, limits LockLimits, log *slog.Logger) (*LockManager, error) {
+func NewRedis(rawURL string, limits Limits, log *slog.Logger) (*Table, error) {
 	opts, err := redisOptions(rawURL)
 	if err != nil {
 		return nil, err
@@ -77,9 +78,7 @@ func NewRedisLockManager(rawURL string, limits LockLimits, log *slog.Logger) (*L
 	if log == nil {
 		log = slog.Default()
 	}
-	m := newRedisLockManager(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log)
-	m.limits = limits.withDefaults()
-	return m, nil
+	return &Table{b: newRedisLocks(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log), limits: limits.withDefaults()}, nil
 }
 
 // redisOptions parses a redis:// or rediss:// URL, with timeouts that make
@@ -91,7 +90,7 @@ func redisOptions(rawURL string) (*redis.Options, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // url.Error repeats the URL, password and all
 		}
-		return nil, fmt.Errorf("gateway: locks store %s: %v", RedactURL(rawURL), err)
+		return nil, fmt.Errorf("locks: store %s: %v", RedactURL(rawURL), err)
 	}
 	opts.DialTimeout = 2 * time.Second
 	opts.ReadTimeout = 2 * time.Second
@@ -101,21 +100,26 @@ func redisOptions(rawURL string) (*redis.Options, error) {
 	return opts, nil
 }
 
-func newRedisLockManager(c redis.UniversalClient, prefix string, tempTTL time.Duration, log *slog.Logger) *LockManager {
+// newRedisLocks starts the backend's renewal of temporary locks; close
+// stops it.
+func newRedisLocks(c redis.UniversalClient, prefix string, tempTTL time.Duration, log *slog.Logger) *redisLocks {
 	r := &redisLocks{c: c, prefix: prefix, tempTTL: tempTTL, log: log,
 		held: make(map[string]int), temp: make(map[string]string),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go r.renewLoop()
-	var once sync.Once
-	return &LockManager{b: r, limits: LockLimits{}.withDefaults(), ping: func(ctx context.Context) error { return r.fail(r.c.Ping(ctx).Err()) }, close: func() error {
-		var err error
-		once.Do(func() {
-			close(r.stop)
-			<-r.done
-			err = c.Close()
-		})
-		return err
-	}}
+	return r
+}
+
+func (r *redisLocks) ping(ctx context.Context) error { return r.fail(r.c.Ping(ctx).Err()) }
+
+func (r *redisLocks) close() error {
+	var err error
+	r.once.Do(func() {
+		close(r.stop)
+		<-r.done
+		err = r.c.Close()
+	})
+	return err
 }
 
 // RedactURL hides the password of a URL (for logs and errors).
@@ -139,7 +143,7 @@ func (r *redisLocks) fail(err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%w: redis: %v", ErrLockStoreUnavailable, err)
+	return fmt.Errorf("%w: redis: %v", ErrStoreUnavailable, err)
 }
 
 func (r *redisLocks) ctx() (context.Context, context.CancelFunc) {
@@ -306,7 +310,7 @@ func (r *redisLocks) confirm(_ time.Time, root, name0, name1 string, conditions 
 	lookup := func(name string) string {
 		for _, t := range toks {
 			l, ok := locks[t]
-			if ok && r.held[t] == 0 && lockCovers(l.name, l.zeroDepth, name) {
+			if ok && r.held[t] == 0 && covers(l.name, l.zeroDepth, name) {
 				return t
 			}
 		}
@@ -360,7 +364,7 @@ func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails
 	ctx, cancel := r.ctx()
 	defer cancel()
 	for range 3 {
-		tok, err := newLockToken()
+		tok, err := newToken()
 		if err != nil {
 			return "", err
 		}
@@ -380,11 +384,11 @@ func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails
 		case 0:
 			return "", webdav.ErrLocked
 		case -2:
-			return "", fmt.Errorf("%w: at most %d", ErrTooManyLocks, maxLocks)
+			return "", fmt.Errorf("%w: at most %d", ErrTooMany, maxLocks)
 		}
 		// -1: a random token already taken; draw again.
 	}
-	return "", errors.New("gateway: could not draw a fresh lock token")
+	return "", errors.New("locks: could not draw a fresh lock token")
 }
 
 func (r *redisLocks) isHeld(token string) bool {
@@ -397,8 +401,8 @@ func (r *redisLocks) refresh(_ time.Time, root, token string, duration time.Dura
 	if r.isHeld(token) {
 		return webdav.LockDetails{}, webdav.ErrLocked
 	}
-	if duration < 0 || duration > maxLockTimeout {
-		duration = maxLockTimeout // Redis keeps no lock for ever
+	if duration < 0 || duration > MaxTimeout {
+		duration = MaxTimeout // Redis keeps no lock for ever
 	}
 	ctx, cancel := r.ctx()
 	defer cancel()
@@ -436,18 +440,18 @@ func (r *redisLocks) unlock(_ time.Time, root, token string) error {
 	return nil
 }
 
-func (r *redisLocks) discover(_ time.Time, root, name string) ([]activeLock, error) {
+func (r *redisLocks) discover(_ time.Time, root, name string) ([]Active, error) {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	v, err := discoverScript.Run(ctx, r.c, nil, r.prefix, name, root).StringSlice()
 	if err != nil {
 		return nil, r.fail(err)
 	}
-	var out []activeLock
+	var out []Active
 	for i := 0; i+5 <= len(v); i += 5 {
 		left, _ := strconv.ParseInt(v[i+4], 10, 64)
-		out = append(out, activeLock{token: v[i], name: v[i+1], zeroDepth: v[i+2] == "1",
-			owner: v[i+3], left: time.Duration(left) * time.Millisecond})
+		out = append(out, Active{Token: v[i], Name: v[i+1], ZeroDepth: v[i+2] == "1",
+			Owner: v[i+3], Left: time.Duration(left) * time.Millisecond})
 	}
 	return out, nil
 }

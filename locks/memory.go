@@ -1,0 +1,201 @@
+package locks
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/net/webdav"
+)
+
+// memLocks is the in-memory backend: x/net/webdav's MemLS behind a table of
+// public tokens.
+type memLocks struct {
+	inner webdav.LockSystem
+
+	create1 sync.Mutex // one create at a time: the count and the lock agree
+	mu      sync.Mutex
+	tokens  map[string]lockRef             // public token -> MemLS token
+	byRoot  map[string]map[string]struct{} // root -> its client locks' public tokens
+	sweeps  int
+}
+
+func newMemLocks() *memLocks {
+	return &memLocks{inner: webdav.NewMemLS(), tokens: make(map[string]lockRef), byRoot: make(map[string]map[string]struct{})}
+}
+
+func (m *memLocks) ping(context.Context) error { return nil }
+func (m *memLocks) close() error               { return nil }
+
+type lockRef struct {
+	inner  string
+	root   string
+	expiry time.Time // zero = infinite
+	// What lockdiscovery reports (x/net/webdav keeps it but cannot list it).
+	name      string // scoped
+	zeroDepth bool
+	owner     string
+	temporary bool // a request's own short lock (If header checks)
+}
+
+func (m *memLocks) ref(root, token string) (lockRef, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ref, ok := m.tokens[token]
+	if !ok || ref.root != root {
+		return lockRef{}, false
+	}
+	return ref, true
+}
+
+func (m *memLocks) drop(token string) {
+	m.mu.Lock()
+	m.forget(token)
+	m.mu.Unlock()
+}
+
+// forget removes a token from both tables; m.mu is held.
+func (m *memLocks) forget(token string) {
+	ref, ok := m.tokens[token]
+	if !ok {
+		return
+	}
+	delete(m.tokens, token)
+	if set := m.byRoot[ref.root]; set != nil {
+		delete(set, token)
+		if len(set) == 0 {
+			delete(m.byRoot, ref.root)
+		}
+	}
+}
+
+// liveLocks counts root's client locks, dropping expired ones when the
+// count reaches maxLocks (so the sweep costs O(maxLocks) at most, and only
+// for a root at its limit); m.mu is held.
+func (m *memLocks) liveLocks(now time.Time, root string, maxLocks int) int {
+	set := m.byRoot[root]
+	if len(set) < maxLocks {
+		return len(set)
+	}
+	for t := range set {
+		if r := m.tokens[t]; !r.expiry.IsZero() && now.After(r.expiry) {
+			m.forget(t)
+		}
+	}
+	return len(m.byRoot[root])
+}
+
+func (m *memLocks) confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error) {
+	mapped := make([]webdav.Condition, 0, len(conditions))
+	for _, c := range conditions {
+		if c.Token != "" {
+			ref, ok := m.ref(root, c.Token)
+			if !ok {
+				continue // unknown here: it can match nothing
+			}
+			c.Token = ref.inner
+		}
+		mapped = append(mapped, c)
+	}
+	return m.inner.Confirm(now, name0, name1, mapped...)
+}
+
+func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error) {
+	temporary := details.Duration < 0
+	m.create1.Lock()
+	defer m.create1.Unlock()
+	if !temporary {
+		m.mu.Lock()
+		n := m.liveLocks(now, root, maxLocks)
+		m.mu.Unlock()
+		if n >= maxLocks {
+			return "", fmt.Errorf("%w: %d held, at most %d", ErrTooMany, n, maxLocks)
+		}
+	}
+	tok, err := m.inner.Create(now, details)
+	if err != nil {
+		return "", err
+	}
+	public, err := newToken()
+	if err != nil {
+		_ = m.inner.Unlock(now, tok)
+		return "", err
+	}
+	ref := lockRef{inner: tok, root: root, name: details.Root,
+		zeroDepth: details.ZeroDepth, owner: details.OwnerXML, temporary: temporary}
+	if !temporary {
+		ref.expiry = now.Add(details.Duration)
+	}
+	m.mu.Lock()
+	m.tokens[public] = ref
+	if !temporary {
+		set := m.byRoot[root]
+		if set == nil {
+			set = make(map[string]struct{})
+			m.byRoot[root] = set
+		}
+		set[public] = struct{}{}
+	}
+	m.sweeps++
+	if m.sweeps%1024 == 0 {
+		for t, r := range m.tokens {
+			if !r.expiry.IsZero() && now.After(r.expiry) {
+				m.forget(t)
+			}
+		}
+	}
+	m.mu.Unlock()
+	return public, nil
+}
+
+func (m *memLocks) refresh(now time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error) {
+	ref, ok := m.ref(root, token)
+	if !ok {
+		return webdav.LockDetails{}, webdav.ErrNoSuchLock
+	}
+	ld, err := m.inner.Refresh(now, ref.inner, duration)
+	if err == webdav.ErrNoSuchLock {
+		m.drop(token)
+		return ld, err
+	}
+	if err != nil {
+		return ld, err
+	}
+	m.mu.Lock()
+	if duration >= 0 {
+		ref.expiry = now.Add(duration)
+	} else {
+		ref.expiry = time.Time{}
+	}
+	m.tokens[token] = ref
+	m.mu.Unlock()
+	return ld, nil
+}
+
+func (m *memLocks) unlock(now time.Time, root, token string) error {
+	ref, ok := m.ref(root, token)
+	if !ok {
+		return webdav.ErrNoSuchLock
+	}
+	err := m.inner.Unlock(now, ref.inner)
+	if err == nil || err == webdav.ErrNoSuchLock {
+		m.drop(token)
+	}
+	return err
+}
+
+func (m *memLocks) discover(now time.Time, root, name string) ([]Active, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Active
+	for tok, ref := range m.tokens {
+		if ref.root != root || ref.temporary || (!ref.expiry.IsZero() && now.After(ref.expiry)) {
+			continue
+		}
+		if covers(ref.name, ref.zeroDepth, name) {
+			out = append(out, Active{Token: tok, Name: ref.name, ZeroDepth: ref.zeroDepth, Owner: ref.owner, Left: ref.expiry.Sub(now)})
+		}
+	}
+	return out, nil
+}
