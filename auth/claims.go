@@ -88,7 +88,7 @@ func NewMapper(rootTemplate, usernameClaim string, rules []Rule) (*Mapper, error
 		}
 	}
 	if usernameClaim == "" {
-		usernameClaim = "preferred_username"
+		usernameClaim = DefaultUsernameClaim
 	}
 	return &Mapper{rootTemplate: rootTemplate, usernameClaim: usernameClaim, rules: append([]Rule(nil), rules...)}, nil
 }

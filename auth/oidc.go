@@ -28,6 +28,13 @@ var (
 	ErrInvalidToken = errors.New("auth: invalid token")
 )
 
+// The claims that give the user name and the groups when OIDCConfig (or
+// NewMapper) names none ([auth.oidc].username_claim and groups_claim).
+const (
+	DefaultUsernameClaim = "preferred_username"
+	DefaultGroupsClaim   = "groups"
+)
+
 // How opaque Bearer tokens are checked ([auth.oidc].opaque_tokens).
 const (
 	OpaqueIntrospect = "introspect"
@@ -55,7 +62,7 @@ type OIDCConfig struct {
 	// [ClientID].
 	Audiences []string
 	// UsernameClaim and GroupsClaim name the claims that give the user
-	// name and the groups ("preferred_username", "groups" by default).
+	// name and the groups (DefaultUsernameClaim, DefaultGroupsClaim).
 	UsernameClaim string
 	GroupsClaim   string
 	// OpaqueTokens says how opaque (non-JWT) Bearer tokens are checked:
@@ -100,10 +107,10 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 		return nil, errors.New("auth: OIDC needs an issuer and a client id")
 	}
 	if cfg.UsernameClaim == "" {
-		cfg.UsernameClaim = "preferred_username"
+		cfg.UsernameClaim = DefaultUsernameClaim
 	}
 	if cfg.GroupsClaim == "" {
-		cfg.GroupsClaim = "groups"
+		cfg.GroupsClaim = DefaultGroupsClaim
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -2,8 +2,11 @@
 //
 // Loading happens in three steps: a strict decode (an unknown key is an
 // error naming the key and its line), ${ENV_VAR} expansion of string values
-// (an unset variable is an error naming the key), then a pure Validate that
-// reports every problem at once, each naming its key.
+// (an unset variable is an error naming the key), then one pass that parses
+// every size, duration, URL and network once into typed values and checks
+// every rule, reporting every problem at once, each naming its key. The S3
+// settings are checked by s3vfs.Config.Validate, whose fields this package
+// maps to TOML keys.
 //
 // Security notes: secrets (the S3 secret key, the secret inside [s3].url,
 // session tokens, the OIDC client secret) never appear in an error or in
@@ -21,28 +24,30 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/s3vfs"
 )
 
-// Defaults of SPEC section 2.
+// Defaults of SPEC section 2. Each is defined once: the ones a package
+// applies to its own zero values come from that package (gateway, s3vfs,
+// auth); the rest belong to the config file. Default fills them in, sizes
+// and durations written as text.
 const (
 	DefaultListen             = "127.0.0.1:8080"
-	DefaultDAVPrefix          = "/dav/"
-	DefaultBodyIdleTimeout    = "60s"
-	DefaultRegion             = "us-east-1"
-	DefaultAbandonedUploadAge = "24h"
-	DefaultRoleSessionName    = "davgw"
-	DefaultRoleDuration       = "1h"
-	DefaultChecksums          = "when_required"
-	DefaultPartSize           = "16MiB"
-	DefaultUploadConcurrency  = 4
-	DefaultRealm              = "davgw"
+	DefaultDAVPrefix          = gateway.DefaultDAVPrefix
+	DefaultRealm              = gateway.DefaultRealm
+	DefaultAppleFiles         = gateway.AppleAllow
+	DefaultRegion             = s3vfs.DefaultRegion
+	DefaultRoleSessionName    = s3vfs.DefaultRoleSessionName
+	DefaultChecksums          = s3vfs.ChecksumsWhenRequired
+	DefaultUploadConcurrency  = s3vfs.DefaultUploadConcurrency
 	DefaultRootTemplate       = "users/{username}/"
-	DefaultUsernameClaim      = "preferred_username"
-	DefaultGroupsClaim        = "groups"
+	DefaultUsernameClaim      = auth.DefaultUsernameClaim
+	DefaultGroupsClaim        = auth.DefaultGroupsClaim
 	DefaultAppPasswordStore   = "bucket"
-	DefaultAppPasswordMaxAge  = "2160h"
-	DefaultOpaqueTokens       = "introspect"
-	DefaultAppleFiles         = "allow"
+	DefaultOpaqueTokens       = auth.OpaqueIntrospect
 	DefaultMaxPropfindEntries = 0 // no cap: listings stream in bounded memory
 	DefaultLockStore          = "memory"
 )
@@ -61,6 +66,10 @@ type Config struct {
 	Locks Locks `toml:"locks"`
 	// Limits is [limits].
 	Limits Limits `toml:"limits"`
+
+	// v holds what Parse read from the text above, each value parsed once:
+	// what the accessors (S3Config, BodyIdleTimeout...) return.
+	v values
 }
 
 // Server is the [server] table: where and how the gateway listens.
@@ -143,8 +152,8 @@ type S3 struct {
 	UploadMemory ByteSize `toml:"upload_memory"`
 	// Proxy is an HTTP(S) proxy URL for S3 and STS.
 	Proxy string `toml:"proxy"`
-	// Provider is a preset for a store's quirks: "aws", "gcs", "b2",
-	// "ceph", "minio" or "other"; "" = none.
+	// Provider is a preset for a store's quirks, one of
+	// s3vfs.ProviderNames; "" = none.
 	Provider string `toml:"provider"`
 	// AbandonedUploadAge is the age after which the janitor aborts a
 	// multipart upload under the prefix ("24h"; "0" = janitor off).
@@ -276,20 +285,21 @@ type Locks struct {
 // Default returns a Config with every default of SPEC section 2 filled in.
 func Default() *Config {
 	return &Config{
-		Server: Server{Listen: DefaultListen, DAVPrefix: DefaultDAVPrefix, BodyIdleTimeout: DefaultBodyIdleTimeout},
+		Server: Server{Listen: DefaultListen, DAVPrefix: DefaultDAVPrefix, BodyIdleTimeout: durationText(gateway.DefaultBodyIdleTimeout)},
 		S3: S3{
 			RoleSessionName:   DefaultRoleSessionName,
-			RoleDuration:      DefaultRoleDuration,
+			RoleDuration:      durationText(s3vfs.DefaultRoleDuration),
 			Checksums:         DefaultChecksums,
-			PartSize:          DefaultPartSize,
+			PartSize:          sizeText(s3vfs.DefaultPartSize),
 			UploadConcurrency: DefaultUploadConcurrency,
 
-			AbandonedUploadAge: DefaultAbandonedUploadAge,
+			AbandonedUploadAge: durationText(s3vfs.DefaultAbandonedUploadAge),
 		},
 		Auth: Auth{
 			Realm: DefaultRealm,
 			Root:  DefaultRootTemplate,
-			OIDC:  OIDC{UsernameClaim: DefaultUsernameClaim, GroupsClaim: DefaultGroupsClaim, AppPasswordStore: DefaultAppPasswordStore, AppPasswordMaxAge: DefaultAppPasswordMaxAge, OpaqueTokens: DefaultOpaqueTokens},
+			OIDC: OIDC{UsernameClaim: DefaultUsernameClaim, GroupsClaim: DefaultGroupsClaim, AppPasswordStore: DefaultAppPasswordStore,
+				AppPasswordMaxAge: durationText(auth.DefaultAppPasswordMaxAge), OpaqueTokens: DefaultOpaqueTokens},
 		},
 		WebDAV: WebDAV{AppleFiles: DefaultAppleFiles, MaxPropfindEntries: DefaultMaxPropfindEntries, QuotaBytes: "0"},
 		Locks:  Locks{Store: DefaultLockStore},
@@ -332,12 +342,14 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 		problems = append(problems, p)
 	}
 	problems = append(problems, expandEnv(c, lookupEnv)...)
-	if err := c.Validate(); err != nil {
+	v, err := c.check()
+	if err != nil {
 		problems = append(problems, unjoin(err)...)
 	}
 	if len(problems) > 0 {
 		return nil, errors.Join(problems...)
 	}
+	c.v = v
 	return c, nil
 }
 

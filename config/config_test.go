@@ -36,7 +36,7 @@ func problems(err error) []*Problem {
 const minimal = `
 [s3]
 endpoint = "http://127.0.0.1:7070"
-bucket = "b"
+bucket = "bkt"
 `
 
 func TestParseAcceptsEveryKeyOfTheSpec(t *testing.T) {
@@ -144,7 +144,7 @@ listen = "127.0.0.1:8080"
 
 [s3]
 endpoint = "http://127.0.0.1:7070"
-bucket = "b"
+bucket = "bkt"
 regoin = "eu-west-1"
 
 [nonsense]

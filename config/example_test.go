@@ -27,6 +27,9 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		walk = func(ty reflect.Type) {
 			for i := range ty.NumField() {
 				f := ty.Field(i)
+				if !f.IsExported() {
+					continue // what Parse read, not a key
+				}
 				name := f.Tag.Get("toml")
 				ft := f.Type
 				if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {

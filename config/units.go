@@ -70,3 +70,29 @@ func (d Duration) Value() (time.Duration, error) {
 	}
 	return v, nil
 }
+
+// sizeText writes n in the largest binary unit that divides it ("16MiB").
+func sizeText(n int64) ByteSize {
+	best := ""
+	var bestMult int64 = 1
+	for _, u := range byteUnits {
+		if u.mult > bestMult && n != 0 && n%u.mult == 0 {
+			best, bestMult = u.suffix, u.mult
+		}
+	}
+	return ByteSize(strconv.FormatInt(n/bestMult, 10) + best)
+}
+
+// durationText writes d in the largest of h, m and s that divides it
+// ("24h", "60s"), as Duration reads it.
+func durationText(d time.Duration) Duration {
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "m"}} {
+		if d != 0 && d%u.unit == 0 {
+			return Duration(strconv.FormatInt(int64(d/u.unit), 10) + u.name)
+		}
+	}
+	return Duration(strconv.FormatInt(int64(d/time.Second), 10) + "s")
+}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,22 +15,66 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/s3vfs"
 )
 
-// Limits checked by Validate.
-const (
-	minPartSize          = 5 << 20
-	maxPartSize          = 5 << 30
-	maxUploadConcurrency = 64
-)
+// values are what the text of a Config means, each parsed once by check:
+// sizes, durations, the [s3] settings merged over [s3].url, networks.
+type values struct {
+	bodyIdle                  time.Duration
+	proxies                   []netip.Prefix
+	s3                        S3Settings
+	store                     s3vfs.Config // what S3Config returns
+	roleDuration              time.Duration
+	abandonedAge              time.Duration
+	appPasswordMaxAge         time.Duration
+	quota                     int64
+	lockOwner                 int64
+	memPerUser, memPerAddress int64
+}
 
 // Validate checks every key and returns all problems at once (errors.Join
 // of *Problem, each naming its key), or nil. It does not touch the network
 // or the file system and never quotes a secret.
 func (c *Config) Validate() error {
+	_, err := c.check()
+	return err
+}
+
+// adder records a problem of a key.
+type adder func(key, format string, args ...any)
+
+// size parses a size once; a bad one is a problem of key. "" is 0 when
+// optional, else a problem.
+func (add adder) size(key string, b ByteSize, optional bool) (int64, bool) {
+	if optional && b == "" {
+		return 0, true
+	}
+	n, err := b.Bytes()
+	if err != nil {
+		add(key, "%v", err)
+		return 0, false
+	}
+	return n, true
+}
+
+// duration parses a duration once; a bad one is a problem of key.
+func (add adder) duration(key string, d Duration) (time.Duration, bool) {
+	v, err := d.Value()
+	if err != nil {
+		add(key, "%v", err)
+		return 0, false
+	}
+	return v, true
+}
+
+// check parses every value of c once and checks every rule: the values
+// for the accessors, and the problems (errors.Join of *Problem).
+func (c *Config) check() (values, error) {
 	var ps []error
-	add := func(key, format string, args ...any) { ps = append(ps, problemf(key, format, args...)) }
-	notYet := func(key string) { add(key, "not supported yet: leave it unset") }
+	var add adder = func(key, format string, args ...any) { ps = append(ps, problemf(key, format, args...)) }
+	var v values
 
 	// [server]
 	if err := checkHostPort(c.Server.Listen); err != nil {
@@ -52,36 +98,34 @@ func (c *Config) Validate() error {
 			add("server.admin_listen", "must differ from server.listen: /metrics is never served on the WebDAV listener")
 		}
 	}
-
-	if d, err := c.Server.BodyIdleTimeout.Value(); err != nil {
-		add("server.body_idle_timeout", "%v", err)
-	} else if d < time.Second {
-		add("server.body_idle_timeout", `must be at least 1s, e.g. "60s"`)
-	}
-
-	for i, v := range c.Server.TrustedProxies {
-		if _, err := parseTrustedProxy(v); err != nil {
-			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+	if d, ok := add.duration("server.body_idle_timeout", c.Server.BodyIdleTimeout); ok {
+		if d < time.Second {
+			add("server.body_idle_timeout", `must be at least 1s, e.g. "60s"`)
 		}
+		v.bodyIdle = d
+	}
+	for i, s := range c.Server.TrustedProxies {
+		p, err := parseTrustedProxy(s)
+		if err != nil {
+			add(fmt.Sprintf("server.trusted_proxies[%d]", i), "%v", err)
+			continue
+		}
+		v.proxies = append(v.proxies, p)
 	}
 
-	c.validateS3(add, notYet)
-	c.validateAuth(add, notYet)
+	c.checkS3(add, &v)
+	c.validateAuth(add, &v)
 
 	// [webdav]
 	switch c.WebDAV.AppleFiles {
-	case "allow", "hide", "reject":
+	case gateway.AppleAllow, gateway.AppleHide, gateway.AppleReject:
 	default:
-		add("webdav.apple_files", `must be "allow", "hide" or "reject"`)
+		add("webdav.apple_files", "must be %q, %q or %q", gateway.AppleAllow, gateway.AppleHide, gateway.AppleReject)
 	}
 	if c.WebDAV.MaxPropfindEntries < 0 {
 		add("webdav.max_propfind_entries", "must be 0 (no cap) or more")
 	}
-	if n, err := c.WebDAV.QuotaBytes.Bytes(); err != nil {
-		add("webdav.quota_bytes", "%v", err)
-	} else if n < 0 {
-		add("webdav.quota_bytes", "must not be negative")
-	}
+	v.quota, _ = add.size("webdav.quota_bytes", c.WebDAV.QuotaBytes, false)
 
 	// [limits]
 	if c.Limits.UploadsPerUser < 0 {
@@ -114,24 +158,25 @@ func (c *Config) Validate() error {
 			add(b.key, "must be between %d and %d, or 0 for the default", b.min, b.max)
 		}
 	}
-	if c.Limits.LockOwnerBytes != "" {
-		if n, err := c.Limits.LockOwnerBytes.Bytes(); err != nil {
-			add("limits.lock_owner_bytes", "%v", err)
-		} else if n < 256 || n > 1<<20 {
+	if n, ok := add.size("limits.lock_owner_bytes", c.Limits.LockOwnerBytes, true); ok && n != 0 {
+		if n < 256 || n > 1<<20 {
 			add("limits.lock_owner_bytes", `must be between 256 and 1MiB, or "" for the default (4KiB)`)
 		}
+		v.lockOwner = n
 	}
-	for key, v := range map[string]ByteSize{
-		"limits.upload_memory_per_user":    c.Limits.UploadMemoryPerUser,
-		"limits.upload_memory_per_address": c.Limits.UploadMemoryPerAddress,
+	for _, m := range []struct {
+		key string
+		b   ByteSize
+		n   *int64
+	}{
+		{"limits.upload_memory_per_user", c.Limits.UploadMemoryPerUser, &v.memPerUser},
+		{"limits.upload_memory_per_address", c.Limits.UploadMemoryPerAddress, &v.memPerAddress},
 	} {
-		if v == "" {
-			continue
-		}
-		if n, err := v.Bytes(); err != nil {
-			add(key, "%v", err)
-		} else if n < 5<<20 {
-			add(key, `must be at least one part (5MiB), or "" for the default`)
+		if n, ok := add.size(m.key, m.b, true); ok && n != 0 {
+			if n < s3vfs.MinPartSize {
+				add(m.key, `must be at least one part (5MiB), or "" for the default`)
+			}
+			*m.n = n
 		}
 	}
 
@@ -149,10 +194,15 @@ func (c *Config) Validate() error {
 	default:
 		add("locks.store", `must be "memory" or a URL such as "redis://127.0.0.1:6379/0"`)
 	}
-	return errors.Join(ps...)
+	return v, errors.Join(ps...)
 }
 
-func (c *Config) validateS3(add func(string, string, ...any), notYet func(string)) {
+// checkS3 parses [s3] once (s3.url, sizes, durations), merges the fields
+// over the URL, and has s3vfs check the result: its problems name their
+// fields, mapped here to TOML keys. Only what is particular to the file
+// (the URL, the prefix, the CrushFTP iam_lookup form, an explicit 0, the
+// janitor) is checked here.
+func (c *Config) checkS3(add adder, v *values) {
 	s := &c.S3
 	var fromURL *S3URL
 	if s.URL != "" {
@@ -162,117 +212,112 @@ func (c *Config) validateS3(add func(string, string, ...any), notYet func(string
 		}
 		fromURL = u
 	}
-	if s.Endpoint != "" {
-		if u, err := url.Parse(s.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			add("s3.endpoint", `must be an http:// or https:// URL without credentials, e.g. "https://s3.example.com:9000"`)
-		}
-	}
-	if strings.ContainsAny(s.Region, " /\\\t\r\n") || hasControl(s.Region) {
-		add("s3.region", `is not a region name such as "us-east-1" ("" = from the URL's AWS host, the instance, else us-east-1)`)
-	}
-	bucket := s.Bucket
-	if bucket == "" && fromURL != nil {
-		bucket = fromURL.Bucket
-	}
-	if s.URL == "" || fromURL != nil {
-		if bucket == "" {
-			add("s3.bucket", "is required (or give it in s3.url)")
-		} else if strings.ContainsAny(bucket, `/\ `) || hasControl(bucket) || len(bucket) > 255 {
-			add("s3.bucket", "is not a valid bucket name")
-		}
-	}
+	v.s3 = c.mergeS3(fromURL)
 	if err := checkPrefix(s.Prefix); err != nil {
 		add("s3.prefix", "%v", err)
 	}
-	if s.AccessKeyID == "iam_lookup" && s.SecretAccessKey != "" && s.SecretAccessKey != "lookup" {
+	if v.s3.AccessKeyID == "iam_lookup" && v.s3.SecretAccessKey != "" && v.s3.SecretAccessKey != "lookup" {
 		add("s3.secret_access_key", `must be "lookup" or empty with access_key_id = "iam_lookup" (the EC2 instance role)`)
 	}
-	if (s.AccessKeyID == "") != (s.SecretAccessKey == "") && s.AccessKeyID != "iam_lookup" {
-		// A key given here pairs with a secret given here or in the URL.
-		if fromURL == nil || fromURL.AccessKeyID == "" {
-			add("s3.access_key_id", "access_key_id and secret_access_key must be set together")
+	if s.UploadConcurrency == 0 {
+		// 0 would be s3vfs's default; in the file it is a mistake.
+		add("s3.upload_concurrency", "must be between 1 and %d", s3vfs.MaxUploadConcurrency)
+	}
+	if d, ok := add.duration("s3.abandoned_upload_age", s.AbandonedUploadAge); ok {
+		if d != 0 && d < time.Hour {
+			add("s3.abandoned_upload_age", `must be at least 1h (uploads younger than that may still be running), or "0" to turn the janitor off`)
+		}
+		v.abandonedAge = d
+	}
+	failed := map[string]bool{} // fields whose text did not parse: said already
+	partSize, ok := add.size("s3.part_size", s.PartSize, false)
+	failed["PartSize"] = !ok
+	uploadMemory, ok := add.size("s3.upload_memory", s.UploadMemory, true)
+	failed["UploadMemory"] = !ok
+	v.roleDuration, ok = add.duration("s3.role_duration", s.RoleDuration)
+	failed["RoleDuration"] = !ok
+	if fromURL == nil && s.URL != "" {
+		for f := range fromS3URL {
+			failed[f] = true // the unreadable s3.url may have held it
 		}
 	}
-	if s.SessionToken != "" && s.AccessKeyID == "" && (fromURL == nil || fromURL.AccessKeyID == "") {
-		add("s3.session_token", "needs access_key_id and secret_access_key")
+
+	cfg := s3vfs.Config{
+		Endpoint:          v.s3.Endpoint,
+		Region:            v.s3.Region,
+		Bucket:            v.s3.Bucket,
+		PathStyle:         v.s3.PathStyle,
+		PathStyleSet:      v.s3.PathStyleSet,
+		AccessKeyID:       v.s3.AccessKeyID,
+		SecretAccessKey:   v.s3.SecretAccessKey,
+		SessionToken:      s.SessionToken,
+		Credentials:       s.Credentials,
+		IMDSEndpoint:      s.IMDSEndpoint,
+		IMDSv1Fallback:    s.IMDSv1Fallback,
+		RoleARN:           s.RoleARN,
+		ExternalID:        s.ExternalID,
+		RoleSessionName:   s.RoleSessionName,
+		RoleDuration:      v.roleDuration,
+		STSEndpoint:       s.STSEndpoint,
+		Provider:          s.Provider,
+		Proxy:             s.Proxy,
+		Checksums:         s.Checksums,
+		PartSize:          partSize,
+		UploadConcurrency: s.UploadConcurrency,
+		UploadMemory:      uploadMemory,
 	}
-	switch s.Credentials {
-	case "", "static", "default":
-	case "iam_lookup":
-	default:
-		add("s3.credentials", `must be "", "static", "default" or "iam_lookup"`)
-	}
-	if s.Credentials == "static" && s.AccessKeyID == "" && (fromURL == nil || fromURL.AccessKeyID == "") {
-		add("s3.credentials", `"static" needs access_key_id and secret_access_key`)
-	}
-	if s.IMDSEndpoint != "" {
-		if u, err := url.Parse(s.IMDSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			add("s3.imds_endpoint", `must be an http:// URL such as "http://169.254.169.254"`)
+	if cfg.AccessKeyID == "iam_lookup" {
+		// The CrushFTP form of the instance role: no keys.
+		cfg.AccessKeyID, cfg.SecretAccessKey = "", ""
+		if cfg.Credentials == "" {
+			cfg.Credentials = s3vfs.CredentialsIMDS
 		}
 	}
-	if (s.IMDSv1Fallback || s.IMDSEndpoint != "") && c.S3CredentialSource() == "static" {
-		add("s3.imds_endpoint", `imds_endpoint and imds_v1_fallback apply only to the instance role (credentials = "iam_lookup") and the default chain (credentials = "default"), not to static keys`)
-	}
-	if s.RoleARN != "" && !strings.HasPrefix(s.RoleARN, "arn:") {
-		add("s3.role_arn", `must be an ARN such as "arn:aws:iam::123456789012:role/NAME"`)
-	}
-	if (s.ExternalID != "" || s.STSEndpoint != "") && s.RoleARN == "" {
-		add("s3.role_arn", "external_id and sts_endpoint need role_arn")
-	}
-	switch s.Provider {
-	case "", "aws", "gcs", "b2", "ceph", "minio", "other":
-	default:
-		add("s3.provider", `must be "aws", "gcs", "b2", "ceph", "minio" or "other"`)
-	}
-	if s.Provider != "" && s.Provider != "aws" && s.Provider != "gcs" && s.Endpoint == "" && (fromURL == nil || fromURL.Endpoint == "") {
-		add("s3.endpoint", "provider %q needs the store's endpoint (or a host in s3.url)", s.Provider)
-	}
-	if d, err := s.AbandonedUploadAge.Value(); err != nil {
-		add("s3.abandoned_upload_age", "%v", err)
-	} else if d != 0 && d < time.Hour {
-		add("s3.abandoned_upload_age", `must be at least 1h (uploads younger than that may still be running), or "0" to turn the janitor off`)
-	}
-	if n := len(s.RoleSessionName); n < 2 || n > 64 {
-		add("s3.role_session_name", "must be 2 to 64 characters")
-	}
-	if d, err := s.RoleDuration.Value(); err != nil {
-		add("s3.role_duration", "%v", err)
-	} else if d.Minutes() < 15 || d.Hours() > 12 {
-		add("s3.role_duration", "must be between 15m and 12h")
-	}
-	if s.STSEndpoint != "" {
-		if u, err := url.Parse(s.STSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("s3.sts_endpoint", "must be an http:// or https:// URL")
+	if err := cfg.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			var ce *s3vfs.ConfigError
+			if !errors.As(e, &ce) {
+				add("s3", "%v", e)
+				continue
+			}
+			if failed[ce.Field] || slices.ContainsFunc(ce.Related, func(f string) bool { return failed[f] }) {
+				continue
+			}
+			add(s3Key(ce.Field), "%s", ce.Message(s3Name))
 		}
 	}
-	switch s.Checksums {
-	case "when_required", "when_supported":
-	default:
-		add("s3.checksums", `must be "when_required" or "when_supported"`)
+
+	// What the Store gets: the effective credential source, keys only for
+	// static credentials, a role's duration only with the role.
+	cfg.Credentials = cfg.CredentialSource()
+	if cfg.Credentials != s3vfs.CredentialsStatic {
+		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = "", "", ""
 	}
-	if n, err := s.PartSize.Bytes(); err != nil {
-		add("s3.part_size", "%v", err)
-	} else if n < minPartSize || n > maxPartSize {
-		add("s3.part_size", "must be between 5MiB and 5GiB (S3's part limits)")
+	if cfg.RoleARN == "" {
+		cfg.RoleDuration = 0
 	}
-	if s.UploadConcurrency < 1 || s.UploadConcurrency > maxUploadConcurrency {
-		add("s3.upload_concurrency", "must be between 1 and %d", maxUploadConcurrency)
+	if cfg.Region == "" && cfg.Credentials != s3vfs.CredentialsIMDS {
+		cfg.Region = DefaultRegion
 	}
-	if s.UploadMemory != "" {
-		if n, err := s.UploadMemory.Bytes(); err != nil {
-			add("s3.upload_memory", "%v", err)
-		} else if ps, perr := s.PartSize.Bytes(); n <= 0 || (perr == nil && n < ps) {
-			add("s3.upload_memory", "must be at least part_size (one part buffer)")
-		}
-	}
-	if s.Proxy != "" {
-		if u, err := url.Parse(s.Proxy); err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "socks5") || u.Host == "" {
-			add("s3.proxy", `must be a URL such as "http://proxy.example.com:3128"`)
-		}
-	}
+	v.store = cfg
 }
 
-func (c *Config) validateAuth(add func(string, string, ...any), notYet func(string)) {
+// fromS3URL are the s3vfs fields that s3.url can give.
+var fromS3URL = map[string]bool{"Endpoint": true, "Region": true, "Bucket": true, "AccessKeyID": true, "SecretAccessKey": true, "SessionToken": true, "Credentials": true}
+
+// s3Key is the TOML key of an s3vfs.Config field: [s3] names its keys
+// after the same fields.
+func s3Key(field string) string {
+	if f, ok := reflect.TypeFor[S3]().FieldByName(field); ok {
+		return "s3." + f.Tag.Get("toml")
+	}
+	return "s3"
+}
+
+// s3Name is the key of a field as a message names it (without "s3.").
+func s3Name(field string) string { return strings.TrimPrefix(s3Key(field), "s3.") }
+
+func (c *Config) validateAuth(add adder, v *values) {
 	a := &c.Auth
 	if a.Realm == "" || strings.ContainsAny(a.Realm, `"\`) || hasControl(a.Realm) {
 		add("auth.realm", `must be non-empty, without quotes, backslashes or control characters`)
@@ -309,13 +354,14 @@ func (c *Config) validateAuth(add func(string, string, ...any), notYet func(stri
 	if o.UsernameClaim == "" {
 		add("auth.oidc.username_claim", "must not be empty")
 	}
-	if d, err := o.AppPasswordMaxAge.Value(); err != nil {
-		add("auth.oidc.app_password_max_age", "%v", err)
-	} else if d < 0 || (d > 0 && d < time.Hour) {
-		add("auth.oidc.app_password_max_age", `must be at least 1h, or "0" for app passwords that never expire`)
+	if d, ok := add.duration("auth.oidc.app_password_max_age", o.AppPasswordMaxAge); ok {
+		if d < 0 || (d > 0 && d < time.Hour) {
+			add("auth.oidc.app_password_max_age", `must be at least 1h, or "0" for app passwords that never expire`)
+		}
+		v.appPasswordMaxAge = d
 	}
-	if o.OpaqueTokens != "introspect" && o.OpaqueTokens != "userinfo" {
-		add("auth.oidc.opaque_tokens", `must be "introspect" or "userinfo"`)
+	if o.OpaqueTokens != auth.OpaqueIntrospect && o.OpaqueTokens != auth.OpaqueUserinfo {
+		add("auth.oidc.opaque_tokens", "must be %q or %q", auth.OpaqueIntrospect, auth.OpaqueUserinfo)
 	}
 	if o.GroupsClaim == "" {
 		add("auth.oidc.groups_claim", "must not be empty")

@@ -64,7 +64,7 @@ func New(opts Options) (*Gateway, error) {
 		errs = append(errs, errors.New("gateway: Prefix must be empty or end in /"))
 	}
 	if opts.DAVPrefix == "" {
-		opts.DAVPrefix = "/dav/"
+		opts.DAVPrefix = DefaultDAVPrefix
 	}
 	if !strings.HasPrefix(opts.DAVPrefix, "/") {
 		errs = append(errs, errors.New("gateway: DAVPrefix must start with /"))
@@ -82,7 +82,7 @@ func New(opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	if opts.Realm == "" {
-		opts.Realm = "davgw"
+		opts.Realm = DefaultRealm
 	}
 	switch opts.AppleFiles {
 	case "":

@@ -17,11 +17,12 @@ type Options struct {
 	// Prefix is [s3].prefix: every key the gateway touches starts with it.
 	// "" or ending in "/".
 	Prefix string
-	// DAVPrefix is the URL path of the WebDAV namespace, "/dav/" by default.
+	// DAVPrefix is the URL path of the WebDAV namespace; "" =
+	// DefaultDAVPrefix.
 	DAVPrefix string
 	// Auth authenticates every WebDAV request except OPTIONS.
 	Auth auth.Authenticator
-	// Realm is the Basic auth realm ("davgw" by default).
+	// Realm is the Basic auth realm; "" = DefaultRealm.
 	Realm string
 	// Logger receives one line per request; nil = slog.Default().
 	Logger *slog.Logger
@@ -86,6 +87,13 @@ type UploadLimits struct {
 	// never less than one part).
 	MemoryPerUser, MemoryPerAddress int64
 }
+
+// Defaults of Options: the WebDAV namespace and the Basic realm
+// ([server].dav_prefix, [auth].realm).
+const (
+	DefaultDAVPrefix = "/dav/"
+	DefaultRealm     = "davgw"
+)
 
 // Defaults of UploadLimits.
 const (

@@ -59,13 +59,14 @@ func TestUploadMemoryBudgetIsSharedWithoutDeadlock(t *testing.T) {
 	s.memory.Release(budget)
 }
 
-// TestUploadMemoryBudgetRefusesAPartLargerThanItself: a part that alone
-// exceeds the budget fails with ErrTooLarge instead of waiting forever; a
-// small body still fits.
+// TestUploadMemoryBudgetRefusesAPartLargerThanItself: an upload whose
+// declared length needs parts larger than its share of the budget fails
+// with ErrTooLarge instead of waiting forever (a budget below one part of
+// the configured size is refused by Validate); a small body still fits.
 func TestUploadMemoryBudgetRefusesAPartLargerThanItself(t *testing.T) {
-	s, gw := newTestStore(t, func(c *Config) { c.UploadMemory = MinPartSize; c.PartSize = 6 * MiB })
+	s, gw := newTestStore(t, func(c *Config) { c.UploadMemory = 6 * MiB; c.PartSize = 6 * MiB })
 	ctx := context.Background()
-	w := s.NewWriter(ctx, "big", WriteOptions{Size: -1})
+	w := s.NewWriter(ctx, "big", WriteOptions{Size: 100 * GiB}) // parts of 11 MiB
 	if _, err := w.Write([]byte("x")); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Write = %v, want ErrTooLarge", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -134,97 +135,140 @@ func DefaultUploadMemory(partSize int64, concurrency int) int64 {
 	return max(GiB, 2*partSize*int64(concurrency))
 }
 
-// Validate reports every problem of c at once (errors.Join). It makes no
-// network call and never prints a credential.
+// ConfigError is one problem of a Config: the field it is about and what
+// is wrong with it, in words that never quote a credential. Msg names the
+// other fields it refers to as {Field} (those listed in Related), so that
+// a caller that knows the fields by other names (config: TOML keys) can
+// say the whole message in its own terms.
+type ConfigError struct {
+	// Field is the Config field, e.g. "PartSize".
+	Field string
+	// Msg says what is wrong, e.g. "must be between 5MiB and 5GiB".
+	Msg string
+	// Related are the other fields Msg names, each written {Name} in it.
+	Related []string
+}
+
+// Error is "s3vfs: config: Field Msg" with the related fields' Go names.
+func (e *ConfigError) Error() string {
+	return "s3vfs: config: " + e.Field + " " + e.Message(nil)
+}
+
+// Message is Msg with each related field named by name (nil = its Go
+// name).
+func (e *ConfigError) Message(name func(field string) string) string {
+	m := e.Msg
+	for _, f := range e.Related {
+		n := f
+		if name != nil {
+			n = name(f)
+		}
+		m = strings.ReplaceAll(m, "{"+f+"}", n)
+	}
+	return m
+}
+
+// MaxUploadConcurrency bounds Config.UploadConcurrency: the tuned client
+// keeps 64 idle connections per host, so more parts at once gain nothing.
+const MaxUploadConcurrency = 64
+
+// Validate reports every problem of c at once: errors.Join of
+// *ConfigError, one per problem. It is the one check of these settings
+// (config maps the fields to TOML keys). It makes no network call and
+// never prints a credential.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("s3vfs: config: "+format, args...))
+	bad := func(field, msg string, related ...string) {
+		errs = append(errs, &ConfigError{Field: field, Msg: msg, Related: related})
+	}
+	webURL := func(raw string, schemes ...string) bool {
+		u, err := url.Parse(raw)
+		return err == nil && slices.Contains(schemes, u.Scheme) && u.Host != "" && u.User == nil && u.RawQuery == "" && u.Fragment == ""
 	}
 	if c.Bucket == "" {
-		bad("bucket is required")
-	} else if len(c.Bucket) < 3 || len(c.Bucket) > 255 || strings.ContainsAny(c.Bucket, "/ \t\r\n?#") {
-		bad("bucket %q is not a valid bucket name", c.Bucket)
+		bad("Bucket", "is required")
+	} else if len(c.Bucket) < 3 || len(c.Bucket) > 255 || strings.ContainsAny(c.Bucket, `/\ ?#`) || hasControl(c.Bucket) {
+		bad("Bucket", `is not a bucket name: 3 to 255 characters, without "/", "\", spaces, "?", "#" or control characters`)
 	}
-	if c.Endpoint != "" {
-		u, err := url.Parse(c.Endpoint)
-		switch {
-		case err != nil:
-			bad("endpoint is not a URL")
-		case u.User != nil:
-			bad("endpoint must not contain user information (give credentials separately)")
-		case u.Scheme != "http" && u.Scheme != "https":
-			bad("endpoint %q: scheme must be http or https", u.Redacted())
-		case u.Host == "":
-			bad("endpoint %q has no host", u.Redacted())
-		case u.RawQuery != "" || u.Fragment != "":
-			bad("endpoint %q must not have a query or fragment", u.Redacted())
-		}
+	if c.Endpoint != "" && !webURL(c.Endpoint, "http", "https") {
+		bad("Endpoint", `must be an http:// or https:// URL without credentials, query or fragment, e.g. "https://s3.example.com:9000"`)
 	}
-	if strings.ContainsAny(c.Region, " /\t\r\n") {
-		bad("region %q is not a valid region", c.Region)
+	q := providerQuirks(c.Provider)
+	if validProvider(c.Provider) && c.Provider != "" && c.Provider != ProviderAWS && q.defaultEndpoint == "" && c.Endpoint == "" {
+		bad("Endpoint", fmt.Sprintf("is required with {Provider} %q: the store's address", c.Provider), "Provider")
+	}
+	if strings.ContainsAny(c.Region, ` /\`) || hasControl(c.Region) {
+		bad("Region", `is not a region name such as "us-east-1"`)
 	}
 	switch {
 	case (c.AccessKeyID == "") != (c.SecretAccessKey == ""):
-		bad("access key id and secret access key must be given together")
+		bad("AccessKeyID", "must be given together with {SecretAccessKey}", "SecretAccessKey")
 	case c.SessionToken != "" && c.AccessKeyID == "":
-		bad("session token given without an access key id and secret access key")
+		bad("SessionToken", "needs {AccessKeyID} and {SecretAccessKey}", "AccessKeyID", "SecretAccessKey")
 	}
 	switch c.Credentials {
 	case "", CredentialsDefault, CredentialsIMDS:
 	case CredentialsStatic:
 		if c.AccessKeyID == "" {
-			bad("static credentials need an access key id and secret access key")
+			bad("Credentials", fmt.Sprintf("%q needs {AccessKeyID} and {SecretAccessKey}", CredentialsStatic), "AccessKeyID", "SecretAccessKey")
 		}
 	default:
-		bad("credentials %q: want %q, %q or %q", c.Credentials, CredentialsStatic, CredentialsDefault, CredentialsIMDS)
+		bad("Credentials", fmt.Sprintf("must be %q, %q or %q (or empty: static with keys, else the default chain)", CredentialsStatic, CredentialsDefault, CredentialsIMDS))
 	}
-	if c.IMDSEndpoint != "" {
-		if u, err := url.Parse(c.IMDSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("IMDS endpoint must be an http:// URL such as http://169.254.169.254")
-		}
+	if c.IMDSEndpoint != "" && !webURL(c.IMDSEndpoint, "http", "https") {
+		bad("IMDSEndpoint", `must be an http:// URL such as "http://169.254.169.254"`)
+	}
+	if (c.IMDSEndpoint != "" || c.IMDSv1Fallback) && c.CredentialSource() == CredentialsStatic {
+		bad("IMDSEndpoint", fmt.Sprintf("{IMDSEndpoint} and {IMDSv1Fallback} apply only to the instance role ({Credentials} = %q) and the default chain ({Credentials} = %q), not to static keys", CredentialsIMDS, CredentialsDefault),
+			"IMDSEndpoint", "IMDSv1Fallback", "Credentials")
 	}
 	if c.RoleARN != "" && !strings.HasPrefix(c.RoleARN, "arn:") {
-		bad("role ARN must look like arn:aws:iam::123456789012:role/NAME")
+		bad("RoleARN", `must be an ARN such as "arn:aws:iam::123456789012:role/NAME"`)
+	}
+	if (c.ExternalID != "" || c.STSEndpoint != "") && c.RoleARN == "" {
+		bad("RoleARN", "is required with {ExternalID} and {STSEndpoint}", "ExternalID", "STSEndpoint")
 	}
 	if n := len(c.RoleSessionName); n != 0 && (n < 2 || n > 64) {
-		bad("role session name must be 2 to 64 characters")
+		bad("RoleSessionName", "must be 2 to 64 characters")
 	}
 	if c.RoleDuration != 0 && (c.RoleDuration < MinRoleDuration || c.RoleDuration > MaxRoleDuration) {
-		bad("role duration %v: want between %v and %v", c.RoleDuration, MinRoleDuration, MaxRoleDuration)
+		bad("RoleDuration", "must be between 15m and 12h (what STS grants)")
 	}
-	if c.STSEndpoint != "" {
-		if u, err := url.Parse(c.STSEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("STS endpoint must be an http:// or https:// URL")
-		}
+	if c.STSEndpoint != "" && !webURL(c.STSEndpoint, "http", "https") {
+		bad("STSEndpoint", "must be an http:// or https:// URL")
 	}
 	if !validProvider(c.Provider) {
-		bad("provider %q: want one of %s", c.Provider, strings.Join(ProviderNames(), ", "))
+		bad("Provider", `must be one of "`+strings.Join(ProviderNames(), `", "`)+`" (or empty: no preset)`)
 	}
 	if c.Proxy != "" {
 		if _, err := proxyFunc(c.Proxy, func(string) string { return "" }); err != nil {
-			bad("proxy must be a URL such as http://proxy.example.com:3128")
+			bad("Proxy", `must be an http://, https:// or socks5:// URL such as "http://proxy.example.com:3128"`)
 		}
 	}
 	switch c.Checksums {
 	case "", ChecksumsWhenRequired, ChecksumsWhenSupported:
 	default:
-		bad("checksums %q: want %q or %q", c.Checksums, ChecksumsWhenRequired, ChecksumsWhenSupported)
+		bad("Checksums", fmt.Sprintf("must be %q or %q", ChecksumsWhenRequired, ChecksumsWhenSupported))
 	}
 	if c.PartSize != 0 && (c.PartSize < MinPartSize || c.PartSize > MaxPartSize) {
-		bad("part size %d: want between %d (5 MiB) and %d (5 GiB)", c.PartSize, MinPartSize, MaxPartSize)
+		bad("PartSize", "must be between 5MiB and 5GiB (S3's part limits)")
 	}
-	if c.UploadMemory < 0 {
-		bad("upload memory %d: want at least 0 (0 = default)", c.UploadMemory)
-	} else if c.UploadMemory > 0 && c.UploadMemory < MinPartSize {
-		bad("upload memory %d: want at least one part (5 MiB)", c.UploadMemory)
+	if c.UploadConcurrency < 0 || c.UploadConcurrency > MaxUploadConcurrency {
+		bad("UploadConcurrency", fmt.Sprintf("must be between 1 and %d", MaxUploadConcurrency))
 	}
-	if c.UploadConcurrency < 0 {
-		bad("upload concurrency %d: want at least 1 (0 = default %d)", c.UploadConcurrency, DefaultUploadConcurrency)
-	} else if c.UploadConcurrency > 256 {
-		bad("upload concurrency %d: want at most 256", c.UploadConcurrency)
+	partSize := c.PartSize
+	if partSize == 0 {
+		partSize = DefaultPartSize
+	}
+	if c.UploadMemory < 0 || (c.UploadMemory > 0 && c.UploadMemory < partSize) {
+		bad("UploadMemory", "must be at least {PartSize} (one part buffer)", "PartSize")
 	}
 	return errors.Join(errs...)
+}
+
+// hasControl reports whether s holds an ASCII control character.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // withDefaults returns c with every zero optional field set to its default.

@@ -66,9 +66,9 @@ var minCredentialLife = 5 * time.Second
 // imdsTimeout bounds each call to the instance metadata service.
 const imdsTimeout = 5 * time.Second
 
-// credentialSource returns the effective source: Credentials, else static
+// CredentialSource returns the effective source: Credentials, else static
 // when keys are given, else the default chain.
-func (c Config) credentialSource() string {
+func (c Config) CredentialSource() string {
 	switch {
 	case c.Credentials != "":
 		return c.Credentials
@@ -91,7 +91,7 @@ type credentialChain struct {
 // AssumeRole. imdsClient is the HTTP client for the metadata service
 // (never through a proxy).
 func baseCredentials(ctx context.Context, cfg Config, imdsClient *http.Client) (credentialChain, error) {
-	switch cfg.credentialSource() {
+	switch cfg.CredentialSource() {
 	case CredentialsStatic:
 		src := "static keys, access key ID " + cfg.AccessKeyID
 		if cfg.SessionToken != "" {

@@ -32,6 +32,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/gateway"
 )
 
 //go:embed templates/*.html static/*
@@ -74,8 +75,8 @@ type Options struct {
 	// PublicURL is how browsers reach the gateway ("https://dav.example.com");
 	// the redirect URL is PublicURL + "/callback".
 	PublicURL string
-	// DAVPrefix is the WebDAV namespace ("/dav/"), shown in the
-	// instructions.
+	// DAVPrefix is the WebDAV namespace (gateway.DefaultDAVPrefix when
+	// ""), shown in the instructions.
 	DAVPrefix string
 	// Logger receives the audit lines; nil = slog.Default().
 	Logger *slog.Logger
@@ -115,7 +116,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("web: PublicURL must be an absolute http(s) URL")
 	}
 	if opts.DAVPrefix == "" {
-		opts.DAVPrefix = "/dav/"
+		opts.DAVPrefix = gateway.DefaultDAVPrefix
 	}
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = DefaultSessionTTL

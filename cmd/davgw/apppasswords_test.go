@@ -20,7 +20,7 @@ func TestAppPasswordsCommandListsAndRevokes(t *testing.T) {
 	cfg := `[server]
 public_url = "https://dav.example.com"
 [s3]
-bucket = "b"
+bucket = "bkt"
 [auth.oidc]
 issuer = "https://login.example.com"
 client_id = "davgw"

@@ -335,7 +335,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		requests:  requestLimits(cfg),
 		proxies:   cfg.TrustedProxies(),
 		apple:     cfg.WebDAV.AppleFiles,
-		quota:     quotaBytes(cfg),
+		quota:     cfg.QuotaBytes(),
 		ln:        ln,
 		adminLn:   adminLn,
 		tlsCert:   tlsCert,
@@ -470,7 +470,8 @@ func displayHost(listen string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// quotaBytes is [webdav].quota_bytes (validated already; 0 = none).
+// uploadLimits is [limits]' upload keys (validated already; 0 = the
+// default).
 func uploadLimits(cfg *config.Config) gateway.UploadLimits {
 	var l gateway.UploadLimits
 	l.PerUser, l.PerAddress, l.MemoryPerUser, l.MemoryPerAddress = cfg.UploadLimits()
@@ -490,12 +491,4 @@ func lockLimits(cfg *config.Config) locks.Limits {
 	var l locks.Limits
 	l.PerUser, l.OwnerBytes = cfg.LockLimits()
 	return l
-}
-
-func quotaBytes(cfg *config.Config) int64 {
-	n, err := cfg.WebDAV.QuotaBytes.Bytes()
-	if err != nil {
-		return 0
-	}
-	return n
 }
