@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 )
 
 // ReservedPrefix is the key prefix below [s3].prefix that davgw keeps for
@@ -55,25 +56,64 @@ func (e *ClaimError) Error() string {
 // Mapper turns Claims into a Principal: the root template with its
 // placeholders filled in, then the first matching [[auth.rules]] entry.
 type Mapper struct {
-	rootTemplate  string
 	usernameClaim string
-	rules         []Rule
-	static        map[string]bool // lower-case [[auth.users]] names
+	// state is replaced whole (Replace, ReserveNames): a request maps
+	// with one consistent set of rules.
+	state atomic.Pointer[mapperState]
+}
+
+type mapperState struct {
+	rootTemplate string
+	rules        []Rule
+	static       map[string]bool // lower-case [[auth.users]] names
 }
 
 // ReserveNames refuses OIDC users whose user name equals one of names
 // (the [[auth.users]] names), ignoring case: an IdP account must never
-// share a static user's name, root or app passwords. Call it before use.
+// share a static user's name, root or app passwords.
 func (m *Mapper) ReserveNames(names []string) {
-	m.static = make(map[string]bool, len(names))
+	st := *m.state.Load()
+	st.static = reserved(names)
+	m.state.Store(&st)
+}
+
+func reserved(names []string) map[string]bool {
+	out := make(map[string]bool, len(names))
 	for _, n := range names {
-		m.static[strings.ToLower(n)] = true
+		out[strings.ToLower(n)] = true
 	}
+	return out
 }
 
 // NewMapper checks the root template and the rules' roots and returns a
 // Mapper. usernameClaim only names the claim in error messages.
 func NewMapper(rootTemplate, usernameClaim string, rules []Rule) (*Mapper, error) {
+	st, err := newMapperState(rootTemplate, rules)
+	if err != nil {
+		return nil, err
+	}
+	if usernameClaim == "" {
+		usernameClaim = DefaultUsernameClaim
+	}
+	m := &Mapper{usernameClaim: usernameClaim}
+	m.state.Store(st)
+	return m, nil
+}
+
+// Replace swaps in a new root template, rules and reserved names (a
+// config reload), checked as NewMapper checks them; on an error nothing
+// changes. The next request of every OIDC user maps with them.
+func (m *Mapper) Replace(rootTemplate string, rules []Rule, reservedNames []string) error {
+	st, err := newMapperState(rootTemplate, rules)
+	if err != nil {
+		return err
+	}
+	st.static = reserved(reservedNames)
+	m.state.Store(st)
+	return nil
+}
+
+func newMapperState(rootTemplate string, rules []Rule) (*mapperState, error) {
 	if err := CheckRootTemplate(rootTemplate); err != nil {
 		return nil, fmt.Errorf("auth: root %q: %w", rootTemplate, err)
 	}
@@ -87,10 +127,7 @@ func NewMapper(rootTemplate, usernameClaim string, rules []Rule) (*Mapper, error
 			}
 		}
 	}
-	if usernameClaim == "" {
-		usernameClaim = DefaultUsernameClaim
-	}
-	return &Mapper{rootTemplate: rootTemplate, usernameClaim: usernameClaim, rules: append([]Rule(nil), rules...)}, nil
+	return &mapperState{rootTemplate: rootTemplate, rules: append([]Rule(nil), rules...)}, nil
 }
 
 // Principal maps claims to a Principal. It returns a *ClaimError when a
@@ -108,11 +145,12 @@ func (m *Mapper) Principal(c Claims) (Principal, error) {
 	if m.usernameClaim == "email" && !c.EmailVerified {
 		return Principal{}, &ClaimError{Claim: "email_verified", Value: "false", Why: "the user name is the e-mail address, which the IdP has not verified"}
 	}
-	if m.static[c.Username] {
+	st := m.state.Load()
+	if st.static[c.Username] {
 		return Principal{}, &ClaimError{Claim: m.usernameClaim, Value: c.Username, Why: "equals the name of a static user ([[auth.users]])"}
 	}
-	tmpl, readOnly := m.rootTemplate, false
-	for _, r := range m.rules {
+	tmpl, readOnly := st.rootTemplate, false
+	for _, r := range st.rules {
 		if c.inGroup(r.Group) {
 			if r.Root != "" {
 				tmpl = r.Root

@@ -76,12 +76,13 @@ type StaticUser struct {
 // the same cost as the real ones, so timing does not reveal which names
 // exist.
 type Static struct {
-	users map[string]staticEntry
-	dummy []byte // bcrypt hash of a random password, for unknown users
+	// users is replaced whole by Replace (a SIGHUP reload); checks
+	// already running finish with the set they began with.
+	users atomic.Pointer[staticUsers]
 
 	salt  [32]byte // per-process salt of cache keys
 	now   func() time.Time
-	cache *ttlcache.Cache[[32]byte, Principal]
+	cache *ttlcache.Cache[[32]byte, staticHit]
 
 	// flight makes concurrent checks of the same credentials share one
 	// bcrypt; slots bounds the bcrypt comparisons running at once, so
@@ -124,6 +125,20 @@ type staticEntry struct {
 	root string
 }
 
+// staticUsers is one configured set of users.
+type staticUsers struct {
+	m     map[string]*staticEntry
+	dummy []byte // bcrypt hash of a random password, for unknown users
+}
+
+// staticHit is a cached success: valid while the user's entry is still
+// the one it was verified against (a reload that changes the user's hash
+// or root, or removes the user, ends it at once).
+type staticHit struct {
+	p     Principal
+	entry *staticEntry
+}
+
 // NewStatic builds a Static authenticator. rootTemplate is [auth].root
 // ("users/{username}/" by default); a user's own Root wins over it.
 // {username} and {sub} are replaced by the user name; {email} is not
@@ -131,20 +146,44 @@ type staticEntry struct {
 // checked; the error names the user.
 func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
 	s := &Static{
-		users: make(map[string]staticEntry, len(users)),
 		now:   time.Now,
-		cache: ttlcache.New[[32]byte, Principal](cacheMaxSize),
+		cache: ttlcache.New[[32]byte, staticHit](cacheMaxSize),
 	}
 	s.LimitChecks(0, 0)
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
 	}
+	set, err := buildStaticUsers(users, rootTemplate, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.users.Store(set)
+	return s, nil
+}
+
+// Replace swaps in a new set of users (a config reload), checked as
+// NewStatic checks them; on an error nothing changes. Users whose hash
+// and root stay the same keep their cached sign-ins; a changed or removed
+// user's cached sign-ins end at once.
+func (s *Static) Replace(users []StaticUser, rootTemplate string) error {
+	set, err := buildStaticUsers(users, rootTemplate, s.users.Load())
+	if err != nil {
+		return err
+	}
+	s.users.Store(set)
+	return nil
+}
+
+// buildStaticUsers checks and expands users; entries equal to old's are
+// reused, so that their cached sign-ins stay valid.
+func buildStaticUsers(users []StaticUser, rootTemplate string, old *staticUsers) (*staticUsers, error) {
+	set := &staticUsers{m: make(map[string]*staticEntry, len(users))}
 	cost := bcrypt.MinCost
 	for _, u := range users {
 		if err := ValidUsername(u.Name); err != nil {
 			return nil, fmt.Errorf("auth: user %q: %w", u.Name, err)
 		}
-		if _, dup := s.users[u.Name]; dup {
+		if _, dup := set.m[u.Name]; dup {
 			return nil, fmt.Errorf("auth: user %q: listed twice", u.Name)
 		}
 		c, err := bcrypt.Cost([]byte(u.PasswordHash))
@@ -163,7 +202,19 @@ func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
 		if strings.HasPrefix(root, ReservedPrefix) {
 			return nil, fmt.Errorf("auth: user %q: root must not be inside the reserved prefix %s", u.Name, ReservedPrefix)
 		}
-		s.users[u.Name] = staticEntry{hash: []byte(u.PasswordHash), root: root}
+		e := &staticEntry{hash: []byte(u.PasswordHash), root: root}
+		if old != nil {
+			if prev, ok := old.m[u.Name]; ok && prev.root == root && string(prev.hash) == u.PasswordHash {
+				e = prev
+			}
+		}
+		set.m[u.Name] = e
+	}
+	if old != nil {
+		if c, err := bcrypt.Cost(old.dummy); err == nil && c == cost {
+			set.dummy = old.dummy
+			return set, nil
+		}
 	}
 	var pw [18]byte
 	if _, err := rand.Read(pw[:]); err != nil {
@@ -173,8 +224,8 @@ func NewStatic(users []StaticUser, rootTemplate string) (*Static, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.dummy = dummy
-	return s, nil
+	set.dummy = dummy
+	return set, nil
 }
 
 // Authenticate checks the request's Basic credentials. Missing or wrong
@@ -196,13 +247,22 @@ func (s *Static) Cached(name, pw string) (Principal, bool) {
 // lookup returns a cached success and keeps it for another cacheIdle.
 func (s *Static) lookup(key [32]byte) (Principal, bool) {
 	now := s.now()
-	return s.cache.Update(key, now, func(_ *Principal, expires *time.Time) { *expires = now.Add(cacheIdle) })
+	hit, ok := s.cache.Update(key, now, func(_ *staticHit, expires *time.Time) { *expires = now.Add(cacheIdle) })
+	if !ok {
+		return Principal{}, false
+	}
+	if s.users.Load().m[hit.p.Username] != hit.entry {
+		s.cache.Delete(key) // the user changed or left in a reload
+		return Principal{}, false
+	}
+	return hit.p, true
 }
 
 // Names returns the configured user names.
 func (s *Static) Names() []string {
-	out := make([]string, 0, len(s.users))
-	for n := range s.users {
+	users := s.users.Load().m
+	out := make([]string, 0, len(users))
+	for n := range users {
 		out = append(out, n)
 	}
 	return out
@@ -257,8 +317,9 @@ func (s *Static) verify(ctx context.Context, key [32]byte, name, pw string) (Pri
 	}
 	defer func() { <-s.slots }()
 	s.bcryptRuns.Add(1)
-	u, known := s.users[name]
-	hash := s.dummy
+	set := s.users.Load()
+	u, known := set.m[name]
+	hash := set.dummy
 	if known {
 		hash = u.hash
 	}
@@ -270,7 +331,7 @@ func (s *Static) verify(ctx context.Context, key [32]byte, name, pw string) (Pri
 	}
 	p := Principal{Username: name, Root: u.root}
 	now := s.now()
-	s.cache.Put(key, p, now.Add(cacheIdle), now)
+	s.cache.Put(key, staticHit{p: p, entry: u}, now.Add(cacheIdle), now)
 	return p, true, nil
 }
 

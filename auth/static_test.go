@@ -110,7 +110,7 @@ func TestStaticCache(t *testing.T) {
 			t.Fatal("first verification failed")
 		}
 		// Swap the hash: a cache hit does not look at it.
-		s.users["alice"] = staticEntry{hash: []byte(mustHash(t, "other")), root: "users/alice/"}
+		s.users.Load().m["alice"].hash = []byte(mustHash(t, "other"))
 		if _, ok := s.Verify("alice", "pw"); !ok {
 			t.Fatal("cached verification failed")
 		}
@@ -179,7 +179,7 @@ func TestStaticCache(t *testing.T) {
 		}
 		for i := range cacheMaxSize + 10 {
 			now := time.Now()
-			s.cache.Put(s.cacheKey("u", strings.Repeat("x", i)), Principal{}, now.Add(cacheIdle), now)
+			s.cache.Put(s.cacheKey("u", strings.Repeat("x", i)), staticHit{}, now.Add(cacheIdle), now)
 		}
 		if n := s.cache.Len(); n > cacheMaxSize {
 			t.Fatalf("cache has %d entries, max %d", n, cacheMaxSize)
@@ -201,7 +201,7 @@ func TestStaticUnknownUsersUseADummyOfTheSameCost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := bcrypt.Cost(s.dummy)
+	c, err := bcrypt.Cost(s.users.Load().dummy)
 	if err != nil || c != bcrypt.MinCost {
 		t.Fatalf("dummy cost = %d, %v; want %d", c, err, bcrypt.MinCost)
 	}
@@ -337,5 +337,53 @@ func TestABusyPasswordCheckCountsAsAFailure(t *testing.T) {
 	var limited *RateLimitError
 	if _, ok, err := c.Authenticate(basicReq("alice", "guess")); ok || !errors.As(err, &limited) {
 		t.Fatalf("a fourth guess: ok=%v err=%v, want the rate limit", ok, err)
+	}
+}
+
+func TestReplaceKeepsUnchangedUsersSignedInAndEndsChangedOnes(t *testing.T) {
+	alice, bob := mustHash(t, "a-pw"), mustHash(t, "b-pw")
+	s, err := NewStatic([]StaticUser{{Name: "alice", PasswordHash: alice}, {Name: "bob", PasswordHash: bob}}, "users/{username}/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range [][2]string{{"alice", "a-pw"}, {"bob", "b-pw"}} {
+		if _, ok := s.Verify(u[0], u[1]); !ok {
+			t.Fatalf("%s: first sign-in failed", u[0])
+		}
+	}
+	runs := s.bcryptRuns.Load()
+	// A bad set changes nothing.
+	if err := s.Replace([]StaticUser{{Name: "alice", PasswordHash: "not bcrypt"}}, "users/{username}/"); err == nil {
+		t.Fatal("a bad hash was accepted")
+	}
+	if _, ok := s.Verify("bob", "b-pw"); !ok || s.bcryptRuns.Load() != runs {
+		t.Fatal("a refused reload changed the users")
+	}
+	// alice unchanged, bob's password changed, carol new.
+	if err := s.Replace([]StaticUser{{Name: "alice", PasswordHash: alice}, {Name: "bob", PasswordHash: mustHash(t, "b-new")}, {Name: "carol", PasswordHash: mustHash(t, "c-pw")}}, "users/{username}/"); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.Verify("alice", "a-pw"); !ok || p.Root != "users/alice/" || s.bcryptRuns.Load() != runs {
+		t.Fatalf("an unchanged user: ok=%v root=%q, bcrypt runs %d -> %d (want her cached sign-in kept)", ok, p.Root, runs, s.bcryptRuns.Load())
+	}
+	if _, ok := s.Verify("bob", "b-pw"); ok {
+		t.Fatal("bob's old password still works after the reload")
+	}
+	if _, ok := s.Verify("bob", "b-new"); !ok {
+		t.Fatal("bob's new password does not work")
+	}
+	if _, ok := s.Verify("carol", "c-pw"); !ok {
+		t.Fatal("a user added by the reload cannot sign in")
+	}
+	// A new root template moves alice (her cached sign-in ends); removing
+	// carol ends hers.
+	if err := s.Replace([]StaticUser{{Name: "alice", PasswordHash: alice}}, "home/{username}/"); err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := s.Verify("alice", "a-pw"); !ok || p.Root != "home/alice/" {
+		t.Fatalf("after a root change: ok=%v root=%q, want home/alice/", ok, p.Root)
+	}
+	if _, ok := s.Verify("carol", "c-pw"); ok {
+		t.Fatal("a removed user can still sign in")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,6 +48,17 @@ type Gateway struct {
 	// memory shares.
 	userUploads, addrUploads *s3vfs.SharePool
 	log                      *slog.Logger
+	// requests are Options.Requests with defaults; SetRequestLimits
+	// replaces them (a reload).
+	requests atomic.Pointer[RequestLimits]
+}
+
+// SetRequestLimits replaces the bounds of one request ([limits]
+// xml_depth, xml_elements, ranges_per_request; zero fields take the
+// defaults) for the requests that begin after it.
+func (g *Gateway) SetRequestLimits(l RequestLimits) {
+	l = l.withDefaults()
+	g.requests.Store(&l)
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -94,7 +106,6 @@ func New(opts Options) (*Gateway, error) {
 	if opts.BodyIdleTimeout <= 0 {
 		opts.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
-	opts.Requests = opts.Requests.withDefaults()
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
@@ -112,7 +123,7 @@ func New(opts Options) (*Gateway, error) {
 	batcher.OnError = func(err error) {
 		logger.LogAttrs(context.Background(), slog.LevelWarn, "index", slog.String("error", err.Error()))
 	}
-	return &Gateway{
+	g := &Gateway{
 		batcher:     batcher,
 		userUploads: userUploads,
 		addrUploads: addrUploads,
@@ -130,7 +141,9 @@ func New(opts Options) (*Gateway, error) {
 		pubHost: pubHost,
 		locks:   lockTable,
 		log:     logger,
-	}, nil
+	}
+	g.SetRequestLimits(opts.Requests)
+	return g, nil
 }
 
 // Close writes what the gateway still holds for S3 (the kept times of

@@ -65,7 +65,7 @@ func (e *changedError) Unwrap() error { return e.err }
 func (rq *request) getAttempt() error {
 	ctx := rq.r.Context()
 	rangeHdr := rq.r.Header.Get("Range")
-	if strings.Count(rangeHdr, ",") >= rq.g.opts.Requests.Ranges {
+	if strings.Count(rangeHdr, ",") >= rq.g.requests.Load().Ranges {
 		// Past [limits].ranges_per_request: the whole file, 200.
 		rq.r.Header.Del("Range")
 		rangeHdr = ""

@@ -25,7 +25,7 @@ func (rq *request) readXMLBody() (body []byte, err error) {
 		}
 		return nil, failWith(statusFor(err, http.StatusBadRequest), err)
 	}
-	if err := checkNamespaces(b, rq.g.opts.Requests); err != nil {
+	if err := checkNamespaces(b, *rq.g.requests.Load()); err != nil {
 		return nil, failWith(http.StatusBadRequest, err).explained()
 	}
 	rq.r.Body = io.NopCloser(bytes.NewReader(b))

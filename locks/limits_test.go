@@ -16,7 +16,7 @@ import (
 func TestLockLimits(t *testing.T) {
 	lockBackends(t, func(t *testing.T, a, b *Table) {
 		for _, m := range []*Table{a, b} {
-			m.limits = Limits{OwnerBytes: 64, PerUser: 3}
+			m.SetLimits(Limits{OwnerBytes: 64, PerUser: 3})
 		}
 		now := time.Now()
 		alice := a.ForRoot("limits-alice/")

@@ -78,7 +78,7 @@ func NewRedis(rawURL string, limits Limits, log *slog.Logger) (*Table, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Table{b: newRedisLocks(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log), limits: limits.withDefaults()}, nil
+	return newTable(newRedisLocks(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log), limits), nil
 }
 
 // redisOptions parses a redis:// or rediss:// URL, with timeouts that make

@@ -75,7 +75,7 @@ func newTestRedisLocks(t *testing.T, url string, tempTTL time.Duration) *Table {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Table{b: newRedisLocks(redis.NewClient(opts), "davgw:locks:", tempTTL, slog.New(slog.DiscardHandler)), limits: Limits{}.withDefaults()}
+	m := newTable(newRedisLocks(redis.NewClient(opts), "davgw:locks:", tempTTL, slog.New(slog.DiscardHandler)), Limits{})
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/webdav"
@@ -41,7 +42,21 @@ import (
 // gateway's memory or Redis with locks.
 type Table struct {
 	b      backend
-	limits Limits
+	limits atomic.Pointer[Limits] // SetLimits replaces them (a reload)
+}
+
+// newTable is a Table over b with limits.
+func newTable(b backend, limits Limits) *Table {
+	t := &Table{b: b}
+	t.SetLimits(limits)
+	return t
+}
+
+// SetLimits replaces the limits (zero fields take the defaults); locks
+// already held stay, and count against the new PerUser.
+func (t *Table) SetLimits(limits Limits) {
+	l := limits.withDefaults()
+	t.limits.Store(&l)
 }
 
 // Limits bound the locks of one user root ([limits]); zero fields take
@@ -118,7 +133,7 @@ var ErrStoreUnavailable = errors.New("lock store unavailable")
 // NewMemory returns an empty in-memory lock table with limits (zero
 // fields take the defaults).
 func NewMemory(limits Limits) *Table {
-	return &Table{b: newMemLocks(), limits: limits.withDefaults()}
+	return newTable(newMemLocks(), limits)
 }
 
 // Close releases the lock store's resources (the Redis connections); a
@@ -178,11 +193,12 @@ func (l *Root) Confirm(now time.Time, name0, name1 string, conditions ...webdav.
 
 // Create implements webdav.LockSystem.
 func (l *Root) Create(now time.Time, details webdav.LockDetails) (string, error) {
-	if len(details.OwnerXML) > l.m.limits.OwnerBytes {
-		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrOwnerTooLarge, len(details.OwnerXML), l.m.limits.OwnerBytes)
+	limits := l.m.limits.Load()
+	if len(details.OwnerXML) > limits.OwnerBytes {
+		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrOwnerTooLarge, len(details.OwnerXML), limits.OwnerBytes)
 	}
 	details.Root = l.scope(details.Root)
-	return l.m.b.create(now, l.root, details, l.m.limits.PerUser)
+	return l.m.b.create(now, l.root, details, limits.PerUser)
 }
 
 // Refresh implements webdav.LockSystem.

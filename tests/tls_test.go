@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -20,6 +21,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/davgw/davgw/auth"
 )
 
 // writeCertPair writes a fresh self-signed certificate for 127.0.0.1 and
@@ -180,4 +185,120 @@ func TestTLSCertificatesAreReloadedWithoutDroppingConnections(t *testing.T) {
 		t.Errorf("the log should tell each reload and the refused pair:\n%s", log)
 	}
 	t.Logf("upload over %s completed across 2 reloads and 1 refused pair", r.proto)
+}
+
+// configPath is the -config file of a gateway started by serveBinary.
+func (g *servedGateway) configPath(t *testing.T) string {
+	t.Helper()
+	args := g.p.cmd.Args
+	for i := range args[:len(args)-1] {
+		if args[i] == "-config" {
+			return args[i+1]
+		}
+	}
+	t.Fatalf("no -config in %q", args)
+	return ""
+}
+
+// TestSIGHUPReloadsUsersAndLimits is issue 13's reload item: a changed
+// config file under a running `davgw serve` takes effect on SIGHUP for
+// users (added, removed, a changed password ends the old one at once even
+// though it was cached) and for [limits]' request bounds; a file that
+// does not load changes nothing; settings that need a restart are named
+// in the log, and the gateway never stops.
+func TestSIGHUPReloadsUsersAndLimits(t *testing.T) {
+	alice, bob := "a"+randHex(4), "b"+randHex(4)
+	g := serveBinary(t, 256, "", "", map[string]string{alice: "a-pw"})
+	path := g.configPath(t)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := []byte("0123456789")
+	if st, _ := g.do(t, http.MethodPut, "/dav/r.txt", alice, "a-pw", content); st != http.StatusCreated {
+		t.Fatalf("PUT: %d", st)
+	}
+	twoRanges := func() int {
+		st, _ := g.do(t, http.MethodGet, "/dav/r.txt", alice, "a-new", nil, "Range", "bytes=0-1,4-5")
+		return st
+	}
+	hup := func(wantLog string, n int) {
+		t.Helper()
+		if err := g.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(g.p.log.String(), wantLog) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log after SIGHUP:\n%s", wantLog, g.p.log.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := g.p.exited(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// alice's password changes, bob is added, ranges_per_request drops to
+	// 1 and part_size (not reloadable) changes.
+	hash := func(pw string) string {
+		h, err := auth.HashPasswordCost(pw, bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	var doc strings.Builder
+	for _, line := range strings.Split(string(orig), "\n") {
+		if strings.HasPrefix(line, "[[auth.users]]") {
+			break
+		}
+		doc.WriteString(strings.Replace(line, `part_size = "5MiB"`, `part_size = "6MiB"`, 1) + "\n")
+	}
+	fmt.Fprintf(&doc, "[[auth.users]]\nname = %q\npassword_hash = %q\n[[auth.users]]\nname = %q\npassword_hash = %q\n[limits]\nranges_per_request = 1\n",
+		alice, hash("a-new"), bob, hash("b-pw"))
+	if err := os.WriteFile(path, []byte(doc.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := g.do(t, "PROPFIND", "/dav/", bob, "b-pw", nil, "Depth", "0"); st != http.StatusUnauthorized {
+		t.Fatalf("bob before the SIGHUP: %d, want 401", st)
+	}
+	if st := twoRanges(); st != http.StatusUnauthorized {
+		t.Fatalf("alice's new password before the SIGHUP: %d, want 401", st)
+	}
+	hup("SIGHUP: config reloaded", 1)
+	for _, c := range []struct {
+		user, pw string
+		want     int
+	}{{alice, "a-pw", http.StatusUnauthorized}, {alice, "a-new", http.StatusMultiStatus}, {bob, "b-pw", http.StatusMultiStatus}} {
+		if st, _ := g.do(t, "PROPFIND", "/dav/", c.user, c.pw, nil, "Depth", "0"); st != c.want {
+			t.Errorf("after the reload, %s with %q: %d, want %d", c.user, c.pw, st, c.want)
+		}
+	}
+	if st := twoRanges(); st != http.StatusOK {
+		t.Errorf("2 ranges with ranges_per_request = 1: %d, want 200 (the whole file)", st)
+	}
+	if log := g.p.log.String(); !strings.Contains(log, "only after a restart") || !strings.Contains(log, "[s3]") {
+		t.Errorf("the changed part_size is not named as needing a restart:\n%s", log)
+	}
+
+	// A file that does not load changes nothing.
+	if err := os.WriteFile(path, []byte(doc.String()+"\n[limits\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("the config does not load; nothing changed", 1)
+	if st, _ := g.do(t, "PROPFIND", "/dav/", bob, "b-pw", nil, "Depth", "0"); st != http.StatusMultiStatus {
+		t.Errorf("bob after a refused reload: %d, want 207", st)
+	}
+	// Removing bob ends his cached sign-in at once.
+	if err := os.WriteFile(path, []byte(strings.Replace(doc.String(), "name = \""+bob+"\"", "name = \"c"+randHex(4)+"\"", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hup("SIGHUP: config reloaded", 2)
+	if st, _ := g.do(t, "PROPFIND", "/dav/", bob, "b-pw", nil, "Depth", "0"); st != http.StatusUnauthorized {
+		t.Errorf("bob removed by a reload: %d, want 401", st)
+	}
+	if log := g.p.log.String(); strings.Contains(log, "b-pw") || strings.Contains(log, "a-new") {
+		t.Error("a password reached the log")
+	}
 }

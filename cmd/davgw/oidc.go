@@ -22,9 +22,11 @@ const oidcStartupWait = 5 * time.Second
 
 // signIn is what [auth.oidc] adds to the gateway.
 type signIn struct {
-	auth  auth.Authenticator
-	web   http.Handler
-	ready func() error
+	auth   auth.Authenticator
+	web    http.Handler
+	ready  func() error
+	mapper *auth.Mapper // nil without OIDC
+	static bool         // the static users sign in through auth
 }
 
 // buildSignIn assembles the authenticator from the static users and, when
@@ -34,7 +36,7 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 	o := cfg.Auth.OIDC
 	if o.Issuer == "" {
 		// Static users only, still with the failed-attempt limits.
-		return &signIn{auth: auth.NewChain(auth.ChainConfig{Static: static, Audit: log})}, nil
+		return &signIn{auth: auth.NewChain(auth.ChainConfig{Static: static, Audit: log}), static: true}, nil
 	}
 	oc, err := auth.NewOIDC(ctx, auth.OIDCConfig{
 		Issuer:        o.Issuer,
@@ -48,20 +50,12 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 	if err != nil {
 		return nil, err
 	}
-	rules := make([]auth.Rule, 0, len(cfg.Auth.Rules))
-	for _, r := range cfg.Auth.Rules {
-		rules = append(rules, auth.Rule{Group: r.Group, Root: r.Root, ReadOnly: r.ReadOnly})
-	}
-	mapper, err := auth.NewMapper(cfg.Auth.Root, o.UsernameClaim, rules)
+	mapper, err := auth.NewMapper(cfg.Auth.Root, o.UsernameClaim, authRules(cfg))
 	if err != nil {
 		return nil, err
 	}
 	// An IdP account never gets a static user's name (ignoring case).
-	names := make([]string, 0, len(cfg.Auth.Users))
-	for _, u := range cfg.Auth.Users {
-		names = append(names, u.Name)
-	}
-	mapper.ReserveNames(names)
+	mapper.ReserveNames(userNames(cfg))
 	st, ids, err := signInStores(cfg, store)
 	if err != nil {
 		return nil, err
@@ -98,7 +92,7 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 		log.Info("OIDC", "issuer", o.Issuer, "app_passwords", ap != nil, "app_password_max_age", cfg.AppPasswordMaxAge().String(), "password_grant", o.PasswordGrant, "sign_in", strings.TrimSuffix(cfg.Server.PublicURL, "/")+"/")
 		logOpaqueTokens(oc, log)
 	}
-	return &signIn{auth: chain, web: pages, ready: oc.Ready}, nil
+	return &signIn{auth: chain, web: pages, ready: oc.Ready, mapper: mapper, static: cc.Static != nil}, nil
 }
 
 // logOpaqueTokens says at start-up how opaque Bearer tokens will be checked,

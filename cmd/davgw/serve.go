@@ -93,6 +93,9 @@ type setup struct {
 	tlsCert   string
 	tlsKey    string
 	cleanup   func()
+	// reload applies a changed config file (SIGHUP); nil for the
+	// embedded default. Its gw is set once the gateway exists.
+	reload *configReloader
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -150,6 +153,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if s.adminLn != nil {
 		defer serveAdmin(ctx, s.adminLn, gw.AdminHandler(), log)()
 	}
+	if s.reload != nil {
+		s.reload.gw = gw
+	}
 	code = listenAndServe(ctx, s, gw, log)
 	// Requests are done: write the kept times still pending.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
@@ -191,8 +197,8 @@ func listenAndServe(ctx context.Context, s *setup, h http.Handler, log *slog.Log
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
 	// SIGHUP re-reads the TLS files at once (they are also picked up by
-	// the first handshake a second after they change); it never stops the
-	// gateway.
+	// the first handshake a second after they change) and the config
+	// file's reloadable parts; it never stops the gateway.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -214,8 +220,11 @@ wait:
 		case <-hup:
 			if certs != nil {
 				certs.Reload()
-			} else {
-				log.Info("SIGHUP: no TLS files to re-read")
+			}
+			if s.reload != nil {
+				s.reload.reload()
+			} else if certs == nil {
+				log.Info("SIGHUP: the embedded default has no config file to re-read")
 			}
 		case <-ctx.Done():
 			break wait
@@ -341,6 +350,8 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		tlsCert:   tlsCert,
 		tlsKey:    tlsKey,
 		cleanup:   func() { stopJanitor(); _ = lockTable.Close() },
+		reload: &configReloader{path: path, log: log, cfg: cfg, static: a, staticInChain: si.static,
+			mapper: si.mapper, locks: lockTable},
 	}, exitOK
 }
 
