@@ -72,11 +72,26 @@ command -v rclone >/dev/null 2>&1 || need_apt+=(rclone)
 # Debian's redis-server for the shared lock store ([locks].store = redis://):
 # the tests start their own on a free loopback port.
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+# The reverse proxies of tests/deploy_proxy_test.go, run with the shipped
+# deploy/nginx/ and deploy/caddy/ files, and systemd-analyze for
+# deploy/systemd/ (tests/deploy_systemd_test.go).
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$nginx_bin" ] || need_apt+=(nginx)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Installing nginx or caddy must not start them as system services (they
+  # would listen on every address): policy-rc.d 101 tells the packages not
+  # to. The machine image has one; make one for the install if not.
+  made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && made_policy=1
+  fi
   apt-get update -qq >&2
   apt-get install -y -qq "${need_apt[@]}" >&2
+  [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 cat <<ENV
@@ -90,4 +105,7 @@ export DAVGW_CHROMIUM=$(command -v chromium)
 export DAVGW_CADAVER=$(command -v cadaver)
 export DAVGW_RCLONE=$(command -v rclone)
 export DAVGW_REDIS_SERVER=$(command -v redis-server)
+export DAVGW_NGINX=$nginx_bin
+export DAVGW_CADDY=$(command -v caddy)
+export DAVGW_SYSTEMD_ANALYZE=$(command -v systemd-analyze)
 ENV
