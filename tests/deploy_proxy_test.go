@@ -48,6 +48,7 @@ type proxiedGateway struct {
 	tunnel  string // http://127.0.0.1:PORT, plain TCP into the proxy's TLS (for litmus)
 	client  *http.Client
 	spools  []string // the proxy's own temporary-file folders (nginx)
+	errLog  string   // the proxy's error log (nginx), "" = none
 	proxyIn string   // davgw's view of the proxy's address
 }
 
@@ -155,10 +156,13 @@ func checkProxiedClientAddr(t *testing.T, p *proxiedGateway) {
 	if st != http.StatusOK {
 		t.Fatalf("GET %s: %d, want 200", name, st)
 	}
+	// The log line is written once the answer went out: wait for it.
 	var line string
-	for _, l := range strings.Split(p.g.p.log.all(), "\n") {
-		if strings.Contains(l, "msg=request") && strings.Contains(l, "method=GET path="+name+" ") {
-			line = l
+	for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, l := range strings.Split(p.g.p.log.all(), "\n") {
+			if strings.Contains(l, "msg=request") && strings.Contains(l, "method=GET path="+name+" ") {
+				line = l
+			}
 		}
 	}
 	if line == "" {
@@ -248,7 +252,7 @@ func checkProxiedBigPut(t *testing.T, p *proxiedGateway, chunked bool) {
 			deadline := time.Now().Add(30 * time.Second)
 			for time.Now().Before(deadline) {
 				if countOps(b.proxy.SinceUnder(mark, key))["UploadPart"] > 0 {
-					if files := spooledFiles(p.spools); len(files) > 0 {
+					if files := p.spooled(); len(files) > 0 {
 						return fmt.Errorf("the proxy spooled the body to disk: %s", strings.Join(files, ", "))
 					}
 					halfway = fmt.Sprintf("%d parts on their way to S3", countOps(b.proxy.SinceUnder(mark, key))["UploadPart"])
@@ -281,15 +285,29 @@ func checkProxiedBigPut(t *testing.T, p *proxiedGateway, chunked bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A slow reader: a proxy that buffers answers would now spool the
+	// rest of the file to its disk.
 	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
+	n, err := io.CopyN(h, resp.Body, 1<<20)
+	if err == nil {
+		time.Sleep(500 * time.Millisecond)
+		if files := p.spooled(); len(files) > 0 {
+			t.Errorf("the proxy spooled the answer to a slow reader to disk: %s", strings.Join(files, ", "))
+		}
+		var rest int64
+		rest, err = io.Copy(h, resp.Body)
+		n += rest
+	}
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK || n != proxyBigSize || string(h.Sum(nil)) != string(sent) {
 		t.Fatalf("GET %s through the proxy: %d, %d bytes (%v), same bytes %v; want 200 and the %d bytes sent",
 			name, resp.StatusCode, n, err, string(h.Sum(nil)) == string(sent), proxyBigSize)
 	}
-	if files := spooledFiles(p.spools); len(files) > 0 {
+	if files := p.spooled(); len(files) > 0 {
 		t.Errorf("the proxy spooled to disk: %s", strings.Join(files, ", "))
+	}
+	if t.Failed() {
+		return
 	}
 	report(t, "behind %s: PUT of 200 MiB (chunked %v) in %v (%.0f MB/s); at half way %s, nothing spooled by the proxy",
 		strings.Split(t.Name(), "/")[1], chunked, took.Round(time.Millisecond), float64(proxyBigSize)/1e6/took.Seconds(), halfway)
@@ -307,10 +325,21 @@ func authRequest(t *testing.T, method, url, user string) *http.Request {
 	return req
 }
 
-// spooledFiles lists the files below dirs.
-func spooledFiles(dirs []string) []string {
+// spooled lists what shows that the proxy wrote a body to its disk: files
+// in its temporary folders, and the warnings nginx logs when it does
+// ("a client request body is buffered to a temporary file", "an upstream
+// response is buffered to a temporary file").
+func (p *proxiedGateway) spooled() []string {
 	var files []string
-	for _, d := range dirs {
+	if p.errLog != "" {
+		log, _ := os.ReadFile(p.errLog)
+		for _, l := range strings.Split(string(log), "\n") {
+			if strings.Contains(l, "buffered to a temporary file") {
+				files = append(files, l)
+			}
+		}
+	}
+	for _, d := range p.spools {
 		_ = filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
 			if err == nil && !e.IsDir() {
 				files = append(files, path)
@@ -523,7 +552,7 @@ http {
 	})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	waitTLS(t, p, addr, pool)
-	return &proxiedGateway{g: g, url: "https://" + addr, tunnel: tlsTunnel(t, addr, pool), client: proxyClient(pool), spools: spools, proxyIn: "127.0.0.1"}
+	return &proxiedGateway{g: g, url: "https://" + addr, tunnel: tlsTunnel(t, addr, pool), client: proxyClient(pool), spools: spools, errLog: filepath.Join(dir, "error.log"), proxyIn: "127.0.0.1"}
 }
 
 // startCaddy runs Debian's caddy with deploy/caddy/Caddyfile in front of g.
