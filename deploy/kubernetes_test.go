@@ -68,28 +68,30 @@ func loadManifests(t *testing.T, path string) *manifests {
 			t.Fatalf("%s: apiVersion %q, want %q", where, head.APIVersion, want)
 		}
 		var obj any
-		switch head.Kind {
+		switch name := head.Metadata.Name; head.Kind {
 		case "ConfigMap":
-			o := &corev1.ConfigMap{}
-			obj, m.configMaps[head.Metadata.Name] = o, o
+			obj = newIn(m.configMaps, name)
 		case "Secret":
-			o := &corev1.Secret{}
-			obj, m.secrets[head.Metadata.Name] = o, o
+			obj = newIn(m.secrets, name)
 		case "Deployment":
-			o := &appsv1.Deployment{}
-			obj, m.deploys[head.Metadata.Name] = o, o
+			obj = newIn(m.deploys, name)
 		case "Service":
-			o := &corev1.Service{}
-			obj, m.services[head.Metadata.Name] = o, o
+			obj = newIn(m.services, name)
 		case "NetworkPolicy":
-			o := &networkingv1.NetworkPolicy{}
-			obj, m.policies[head.Metadata.Name] = o, o
+			obj = newIn(m.policies, name)
 		}
 		if err := yaml.UnmarshalStrict([]byte(doc), obj); err != nil {
 			t.Fatalf("%s: %v", where, err)
 		}
 	}
 	return m
+}
+
+// newIn adds a new T under name to m and returns it.
+func newIn[T any](m map[string]*T, name string) *T {
+	o := new(T)
+	m[name] = o
+	return o
 }
 
 // standIn gives each environment variable the Deployment provides a value
