@@ -82,11 +82,26 @@ command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 # fusermount3; davfs2 is the kernel-side WebDAV file system (mount.davfs).
 command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 command -v mount.davfs >/dev/null 2>&1 || need_apt+=(davfs2)
+# The reverse proxies of tests/deploy_proxy_test.go, run with the shipped
+# deploy/nginx/ and deploy/caddy/ files, and systemd-analyze for
+# deploy/systemd/ (tests/deploy_systemd_test.go).
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$nginx_bin" ] || need_apt+=(nginx)
+command -v caddy >/dev/null 2>&1 || need_apt+=(caddy)
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Installing nginx or caddy must not start them as system services (they
+  # would listen on every address): policy-rc.d 101 tells the packages not
+  # to. The machine image has one; make one for the install if not.
+  made_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d && made_policy=1
+  fi
   apt-get update -qq >&2
   apt-get install -y -qq "${need_apt[@]}" >&2
+  [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 # The npm webdav client, pinned by .ci/tools/npm-webdav/package-lock.json.
@@ -111,4 +126,7 @@ export DAVGW_REDIS_SERVER=$(command -v redis-server)
 export DAVGW_RCLONE176=$DAVGW_RCLONE176
 export DAVGW_FUSERMOUNT3=$(command -v fusermount3)
 export DAVGW_MOUNT_DAVFS=$(command -v mount.davfs)
+export DAVGW_NGINX=$nginx_bin
+export DAVGW_CADDY=$(command -v caddy)
+export DAVGW_SYSTEMD_ANALYZE=$(command -v systemd-analyze)
 ENV

@@ -60,6 +60,29 @@ func serveBinaryCost(t testing.TB, cost, nofile int, serverExtra, s3Extra string
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte(gatewayConfig(t, b, port, cost, serverExtra, s3Extra, users)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProcess("davgw serve", t.TempDir(), prlimit, nil,
+		"--nofile="+strconv.Itoa(nofile)+":"+strconv.Itoa(nofile), davgwBinary(t), "serve", "-config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(5 * time.Second) })
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	if err := waitHTTP(context.Background(), p, "http://"+addr+"/healthz", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return &servedGateway{base: "http://" + addr, addr: addr, p: p, b: b}
+}
+
+// gatewayConfig is a config for `davgw serve` on 127.0.0.1:port over b
+// (through its counting proxy), with [server] extra lines, [s3] extra
+// lines (parts are 5 MiB unless they set part_size) and the users given
+// (name -> password, hashed at the bcrypt cost).
+func gatewayConfig(t testing.TB, b *backend, port, cost int, serverExtra, s3Extra string, users map[string]string) string {
+	t.Helper()
 	var doc strings.Builder
 	fmt.Fprintf(&doc, "[server]\nlisten = \"127.0.0.1:%d\"\n%s\n", port, serverExtra)
 	if !strings.Contains(s3Extra, "part_size") {
@@ -74,21 +97,7 @@ func serveBinaryCost(t testing.TB, cost, nofile int, serverExtra, s3Extra string
 		}
 		fmt.Fprintf(&doc, "[[auth.users]]\nname = %q\npassword_hash = %q\n", name, h)
 	}
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	if err := os.WriteFile(cfg, []byte(doc.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := startProcess("davgw serve", t.TempDir(), prlimit, nil,
-		"--nofile="+strconv.Itoa(nofile)+":"+strconv.Itoa(nofile), davgwBinary(t), "serve", "-config", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.stop(5 * time.Second) })
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if err := waitHTTP(context.Background(), p, "http://"+addr+"/healthz", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	return &servedGateway{base: "http://" + addr, addr: addr, p: p, b: b}
+	return doc.String()
 }
 
 // do sends one request as user (password pw) and returns the status and body.

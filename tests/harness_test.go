@@ -362,7 +362,13 @@ var reportMu sync.Mutex
 // deleteS3 removes an object straight in S3.
 func (e *davEnv) deleteS3(tb testing.TB, key string) {
 	tb.Helper()
-	if _, err := e.b.s3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &e.b.bucket, Key: aws.String(key)}); err != nil {
-		tb.Fatalf("DeleteObject %q on %s: %v", key, e.b.name, err)
+	e.b.deleteS3(tb, key)
+}
+
+// deleteS3 removes an object straight in S3.
+func (b *backend) deleteS3(tb testing.TB, key string) {
+	tb.Helper()
+	if _, err := b.s3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &b.bucket, Key: aws.String(key)}); err != nil {
+		tb.Fatalf("DeleteObject %q on %s: %v", key, b.name, err)
 	}
 }

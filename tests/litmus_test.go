@@ -109,14 +109,21 @@ func TestLitmus(t *testing.T) {
 // runLitmus runs `litmus -k` as the litmus user in a scratch directory and
 // checks its results.
 func runLitmus(t *testing.T, e *davEnv, bin string) litmusRun {
+	return runLitmusAt(t, e.b, e.b.name, e.URL+"/dav/", "litmus", testUsers["litmus"], bin)
+}
+
+// runLitmusAt runs `litmus -k` against url (a gateway over b, or a proxy in
+// front of one) as user, whose root users/<user>/ it empties first, and
+// checks its results; label names the run in reports and failures.
+func runLitmusAt(t *testing.T, b *backend, label, url, user, pass, bin string) litmusRun {
 	dir := t.TempDir() // litmus writes debug.log and child.log here
 	// Start from an empty root so that a leftover collection cannot fail init.
-	for _, k := range e.b.keys(t, "users/litmus/") {
-		e.deleteS3(t, k)
+	for _, k := range b.keys(t, "users/"+user+"/") {
+		b.deleteS3(t, k)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-k", e.URL+"/dav/", "litmus", testUsers["litmus"])
+	cmd := exec.CommandContext(ctx, bin, "-k", url, user, pass)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TESTS="+strings.Join(litmusSuites, " "))
 	outBytes, err := cmd.CombinedOutput()
@@ -124,7 +131,7 @@ func runLitmus(t *testing.T, e *davEnv, bin string) litmusRun {
 	run := parseLitmus(out)
 	for _, s := range litmusSuites {
 		if line, ok := run.summaries[s]; ok {
-			report(t, "litmus %s: %s", e.b.name, line)
+			report(t, "litmus %s: %s", label, line)
 		} else {
 			t.Errorf("litmus printed no summary for suite %s", s)
 		}
@@ -139,10 +146,10 @@ func runLitmus(t *testing.T, e *davEnv, bin string) litmusRun {
 	if len(bad) > 0 {
 		debug, _ := os.ReadFile(dir + "/debug.log")
 		t.Errorf("litmus on %s: %d unexpected failures:\n\t%s\n(litmus exit: %v)\n--- output ---\n%s\n--- end of debug.log ---\n%s",
-			e.b.name, len(bad), strings.Join(bad, "\n\t"), err, out, tail(string(debug), 6000))
+			label, len(bad), strings.Join(bad, "\n\t"), err, out, tail(string(debug), 6000))
 	}
 	if ctx.Err() != nil {
-		t.Errorf("litmus on %s did not finish within 3 minutes", e.b.name)
+		t.Errorf("litmus on %s did not finish within 3 minutes", label)
 	}
 	return run
 }
