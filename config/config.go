@@ -94,6 +94,9 @@ type Server struct {
 	// proxies whose X-Forwarded-For / Forwarded headers name the client;
 	// [] = none: the peer is the client.
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// ForwardedHeader is the one header the trusted proxies set to name
+	// the client: "X-Forwarded-For" (the default) or "Forwarded".
+	ForwardedHeader string `toml:"forwarded_header"`
 }
 
 // S3 is the [s3] table: the bucket the gateway serves and how to reach it.

@@ -15,6 +15,8 @@ func TestValidateLimitsAndTrustedProxies(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no trusted proxies is valid", doc: ``},
+		{name: "forwarded_header Forwarded is valid", doc: "[server]\nforwarded_header = \"Forwarded\""},
+		{name: "another forwarded_header is refused", doc: "[server]\nforwarded_header = \"X-Real-IP\"", key: "server.forwarded_header", wantErr: "X-Forwarded-For"},
 		{name: "CIDRs and single addresses are valid", doc: "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\"]"},
 		{name: "a host name is refused, naming its index", doc: "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]", key: "server.trusted_proxies[1]", wantErr: "CIDR"},
 		{name: "negative lock count is refused", doc: "[limits]\nlocks_per_user = -1", key: "limits.locks_per_user", wantErr: "at least 1"},

@@ -112,6 +112,11 @@ func (c *Config) check() (values, error) {
 		}
 		v.proxies = append(v.proxies, p)
 	}
+	switch c.Server.ForwardedHeader {
+	case "", gateway.HeaderXForwardedFor, gateway.HeaderForwarded:
+	default:
+		add("server.forwarded_header", `must be %q (nginx, Caddy, HAProxy, cloud load balancers) or %q (RFC 7239)`, gateway.HeaderXForwardedFor, gateway.HeaderForwarded)
+	}
 
 	c.checkS3(add, &v)
 	c.validateAuth(add, &v)

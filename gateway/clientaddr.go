@@ -8,9 +8,19 @@ import (
 )
 
 // TrustedProxies are the networks ([server].trusted_proxies) whose
-// X-Forwarded-For and Forwarded headers the gateway believes: the
-// addresses of the reverse proxies or load balancers in front of it.
+// forwarding header the gateway believes: the addresses of the reverse
+// proxies or load balancers in front of it.
 type TrustedProxies []netip.Prefix
+
+// The forwarding headers a trusted proxy may set ([server].forwarded_header).
+// Only the one the proxies set is read: nginx, Caddy, HAProxy and the cloud
+// load balancers append to X-Forwarded-For and pass a client's own
+// Forwarded header through untouched, so reading Forwarded behind them
+// would let a client choose its address.
+const (
+	HeaderXForwardedFor = "X-Forwarded-For"
+	HeaderForwarded     = "Forwarded"
+)
 
 func (t TrustedProxies) trusts(a netip.Addr) bool {
 	a = a.Unmap()
@@ -26,11 +36,11 @@ func (t TrustedProxies) trusts(a netip.Addr) bool {
 // IP, without port): the peer, unless the peer is a trusted proxy, in which
 // case the forwarding headers are walked from the nearest hop outwards,
 // skipping trusted proxies, and the first address that is not one is the
-// client. Forwarded (RFC 7239) is read when present, else X-Forwarded-For;
-// a hop that does not parse ends the walk at the last trusted one, so a
-// client behind the proxy can never choose its address by writing these
-// headers itself.
-func (t TrustedProxies) ClientAddr(r *http.Request) string {
+// client. Only header is read (HeaderXForwardedFor, the default when "",
+// or HeaderForwarded, RFC 7239); a hop that does not parse ends the walk
+// at the last trusted one, so a client behind the proxy can never choose
+// its address by writing these headers itself.
+func (t TrustedProxies) ClientAddr(r *http.Request, header string) string {
 	host := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		host = h
@@ -39,7 +49,7 @@ func (t TrustedProxies) ClientAddr(r *http.Request) string {
 	if err != nil || len(t) == 0 || !t.trusts(peer) {
 		return host
 	}
-	hops := forwardedHops(r.Header)
+	hops := forwardedHops(r.Header, header)
 	client := peer.Unmap()
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, ok := parseHop(hops[i])
@@ -55,11 +65,11 @@ func (t TrustedProxies) ClientAddr(r *http.Request) string {
 }
 
 // forwardedHops lists the client-side hops, the farthest first: the for=
-// values of Forwarded, else X-Forwarded-For's entries.
-func forwardedHops(h http.Header) []string {
+// values of Forwarded, or X-Forwarded-For's entries.
+func forwardedHops(h http.Header, header string) []string {
 	var hops []string
-	if fw := h.Values("Forwarded"); len(fw) > 0 {
-		for _, line := range fw {
+	if header == HeaderForwarded {
+		for _, line := range h.Values(HeaderForwarded) {
 			for _, elem := range strings.Split(line, ",") {
 				for _, pair := range strings.Split(elem, ";") {
 					k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
@@ -71,7 +81,7 @@ func forwardedHops(h http.Header) []string {
 		}
 		return hops
 	}
-	for _, line := range h.Values("X-Forwarded-For") {
+	for _, line := range h.Values(HeaderXForwardedFor) {
 		for _, v := range strings.Split(line, ",") {
 			hops = append(hops, strings.TrimSpace(v))
 		}

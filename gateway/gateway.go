@@ -81,6 +81,11 @@ func New(opts Options) (*Gateway, error) {
 	if !strings.HasPrefix(opts.DAVPrefix, "/") {
 		errs = append(errs, errors.New("gateway: DAVPrefix must start with /"))
 	}
+	switch opts.ForwardedHeader {
+	case "", HeaderXForwardedFor, HeaderForwarded:
+	default:
+		errs = append(errs, errors.New(`gateway: ForwardedHeader must be "X-Forwarded-For" or "Forwarded"`))
+	}
 	var pubHost string
 	if opts.PublicURL != "" {
 		u, err := url.Parse(opts.PublicURL)

@@ -66,6 +66,10 @@ type Options struct {
 	// peer is the client. The client address feeds the sign-in limits, the
 	// per-address upload shares and the log line.
 	TrustedProxies TrustedProxies
+	// ForwardedHeader ([server].forwarded_header) is the one header the
+	// trusted proxies set: HeaderXForwardedFor ("" = it) or
+	// HeaderForwarded.
+	ForwardedHeader string
 	// Locks is the lock table ([locks].store); nil = a new in-memory one.
 	// Gateways that share one (locks.NewRedis, or the same value in
 	// tests) share WebDAV locks.

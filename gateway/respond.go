@@ -232,7 +232,7 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*recorder, *htt
 	r = r.WithContext(ctx)
 	// The client address is decided here, once: RemoteAddr carries it to
 	// the sign-in limits (auth, web) and the per-address upload shares.
-	rec.addr = g.opts.TrustedProxies.ClientAddr(r)
+	rec.addr = g.opts.TrustedProxies.ClientAddr(r, g.opts.ForwardedHeader)
 	if peer, _, err := net.SplitHostPort(r.RemoteAddr); err == nil && peer != rec.addr {
 		rec.proxy = peer
 		r.RemoteAddr = net.JoinHostPort(rec.addr, "0")

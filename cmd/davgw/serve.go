@@ -85,6 +85,7 @@ type setup struct {
 	uploads   gateway.UploadLimits
 	requests  gateway.RequestLimits
 	proxies   gateway.TrustedProxies // [server].trusted_proxies
+	forwarded string                 // [server].forwarded_header
 	apple     string
 	quota     int64
 	ln        net.Listener
@@ -139,6 +140,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		Uploads:            s.uploads,
 		Requests:           s.requests,
 		TrustedProxies:     s.proxies,
+		ForwardedHeader:    s.forwarded,
 		AppleFiles:         s.apple,
 		QuotaBytes:         s.quota,
 		Metrics:            metrics,
@@ -343,6 +345,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		uploads:   uploadLimits(cfg),
 		requests:  requestLimits(cfg),
 		proxies:   cfg.TrustedProxies(),
+		forwarded: cfg.Server.ForwardedHeader,
 		apple:     cfg.WebDAV.AppleFiles,
 		quota:     cfg.QuotaBytes(),
 		ln:        ln,
