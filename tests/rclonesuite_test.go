@@ -48,6 +48,7 @@ const rcloneSuiteTimeout = 15 * time.Minute
 // rcloneSuiteRun is one test binary's run against one vendor.
 type rcloneSuiteRun struct {
 	suite, binary, run, vendor string
+	keyPrefix                  string // the run's folder in S3
 	out                        []byte
 	err                        error
 	took                       time.Duration
@@ -76,7 +77,8 @@ func TestRcloneSuites(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	for _, r := range runs {
-		_, davDir := e.caseDir(t)
+		keyPrefix, davDir := e.caseDir(t)
+		r.keyPrefix = keyPrefix
 		cmd := rcloneSuiteCommand(t, filepath.Join(dir, r.binary), r.run, newRcloneRunner(t, rclone, e.URL+davDir, r.vendor))
 		wg.Go(func() {
 			start := time.Now()
@@ -104,6 +106,10 @@ func TestRcloneSuites(t *testing.T) {
 			if r.err == nil && res.anyFailed() {
 				t.Errorf("%s exited 0 although tests failed", r.binary)
 			}
+			// rclone's tests remove what they make, also after a failure.
+			if left := e.b.keys(t, r.keyPrefix); len(left) != 1 {
+				t.Errorf("the suite left %d keys in its folder: %v", len(left)-1, left[:min(len(left), 20)])
+			}
 			n := res.counts()
 			own := res.ownFailures()
 			listed := 0
@@ -112,7 +118,7 @@ func TestRcloneSuites(t *testing.T) {
 					listed++
 				}
 			}
-			report(t, "rclone %s suite %s (vendor %s, versitygw): %d passed, %d failed (%d of them listed as expected; %d more parent tests failed through them), %d skipped, %.0f s",
+			report(t, "rclone %s suite %s (vendor %s, versitygw): %d passed, %d failed (%d of them listed as expected, plus %d parent tests failing through them), %d skipped, %.0f s",
 				rcloneTestsVersion, r.suite, r.vendor, n["PASS"], len(own), listed, n["FAIL"]-len(own), n["SKIP"], r.took.Seconds())
 		})
 	}
