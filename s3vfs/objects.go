@@ -396,7 +396,8 @@ func batches(keys []string, n int) func(func([]string) bool) {
 // listing streams. An empty prefix is refused (ErrInvalid) so that a bug
 // cannot empty the bucket.
 //
-// Folders go last, deepest first: their markers, and for a prefix ending
+// Folders go last, deepest first (the order of the keys in each
+// DeleteObjects): their markers, and for a prefix ending
 // in "/" also every folder the keys imply (prefix itself included), named
 // as keys ending in "/". SeaweedFS keeps a folder whose marker is deleted
 // while it still holds keys, and one left empty by deleting its last key,
