@@ -9,9 +9,9 @@ package tests
 // longer fails, so that the list stays true.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,7 +64,7 @@ func TestRcloneSuites(t *testing.T) {
 	requireTool(t, err)
 	rclone, err := toolPath("DAVGW_RCLONE176", "rclone", rcloneTestsVersion)
 	requireTool(t, err)
-	expected, err := readExpectedFailures("testdata/rclone-expected-failures.txt")
+	expected, err := parseExpectedFailures(expectedFailuresFile, expectedFailuresText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,31 +248,32 @@ type expectedFailure struct {
 	reason      string
 }
 
-// readExpectedFailures reads lines of "suite test vendors reason..."
-// (vendors comma-separated); # starts a comment.
-func readExpectedFailures(path string) ([]expectedFailure, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+// expectedFailuresFile lists the expected failures; embedded, since the
+// embedded store changes the working directory.
+const expectedFailuresFile = "testdata/rclone-expected-failures.txt"
+
+//go:embed testdata/rclone-expected-failures.txt
+var expectedFailuresText string
+
+// parseExpectedFailures reads lines of "suite test vendors reason..."
+// (vendors comma-separated); # starts a comment. name is for errors.
+func parseExpectedFailures(name, text string) ([]expectedFailure, error) {
 	var list []expectedFailure
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		fields := strings.Fields(line)
 		if len(fields) < 4 {
-			return nil, fmt.Errorf("%s:%d: want \"suite test vendors reason\", got %q", path, n, line)
+			return nil, fmt.Errorf("%s:%d: want \"suite test vendors reason\", got %q", name, n+1, line)
 		}
 		list = append(list, expectedFailure{
 			suite: fields[0], test: fields[1], vendors: strings.Split(fields[2], ","),
 			reason: strings.Join(fields[3:], " "),
 		})
 	}
-	return list, sc.Err()
+	return list, nil
 }
 
 // lookupExpected returns the entry for a test of suite with vendor.
@@ -293,7 +294,7 @@ func checkSuite(suite, vendor string, res goTestResults, list []expectedFailure)
 		if _, ok := lookupExpected(list, suite, vendor, name); ok {
 			continue
 		}
-		bad = append(bad, fmt.Sprintf("%s %s (vendor %s) failed and is not in testdata/rclone-expected-failures.txt:\n%s",
+		bad = append(bad, fmt.Sprintf("%s %s (vendor %s) failed and is not in tests/testdata/rclone-expected-failures.txt:\n%s",
 			suite, name, vendor, res.excerpt(name)))
 	}
 	for _, x := range list {
@@ -304,7 +305,7 @@ func checkSuite(suite, vendor string, res goTestResults, list []expectedFailure)
 			if got == "" {
 				got = "did not run"
 			}
-			bad = append(bad, fmt.Sprintf("%s %s (vendor %s) is listed as an expected failure (%s) but %s: update testdata/rclone-expected-failures.txt",
+			bad = append(bad, fmt.Sprintf("%s %s (vendor %s) is listed as an expected failure (%s) but %s: update tests/testdata/rclone-expected-failures.txt",
 				suite, x.test, vendor, x.reason, got))
 		}
 	}
@@ -358,8 +359,11 @@ FAIL
 	if !strings.Contains(bad[0], "403 Forbidden") || strings.Contains(bad[0], "TestA/fixed") {
 		t.Errorf("the excerpt of TestA/new should be its own output only:\n%s", bad[0])
 	}
-	if list, err := readExpectedFailures("testdata/rclone-expected-failures.txt"); err != nil || len(list) == 0 {
-		t.Errorf("testdata/rclone-expected-failures.txt: %d entries, %v", len(list), err)
+	if _, err := parseExpectedFailures("short", "fs/sync TestX other"); err == nil {
+		t.Error("a line without a reason was accepted")
+	}
+	if list, err := parseExpectedFailures(expectedFailuresFile, expectedFailuresText); err != nil || len(list) == 0 {
+		t.Errorf("%s: %d entries, %v", expectedFailuresFile, len(list), err)
 	} else {
 		for _, x := range list {
 			if !slices.ContainsFunc(rcloneSuites, func(s rcloneSuite) bool { return s.name == x.suite }) {
