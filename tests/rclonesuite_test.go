@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -100,11 +101,17 @@ func TestRcloneSuites(t *testing.T) {
 			for _, b := range checkSuite(r.suite, r.vendor, res, expected) {
 				t.Error(b)
 			}
-			if r.err != nil && !res.anyFailed() {
-				t.Errorf("%s failed without a failing test (crash or timeout?): %v\n%s", r.binary, r.err, tail(string(r.out), 4000))
+			// A panic or a timeout ends the run early, without results for
+			// the tests after it: the binary must end as go test does.
+			if !res.complete() {
+				t.Errorf("%s did not run to its end (crash or timeout?): %v\n%s", r.binary, r.err, tail(string(r.out), 4000))
 			}
-			if r.err == nil && res.anyFailed() {
+			var exit *exec.ExitError
+			switch {
+			case r.err == nil && res.anyFailed():
 				t.Errorf("%s exited 0 although tests failed", r.binary)
+			case r.err != nil && !(errors.As(r.err, &exit) && exit.ExitCode() == 1 && res.anyFailed()):
+				t.Errorf("%s: %v, want exit status 1 with failed tests or 0", r.binary, r.err)
 			}
 			// rclone's tests remove what they make, also after a failure.
 			if left := e.b.keys(t, r.keyPrefix); len(left) != 1 {
@@ -191,6 +198,22 @@ func (r goTestResults) counts() map[string]int {
 		n[s]++
 	}
 	return n
+}
+
+// complete reports whether the run ended as a go test binary does: its
+// last line PASS or FAIL, and no panic.
+func (r goTestResults) complete() bool {
+	last := ""
+	for _, line := range r.lines {
+		l := strings.TrimSpace(string(line))
+		if strings.HasPrefix(l, "panic: ") {
+			return false
+		}
+		if l != "" {
+			last = l
+		}
+	}
+	return last == "PASS" || last == "FAIL"
 }
 
 func (r goTestResults) anyFailed() bool { return r.counts()["FAIL"] > 0 }
@@ -358,6 +381,15 @@ FAIL
 	}
 	if !strings.Contains(bad[0], "403 Forbidden") || strings.Contains(bad[0], "TestA/fixed") {
 		t.Errorf("the excerpt of TestA/new should be its own output only:\n%s", bad[0])
+	}
+	if !res.complete() {
+		t.Error("a run that ends with FAIL is not complete")
+	}
+	if parseGoTestOutput([]byte("=== RUN   TestA\npanic: boom\n\ngoroutine 1 [running]:\n")).complete() {
+		t.Error("a run that panicked is complete")
+	}
+	if parseGoTestOutput([]byte("=== RUN   TestA\n--- PASS: TestA (0.00s)\n")).complete() {
+		t.Error("a run without its final PASS or FAIL line is complete")
 	}
 	if _, err := parseExpectedFailures("short", "fs/sync TestX other"); err == nil {
 		t.Error("a line without a reason was accepted")
