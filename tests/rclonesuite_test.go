@@ -6,10 +6,14 @@ package tests
 // .ci/rclone-tests.sh, with -remote dav: naming a webdav remote. Every
 // (sub)test result is compared with testdata/rclone-expected-failures.txt:
 // a failure not listed there fails, and so does a listed failure that no
-// longer fails, so that the list stays true.
+// longer fails, so that the list stays true. An unlisted failure whose
+// top-level test passes when run again on its own (rclone's own
+// integration runner retries failed tests too) is reported as FLAKY
+// instead.
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -55,6 +59,10 @@ type rcloneSuiteRun struct {
 	took                       time.Duration
 }
 
+// rcloneRetryRun runs the top-level tests named again, on their own in a
+// fresh folder, and returns their results.
+type rcloneRetryRun func(tests []string) goTestResults
+
 // TestRcloneSuites runs each suite with vendor=owncloud and vendor=other,
 // all six at once (each in its own folder of alice's root: they spend
 // their time waiting on the gateway, and go test's -parallel, 2 here,
@@ -75,6 +83,17 @@ func TestRcloneSuites(t *testing.T) {
 		for _, s := range rcloneSuites {
 			runs = append(runs, &rcloneSuiteRun{suite: s.name, binary: s.binary, run: s.run, vendor: vendor})
 		}
+	}
+	retry := func(t *testing.T, r *rcloneSuiteRun, tests []string) goTestResults {
+		t.Logf("running %v of %s (vendor %s) again", tests, r.suite, r.vendor)
+		_, davDir := e.caseDir(t)
+		quoted := make([]string, len(tests))
+		for i, name := range tests {
+			quoted[i] = regexp.QuoteMeta(name)
+		}
+		cmd := rcloneSuiteCommand(t, filepath.Join(dir, r.binary), "^("+strings.Join(quoted, "|")+")$", newRcloneRunner(t, rclone, e.URL+davDir, r.vendor))
+		out, _ := cmd.CombinedOutput()
+		return parseGoTestOutput(out)
 	}
 	var wg sync.WaitGroup
 	for _, r := range runs {
@@ -98,7 +117,11 @@ func TestRcloneSuites(t *testing.T) {
 			if len(res.order) == 0 {
 				t.Fatalf("%s reported no test results (%v):\n%s", r.binary, r.err, tail(string(r.out), 4000))
 			}
-			for _, b := range checkSuite(r.suite, r.vendor, res, expected) {
+			failed, flaky := checkFailures(r, res, expected, func(tests []string) goTestResults { return retry(t, r, tests) })
+			for _, b := range failed {
+				t.Error(b)
+			}
+			for _, b := range staleExpectations(r.suite, r.vendor, res, expected) {
 				t.Error(b)
 			}
 			// A panic or a timeout ends the run early, without results for
@@ -127,6 +150,13 @@ func TestRcloneSuites(t *testing.T) {
 			}
 			report(t, "rclone %s suite %s (vendor %s, versitygw): %d passed, %d failed (%d of them listed as expected, plus %d parent tests failing through them), %d skipped, %.0f s",
 				rcloneTestsVersion, r.suite, r.vendor, n["PASS"], len(own), listed, n["FAIL"]-len(own), n["SKIP"], r.took.Seconds())
+			for _, name := range flaky {
+				t.Logf("flaky: %s failed, then passed when run again:\n%s", name, res.excerpt(name))
+			}
+			if len(flaky) > 0 {
+				report(t, "FLAKY: rclone suite %s (vendor %s): %s failed, then passed when run again (not in the expected-failure list; its output is in the test log)",
+					r.suite, r.vendor, strings.Join(flaky, ", "))
+			}
 		})
 	}
 }
@@ -309,17 +339,22 @@ func lookupExpected(list []expectedFailure, suite, vendor, test string) (expecte
 	return expectedFailure{}, false
 }
 
-// checkSuite returns a message for every failure the list does not
-// expect and for every listed failure that did not fail.
-func checkSuite(suite, vendor string, res goTestResults, list []expectedFailure) []string {
-	var bad []string
+// unexpectedFailures are the failed tests (those with no failed subtest)
+// the list does not expect.
+func unexpectedFailures(suite, vendor string, res goTestResults, list []expectedFailure) []string {
+	var names []string
 	for _, name := range res.ownFailures() {
-		if _, ok := lookupExpected(list, suite, vendor, name); ok {
-			continue
+		if _, ok := lookupExpected(list, suite, vendor, name); !ok {
+			names = append(names, name)
 		}
-		bad = append(bad, fmt.Sprintf("%s %s (vendor %s) failed and is not in tests/testdata/rclone-expected-failures.txt:\n%s",
-			suite, name, vendor, res.excerpt(name)))
 	}
+	return names
+}
+
+// staleExpectations returns a message for every listed failure that did
+// not fail.
+func staleExpectations(suite, vendor string, res goTestResults, list []expectedFailure) []string {
+	var bad []string
 	for _, x := range list {
 		if x.suite != suite || !slices.Contains(x.vendors, vendor) {
 			continue
@@ -333,6 +368,33 @@ func checkSuite(suite, vendor string, res goTestResults, list []expectedFailure)
 		}
 	}
 	return bad
+}
+
+// checkFailures returns a message for each unexpected failure of r that
+// fails again when its top-level test runs again on its own (as rclone's
+// own integration runner retries failed tests), and the names of those
+// that then pass, for the report to name as flaky.
+func checkFailures(r *rcloneSuiteRun, res goTestResults, list []expectedFailure, retry rcloneRetryRun) (failed, flaky []string) {
+	unexpected := unexpectedFailures(r.suite, r.vendor, res, list)
+	if len(unexpected) == 0 {
+		return nil, nil
+	}
+	var top []string
+	for _, name := range unexpected {
+		if first, _, _ := strings.Cut(name, "/"); !slices.Contains(top, first) {
+			top = append(top, first)
+		}
+	}
+	again := retry(top)
+	for _, name := range unexpected {
+		if again.status[name] == "PASS" {
+			flaky = append(flaky, name)
+			continue
+		}
+		failed = append(failed, fmt.Sprintf("%s %s (vendor %s) failed and is not in tests/testdata/rclone-expected-failures.txt (run again on its own: %s):\n%s",
+			r.suite, name, r.vendor, cmp.Or(again.status[name], "did not run"), res.excerpt(name)))
+	}
+	return failed, flaky
 }
 
 // TestRcloneSuiteResultsAreCheckedAgainstTheList checks the checker on a
@@ -365,22 +427,39 @@ FAIL
 	if n := res.counts(); n["PASS"] != 1 || n["FAIL"] != 3 || n["SKIP"] != 1 {
 		t.Errorf("counts = %v, want 1 PASS, 3 FAIL, 1 SKIP", n)
 	}
-	bad := checkSuite("s", "other", res, list)
+	run := &rcloneSuiteRun{suite: "s", vendor: "other"}
+	var retried []string
+	failed, flaky := checkFailures(run, res, list, func(tests []string) goTestResults {
+		retried = tests
+		return parseGoTestOutput([]byte("--- FAIL: TestA (0.10s)\n    --- FAIL: TestA/new (0.01s)\nFAIL\n"))
+	})
+	if !slices.Equal(retried, []string{"TestA"}) || len(flaky) != 0 || len(failed) != 1 {
+		t.Fatalf("retried %v; failed %q, flaky %v; want TestA retried and TestA/new failed", retried, failed, flaky)
+	}
+	if w := "s TestA/new (vendor other) failed and is not in tests/testdata/rclone-expected-failures.txt (run again on its own: FAIL)"; !strings.HasPrefix(failed[0], w) {
+		t.Errorf("failure = %q, want it to start with %q", failed[0], w)
+	}
+	if !strings.Contains(failed[0], "403 Forbidden") || strings.Contains(failed[0], "TestA/fixed") {
+		t.Errorf("the excerpt of TestA/new should be its own output only:\n%s", failed[0])
+	}
+	failed, flaky = checkFailures(run, res, list, func([]string) goTestResults {
+		return parseGoTestOutput([]byte("    --- PASS: TestA/new (0.01s)\nPASS\n"))
+	})
+	if len(failed) != 0 || !slices.Equal(flaky, []string{"TestA/new"}) {
+		t.Errorf("a failure that passes when run again: failed %q, flaky %v, want it flaky", failed, flaky)
+	}
+	stale := staleExpectations("s", "other", res, list)
 	want := []string{
-		"s TestA/new (vendor other) failed and is not in",
 		"s TestA/fixed (vendor other) is listed as an expected failure (r2) but PASS",
 		"s TestGone (vendor other) is listed as an expected failure (r4) but did not run",
 	}
-	if len(bad) != len(want) {
-		t.Fatalf("checkSuite gave %d problems, want %d:\n%s", len(bad), len(want), strings.Join(bad, "\n"))
+	if len(stale) != len(want) {
+		t.Fatalf("staleExpectations gave %d problems, want %d:\n%s", len(stale), len(want), strings.Join(stale, "\n"))
 	}
 	for i, w := range want {
-		if !strings.HasPrefix(bad[i], w) {
-			t.Errorf("problem %d = %q, want it to start with %q", i, bad[i], w)
+		if !strings.HasPrefix(stale[i], w) {
+			t.Errorf("problem %d = %q, want it to start with %q", i, stale[i], w)
 		}
-	}
-	if !strings.Contains(bad[0], "403 Forbidden") || strings.Contains(bad[0], "TestA/fixed") {
-		t.Errorf("the excerpt of TestA/new should be its own output only:\n%s", bad[0])
 	}
 	if !res.complete() {
 		t.Error("a run that ends with FAIL is not complete")
