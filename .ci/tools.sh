@@ -109,6 +109,9 @@ npm_webdav=$(bash "$here/npm-webdav.sh")
 # rclone v1.76.0 built from the Go module proxy (tests/mount_test.go's
 # rclone mount; .ci/bench and .ci/load use it too).
 eval "$(bash "$here/rclone176.sh")"
+# The test binaries of rclone v1.76.0's own integration suites
+# (tests/rclonesuite_test.go), built from the Go module proxy.
+eval "$(bash "$here/rclone-tests.sh")"
 
 cat <<ENV
 $npm_webdav
@@ -124,6 +127,7 @@ export DAVGW_CADAVER=$(command -v cadaver)
 export DAVGW_RCLONE=$(command -v rclone)
 export DAVGW_REDIS_SERVER=$(command -v redis-server)
 export DAVGW_RCLONE176=$DAVGW_RCLONE176
+export DAVGW_RCLONE_TESTS=$DAVGW_RCLONE_TESTS
 export DAVGW_FUSERMOUNT3=$(command -v fusermount3)
 export DAVGW_MOUNT_DAVFS=$(command -v mount.davfs)
 export DAVGW_NGINX=$nginx_bin

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // putKeys stores an empty object under each key, 16 at a time.
@@ -148,4 +151,58 @@ func TestListPagesThroughThousandsOfKeys(t *testing.T) {
 			t.Fatal("want an error")
 		}
 	})
+}
+
+// deleteRecorder records the keys of every delete, in the order sent.
+type deleteRecorder struct {
+	s3API
+	mu   sync.Mutex
+	keys []string
+}
+
+func (d *deleteRecorder) DeleteObject(ctx context.Context, in *s3.DeleteObjectInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectOutput, error) {
+	d.mu.Lock()
+	d.keys = append(d.keys, aws.ToString(in.Key))
+	d.mu.Unlock()
+	return d.s3API.DeleteObject(ctx, in, optFns...)
+}
+
+func (d *deleteRecorder) DeleteObjects(ctx context.Context, in *s3.DeleteObjectsInput, optFns ...func(*s3.Options)) (*s3.DeleteObjectsOutput, error) {
+	d.mu.Lock()
+	for _, o := range in.Delete.Objects {
+		d.keys = append(d.keys, aws.ToString(o.Key))
+	}
+	d.mu.Unlock()
+	return d.s3API.DeleteObjects(ctx, in, optFns...)
+}
+
+// TestDeletePrefixDeletesFoldersLast: SeaweedFS keeps listing a folder
+// whose marker went before its contents, or whose last key went and left
+// it empty, so DeletePrefix deletes every folder by name after the keys,
+// deepest first.
+func TestDeletePrefixDeletesFoldersLast(t *testing.T) {
+	s, _ := newTestStore(t, nil)
+	rec := &deleteRecorder{s3API: s.client}
+	s.client = rec
+	for _, marker := range []string{"tree/", "tree/sub/"} {
+		if _, err := s.PutObject(context.Background(), marker, nil, WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putKeys(t, s, []string{"tree/a", "tree/sub/b", "tree/sub/deeper/c", "tree/implied/d", "treehouse"})
+	if err := s.DeletePrefix(context.Background(), "tree/"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"tree/a", "tree/implied/d", "tree/sub/b", "tree/sub/deeper/c", // the keys, as listed
+		"tree/sub/deeper/",           // then folders, deepest first,
+		"tree/implied/", "tree/sub/", // those only implied by keys too
+		"tree/",
+	}
+	if !slices.Equal(rec.keys, want) {
+		t.Errorf("deleted in this order:\n%v\nwant\n%v", rec.keys, want)
+	}
+	if objs, _ := collect(t, s, context.Background(), ListOptions{}); !slices.Equal(objs, []string{"treehouse"}) {
+		t.Errorf("left %v, want only treehouse", objs)
+	}
 }

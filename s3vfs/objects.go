@@ -2,9 +2,12 @@ package s3vfs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -392,11 +395,25 @@ func batches(keys []string, n int) func(func([]string) bool) {
 // delimiter: the whole subtree), deleting in batches of 1,000 as the
 // listing streams. An empty prefix is refused (ErrInvalid) so that a bug
 // cannot empty the bucket.
+//
+// Folders go last, deepest first (the order of the keys in each
+// DeleteObjects): their markers, and for a prefix ending
+// in "/" also every folder the keys imply (prefix itself included), named
+// as keys ending in "/". SeaweedFS keeps a folder whose marker is deleted
+// while it still holds keys, and one left empty by deleting its last key,
+// and lists both as CommonPrefixes for minutes; a folder deleted by name
+// after its contents goes at once. Elsewhere deleting a folder key that is
+// no object is a no-op. The folders are held in memory until the end (one
+// string each).
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 	if prefix == "" {
 		return fmt.Errorf("delete prefix: %w: refusing to delete the whole bucket", ErrInvalid)
 	}
 	batch := make([]string, 0, s.deleteBatchSize)
+	folders := map[string]bool{}
+	if strings.HasSuffix(prefix, "/") {
+		folders[prefix] = true
+	}
 	var errs []error
 	flush := func() bool {
 		if err := s.Delete(ctx, batch); err != nil {
@@ -416,13 +433,34 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) error {
 		if e.Object == nil {
 			continue
 		}
-		batch = append(batch, e.Object.Key)
+		key := e.Object.Key
+		if strings.HasSuffix(prefix, "/") {
+			for i := len(prefix); i < len(key); i++ {
+				if key[i] == '/' {
+					folders[key[:i+1]] = true
+				}
+			}
+		}
+		if strings.HasSuffix(key, "/") {
+			folders[key] = true
+			continue
+		}
+		batch = append(batch, key)
 		if len(batch) == s.deleteBatchSize && !flush() {
 			return errors.Join(errs...)
 		}
 	}
-	if len(batch) > 0 {
-		flush()
+	if len(batch) > 0 && !flush() {
+		return errors.Join(errs...)
+	}
+	deepestFirst := slices.SortedFunc(maps.Keys(folders), func(a, b string) int {
+		return cmp.Or(cmp.Compare(strings.Count(b, "/"), strings.Count(a, "/")), cmp.Compare(a, b))
+	})
+	for chunk := range batches(deepestFirst, s.deleteBatchSize) {
+		batch = append(batch[:0], chunk...)
+		if !flush() {
+			break
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -56,12 +56,7 @@ func toolPath(envVar, tool, version string) (string, error) {
 		return "", fmt.Errorf("%w: %s=%s does not exist", errToolMissing, envVar, p)
 	}
 	if version != "" {
-		cache := os.Getenv("DAVGW_TOOLS_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "davgw-tools")
-		}
-		p := filepath.Join(cache, tool+"-"+version, "bin", tool)
+		p := filepath.Join(toolsCache(), tool+"-"+version, "bin", tool)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
@@ -72,6 +67,15 @@ func toolPath(envVar, tool, version string) (string, error) {
 		return "", fmt.Errorf("%w: %s not in $PATH (set %s)", errToolMissing, tool, envVar)
 	}
 	return p, nil
+}
+
+// toolsCache is the folder .ci/tools.sh builds tools into.
+func toolsCache() string {
+	if cache := os.Getenv("DAVGW_TOOLS_CACHE"); cache != "" {
+		return cache
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "davgw-tools")
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
