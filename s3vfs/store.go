@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -107,6 +108,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(region),
+		// The SDK's own notes (a response body it could not drain, a
+		// retry quirk) go to the gateway's log, never straight to stderr
+		// past its format.
+		config.WithLogger(sdkLogger{cfg.Logger}),
 	}
 	if chain.provider != nil {
 		opts = append(opts, config.WithCredentialsProvider(chain.provider))
@@ -175,6 +180,22 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	st.applyQuirks(q)
 	st.creds, st.credSource, st.region = creds, source, region
 	return st, nil
+}
+
+// sdkLogger passes the SDK's log lines (logging.Logger) to the Store's
+// logger: warnings at Warn, the rest at Debug. The SDK logs no request or
+// credential unless ClientLogMode asks, which davgw never sets.
+type sdkLogger struct{ l *slog.Logger }
+
+func (s sdkLogger) Logf(c logging.Classification, format string, v ...any) {
+	if s.l == nil {
+		return
+	}
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	s.l.Log(context.Background(), level, "s3 client: "+fmt.Sprintf(format, v...))
 }
 
 // newStore wires a Store around an S3 client; cfg has its defaults set.
