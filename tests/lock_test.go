@@ -2,9 +2,12 @@ package tests
 
 import (
 	"encoding/xml"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 const lockBody = `<?xml version="1.0" encoding="utf-8"?>` +
@@ -221,4 +224,51 @@ func lockCases() []conformanceCase {
 			}
 		}},
 	}
+}
+
+// refreshWhileInUse: a client refreshes its lock while one of its own
+// requests uses it (Finder and Explorer refresh every few minutes, also
+// during a long upload under the lock). The refresh answers 200 with the
+// new timeout, and the lock outlives its first timeout: after the upload
+// it still blocks writes without its token and admits them with it.
+func refreshWhileInUse(t *testing.T, e *davEnv) {
+	_, dir := e.caseDir(t)
+	f := dir + "in-use.bin"
+	l := e.alice(t, "LOCK", f, map[string]string{"Timeout": "Second-2", "Depth": "0"}, []byte(lockBody))
+	expect(t, "LOCK "+f, l, http.StatusCreated)
+	tok := strings.Trim(l.Header.Get("Lock-Token"), "<>")
+	ifTok := map[string]string{"If": "(<" + tok + ">)"}
+	locked := time.Now()
+
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // a failed case does not leave the PUT hanging
+	put := make(chan reply, 1)
+	go func() {
+		put <- e.do(t, req{Method: "PUT", Path: f, User: "alice", Header: ifTok, Body: pr, Length: -1})
+	}()
+	if _, err := pw.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the PUT holds the lock while its body comes
+
+	for _, body := range [][]byte{nil, []byte(lockBody)} { // RFC 4918's refresh, then the npm client's
+		r := e.alice(t, "LOCK", f, map[string]string{"Timeout": "Second-600", "If": "(<" + tok + ">)"}, body)
+		expect(t, fmt.Sprintf("LOCK refresh (body of %d bytes) while a PUT uses the lock", len(body)), r, http.StatusOK)
+		if locks := activeLocks(t, r.Body); len(locks) != 1 || strings.TrimSpace(locks[0].Token) != tok || strings.TrimSpace(locks[0].Timeout) != "Second-600" {
+			t.Fatalf("the refresh answered %+v, want %s with Second-600", locks, tok)
+		}
+	}
+	time.Sleep(time.Until(locked.Add(2500 * time.Millisecond))) // past the first timeout
+	if _, err := pw.Write([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	expect(t, "the PUT under the lock", <-put, http.StatusCreated, http.StatusNoContent)
+	expect(t, "PUT without the token after the refresh", e.alice(t, "PUT", f, nil, []byte("x")), http.StatusLocked)
+	expect(t, "PUT with the token after the refresh", e.alice(t, "PUT", f, ifTok, []byte("y")), http.StatusNoContent)
+	e.unlock(t, f, tok)
+}
+
+func TestALockRefreshesWhileARequestUsesIt(t *testing.T) {
+	refreshWhileInUse(t, getEnv(t, "versitygw"))
 }
