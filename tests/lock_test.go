@@ -172,6 +172,22 @@ func lockCases() []conformanceCase {
 			_, fresh := e.lock(t, dir+"held.txt", http.StatusOK) // the file was not left locked
 			e.unlock(t, dir+"held.txt", fresh)
 		}},
+		{"LOCK with a lockinfo body on a member of a deep-locked folder, If naming the folder's lock, is a new lock: 423", func(t *testing.T, e *davEnv) {
+			// The npm client refreshes on the name it locked: a body with
+			// the token of a lock above the name asks for a new lock inside
+			// an exclusive one, not a refresh of the folder's lock.
+			_, dir := e.caseDir(t)
+			deep := e.alice(t, "LOCK", dir, map[string]string{"Timeout": "Second-600", "Depth": "infinity"}, []byte(lockBody))
+			expect(t, "deep LOCK of the folder", deep, http.StatusOK)
+			dtok := strings.Trim(deep.Header.Get("Lock-Token"), "<>")
+			r := e.alice(t, "LOCK", dir+"new.txt", map[string]string{"Timeout": "Second-600", "Depth": "0", "If": "(<" + dtok + ">)"}, []byte(lockBody))
+			expect(t, "LOCK of a new member with a body and If: (<the folder's token>)", r, http.StatusLocked)
+			expect(t, "GET of the member", e.alice(t, "GET", dir+"new.txt", nil, nil), http.StatusNotFound)
+			// The folder's own name with its token is the npm refresh.
+			ref := e.alice(t, "LOCK", dir, map[string]string{"Timeout": "Second-120", "If": "(<" + dtok + ">)"}, []byte(lockBody))
+			expect(t, "LOCK of the folder with a body and If: (<its token>)", ref, http.StatusOK)
+			e.unlock(t, dir, dtok)
+		}},
 		{"LOCK with a lockinfo body honours If: 412 when its ETag changed, a lock when it matches", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			etag := e.putS3(t, keyPrefix+"f.txt", []byte("v1"), "")
