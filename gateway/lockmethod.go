@@ -65,10 +65,12 @@ func (rq *request) lock() error {
 
 // refreshMeant reports whether a LOCK with a lockinfo body means to
 // refresh a lock: its If header is one list of one lock token, and that
-// token is a lock covering the name. The npm webdav client's
-// lock(path, {refreshToken}) refreshes that way, where RFC 4918 (9.10.2)
-// sends no body; as a new lock it could only fail (locks are exclusive: 423),
-// so it is taken as the refresh it is.
+// token is a lock on the name itself. The npm webdav client's
+// lock(path, {refreshToken}) refreshes that way, on the name it locked,
+// where RFC 4918 (9.10.2) sends no body; as a new lock it could only fail
+// (locks are exclusive: 423), so it is taken as the refresh it is. The
+// token of a deep lock above the name is not: that body asks for a new
+// lock (and a missing name's creation) inside an exclusive one, 423.
 func (rq *request) refreshMeant(now time.Time) bool {
 	ih, ok := parseIfHeader(rq.r.Header.Get("If"))
 	if !ok || len(ih.lists) != 1 || len(ih.lists[0].conditions) != 1 {
@@ -79,7 +81,7 @@ func (rq *request) refreshMeant(now time.Time) bool {
 		return false
 	}
 	for _, l := range rq.locks.Discover(now, rq.name) {
-		if l.Token == c.Token {
+		if l.Token == c.Token && l.Name == rq.name {
 			return true
 		}
 	}

@@ -157,6 +157,10 @@ func writeFailure(w http.ResponseWriter, e *httpError) {
 		h[k] = v
 	}
 	if e.body != nil {
+		if e.header.Get("Content-Type") == "" { // explained(): text that may quote the request
+			h.Set("Content-Type", "text/plain; charset=utf-8")
+			h.Set("X-Content-Type-Options", "nosniff")
+		}
 		h.Set("Content-Length", strconv.Itoa(len(e.body)))
 		w.WriteHeader(e.status)
 		_, _ = w.Write(e.body)

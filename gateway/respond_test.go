@@ -29,6 +29,7 @@ func TestAnswerWritesEachFailureOnce(t *testing.T) {
 		{"an explicit status keeps its headers", failWith(405, nil).withHeader("Allow", allowedMethods), 405, "Allow: " + allowedMethods, "Method Not Allowed"},
 		{"a failure's own Retry-After wins over the default", failWith(429, errors.New("rate limited")).withHeader("Retry-After", "60"), 429, "Retry-After: 60", "Too Many Requests"},
 		{"conflictIfMissing turns a missing name into 409", conflictIfMissing(&fs.PathError{Op: "stat", Path: "/x", Err: fs.ErrNotExist}), 409, "", "Conflict"},
+		{"an explained refusal is plain text, never sniffed", failWith(400, errors.New("undeclared namespace prefix x")).explained(), 400, "X-Content-Type-Options: nosniff", "Bad Request: undeclared namespace prefix x"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -37,6 +37,14 @@ type lockRef struct {
 	zeroDepth bool
 	owner     string
 	temporary bool // a request's own short lock (If header checks)
+	// pending is a refresh that came while a request held the lock
+	// (MemLS refuses those): it reaches MemLS when that request is done.
+	pending *pendingRefresh
+}
+
+type pendingRefresh struct {
+	now      time.Time
+	duration time.Duration
 }
 
 func (m *memLocks) ref(root, token string) (lockRef, bool) {
@@ -88,17 +96,50 @@ func (m *memLocks) liveLocks(now time.Time, root string, maxLocks int) int {
 
 func (m *memLocks) confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error) {
 	mapped := make([]webdav.Condition, 0, len(conditions))
+	var public []string
 	for _, c := range conditions {
 		if c.Token != "" {
 			ref, ok := m.ref(root, c.Token)
 			if !ok {
 				continue // unknown here: it can match nothing
 			}
+			public = append(public, c.Token)
 			c.Token = ref.inner
 		}
 		mapped = append(mapped, c)
 	}
-	return m.inner.Confirm(now, name0, name1, mapped...)
+	release, err := m.inner.Confirm(now, name0, name1, mapped...)
+	if err != nil || len(public) == 0 {
+		return release, err
+	}
+	return func() {
+		release()
+		m.applyPending(public)
+	}, nil
+}
+
+// applyPending hands MemLS the refreshes of tokens that came while a
+// request held their locks, at the time each was asked for. One still
+// held (by another request) stays pending for that request's release.
+func (m *memLocks) applyPending(tokens []string) {
+	for _, t := range tokens {
+		m.mu.Lock()
+		ref, ok := m.tokens[t]
+		m.mu.Unlock()
+		if !ok || ref.pending == nil {
+			continue
+		}
+		p := ref.pending
+		if _, err := m.inner.Refresh(p.now, ref.inner, p.duration); err == webdav.ErrLocked {
+			continue
+		}
+		m.mu.Lock()
+		if cur, ok := m.tokens[t]; ok && cur.pending == p {
+			cur.pending = nil
+			m.tokens[t] = cur
+		}
+		m.mu.Unlock()
+	}
 }
 
 func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error) {
@@ -154,22 +195,40 @@ func (m *memLocks) refresh(now time.Time, root, token string, duration time.Dura
 	if !ok {
 		return webdav.LockDetails{}, webdav.ErrNoSuchLock
 	}
+	// MemLS pauses a lock's expiry while a request holds it, and refuses
+	// to refresh it then; the refresh is kept and applied on release (see
+	// confirm), so that a client refreshing during its own long upload
+	// gets its lock refreshed rather than a failure.
 	ld, err := m.inner.Refresh(now, ref.inner, duration)
-	if err == webdav.ErrNoSuchLock {
+	held := err == webdav.ErrLocked
+	switch {
+	case err == webdav.ErrNoSuchLock:
 		m.drop(token)
 		return ld, err
-	}
-	if err != nil {
+	case held:
+		ld = webdav.LockDetails{Root: ref.name, Duration: duration, OwnerXML: ref.owner, ZeroDepth: ref.zeroDepth}
+	case err != nil:
 		return ld, err
 	}
 	m.mu.Lock()
+	if cur, ok := m.tokens[token]; ok {
+		ref = cur
+	}
 	if duration >= 0 {
 		ref.expiry = now.Add(duration)
 	} else {
 		ref.expiry = time.Time{}
 	}
+	ref.pending = nil
+	if held {
+		ref.pending = &pendingRefresh{now: now, duration: duration}
+	}
 	m.tokens[token] = ref
 	m.mu.Unlock()
+	if held {
+		// The holder may have released it since: then nobody else would.
+		m.applyPending([]string{token})
+	}
 	return ld, nil
 }
 

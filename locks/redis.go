@@ -397,10 +397,10 @@ func (r *redisLocks) isHeld(token string) bool {
 	return r.held[token] > 0
 }
 
+// refresh works on a lock a request holds too: Redis keeps no lock past
+// its timeout, in use or not, so a client's refresh during its own long
+// upload is what keeps the lock.
 func (r *redisLocks) refresh(_ time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error) {
-	if r.isHeld(token) {
-		return webdav.LockDetails{}, webdav.ErrLocked
-	}
 	if duration < 0 || duration > MaxTimeout {
 		duration = MaxTimeout // Redis keeps no lock for ever
 	}

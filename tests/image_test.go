@@ -111,9 +111,22 @@ func TestTheImageServesTheEmbeddedDefaultAsNonRoot(t *testing.T) {
 		t.Fatalf("image config: %+v", cfg)
 	}
 
+	checkDockerTarball(t, filepath.Join(out, "davgw-image.tar"), index.Manifests[0].Annotations["org.opencontainers.image.ref.name"], m)
+
 	rootfs := filepath.Join(out, "rootfs")
 	for _, l := range m.Layers {
 		unpackLayer(t, blob(t, layout, l), rootfs)
+	}
+	// The CA bundle the environment names is there and holds certificates
+	// (HTTPS to S3 and the IdP need it; the embedded default below does not).
+	caFile := ""
+	for _, kv := range c.Env {
+		if v, ok := strings.CutPrefix(kv, "SSL_CERT_FILE="); ok {
+			caFile = v
+		}
+	}
+	if ca, err := os.ReadFile(filepath.Join(rootfs, caFile)); caFile == "" || err != nil || strings.Count(string(ca), "-----BEGIN CERTIFICATE-----") < 10 {
+		t.Fatalf("the image's CA bundle (SSL_CERT_FILE=%q): %v, %d bytes", caFile, err, len(ca))
 	}
 	uid, gid := userOf(t, c.User)
 
@@ -204,6 +217,54 @@ func TestTheImageServesTheEmbeddedDefaultAsNonRoot(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkDockerTarball checks the docker-loadable tarball against the OCI
+// layout: it is tagged ref, and its config and layers are the layout's
+// blobs, byte for byte.
+func checkDockerTarball(t *testing.T, path, ref string, m ociManifest) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sums := map[string]string{} // entry name -> sha256:hex
+	var manifest []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(b)
+		sums[h.Name] = "sha256:" + hex.EncodeToString(sum[:])
+		if h.Name == "manifest.json" {
+			if err := json.Unmarshal(b, &manifest); err != nil {
+				t.Fatalf("%s: manifest.json: %v", path, err)
+			}
+		}
+	}
+	if len(manifest) != 1 || len(manifest[0].RepoTags) != 1 || manifest[0].RepoTags[0] != ref ||
+		sums[manifest[0].Config] != m.Config.Digest || len(manifest[0].Layers) != len(m.Layers) {
+		t.Fatalf("%s: manifest %+v (entries %v), want tag %s, config %s, %d layers", path, manifest, sums, ref, m.Config.Digest, len(m.Layers))
+	}
+	for i, l := range manifest[0].Layers {
+		if sums[l] != m.Layers[i].Digest {
+			t.Fatalf("%s: layer %s is %s, the layout's is %s", path, l, sums[l], m.Layers[i].Digest)
+		}
 	}
 }
 

@@ -2,9 +2,12 @@ package tests
 
 import (
 	"encoding/xml"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 const lockBody = `<?xml version="1.0" encoding="utf-8"?>` +
@@ -169,6 +172,22 @@ func lockCases() []conformanceCase {
 			_, fresh := e.lock(t, dir+"held.txt", http.StatusOK) // the file was not left locked
 			e.unlock(t, dir+"held.txt", fresh)
 		}},
+		{"LOCK with a lockinfo body on a member of a deep-locked folder, If naming the folder's lock, is a new lock: 423", func(t *testing.T, e *davEnv) {
+			// The npm client refreshes on the name it locked: a body with
+			// the token of a lock above the name asks for a new lock inside
+			// an exclusive one, not a refresh of the folder's lock.
+			_, dir := e.caseDir(t)
+			deep := e.alice(t, "LOCK", dir, map[string]string{"Timeout": "Second-600", "Depth": "infinity"}, []byte(lockBody))
+			expect(t, "deep LOCK of the folder", deep, http.StatusOK)
+			dtok := strings.Trim(deep.Header.Get("Lock-Token"), "<>")
+			r := e.alice(t, "LOCK", dir+"new.txt", map[string]string{"Timeout": "Second-600", "Depth": "0", "If": "(<" + dtok + ">)"}, []byte(lockBody))
+			expect(t, "LOCK of a new member with a body and If: (<the folder's token>)", r, http.StatusLocked)
+			expect(t, "GET of the member", e.alice(t, "GET", dir+"new.txt", nil, nil), http.StatusNotFound)
+			// The folder's own name with its token is the npm refresh.
+			ref := e.alice(t, "LOCK", dir, map[string]string{"Timeout": "Second-120", "If": "(<" + dtok + ">)"}, []byte(lockBody))
+			expect(t, "LOCK of the folder with a body and If: (<its token>)", ref, http.StatusOK)
+			e.unlock(t, dir, dtok)
+		}},
 		{"LOCK with a lockinfo body honours If: 412 when its ETag changed, a lock when it matches", func(t *testing.T, e *davEnv) {
 			keyPrefix, dir := e.caseDir(t)
 			etag := e.putS3(t, keyPrefix+"f.txt", []byte("v1"), "")
@@ -221,4 +240,51 @@ func lockCases() []conformanceCase {
 			}
 		}},
 	}
+}
+
+// refreshWhileInUse: a client refreshes its lock while one of its own
+// requests uses it (Finder and Explorer refresh every few minutes, also
+// during a long upload under the lock). The refresh answers 200 with the
+// new timeout, and the lock outlives its first timeout: after the upload
+// it still blocks writes without its token and admits them with it.
+func refreshWhileInUse(t *testing.T, e *davEnv) {
+	_, dir := e.caseDir(t)
+	f := dir + "in-use.bin"
+	l := e.alice(t, "LOCK", f, map[string]string{"Timeout": "Second-2", "Depth": "0"}, []byte(lockBody))
+	expect(t, "LOCK "+f, l, http.StatusCreated)
+	tok := strings.Trim(l.Header.Get("Lock-Token"), "<>")
+	ifTok := map[string]string{"If": "(<" + tok + ">)"}
+	locked := time.Now()
+
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(io.ErrUnexpectedEOF) }) // a failed case does not leave the PUT hanging
+	put := make(chan reply, 1)
+	go func() {
+		put <- e.do(t, req{Method: "PUT", Path: f, User: "alice", Header: ifTok, Body: pr, Length: -1})
+	}()
+	if _, err := pw.Write(make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the PUT holds the lock while its body comes
+
+	for _, body := range [][]byte{nil, []byte(lockBody)} { // RFC 4918's refresh, then the npm client's
+		r := e.alice(t, "LOCK", f, map[string]string{"Timeout": "Second-600", "If": "(<" + tok + ">)"}, body)
+		expect(t, fmt.Sprintf("LOCK refresh (body of %d bytes) while a PUT uses the lock", len(body)), r, http.StatusOK)
+		if locks := activeLocks(t, r.Body); len(locks) != 1 || strings.TrimSpace(locks[0].Token) != tok || strings.TrimSpace(locks[0].Timeout) != "Second-600" {
+			t.Fatalf("the refresh answered %+v, want %s with Second-600", locks, tok)
+		}
+	}
+	time.Sleep(time.Until(locked.Add(2500 * time.Millisecond))) // past the first timeout
+	if _, err := pw.Write([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	expect(t, "the PUT under the lock", <-put, http.StatusCreated, http.StatusNoContent)
+	expect(t, "PUT without the token after the refresh", e.alice(t, "PUT", f, nil, []byte("x")), http.StatusLocked)
+	expect(t, "PUT with the token after the refresh", e.alice(t, "PUT", f, ifTok, []byte("y")), http.StatusNoContent)
+	e.unlock(t, f, tok)
+}
+
+func TestALockRefreshesWhileARequestUsesIt(t *testing.T) {
+	refreshWhileInUse(t, getEnv(t, "versitygw"))
 }

@@ -162,3 +162,11 @@ func TestLitmusRedisLocks(t *testing.T) {
 		report(t, "litmus locks with the Redis lock store: %s", s)
 	}
 }
+
+// TestARedisLockRefreshesWhileARequestUsesIt is refreshWhileInUse with the
+// Redis lock store, where a lock in use expires on time: a refresh is what
+// keeps it.
+func TestARedisLockRefreshesWhileARequestUsesIt(t *testing.T) {
+	rs := startRedis(t)
+	refreshWhileInUse(t, redisGateway(t, "versitygw", rs.URL))
+}

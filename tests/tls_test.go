@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,17 +145,22 @@ func TestTLSCertificatesAreReloadedWithoutDroppingConnections(t *testing.T) {
 	if got := servedCert(t, g.addr); got != second {
 		t.Fatal("a broken key file replaced the working certificate")
 	}
-	// SIGHUP picks up a good pair at once (no wait for the next check).
+	// SIGHUP picks up a good pair at once, without a handshake (a
+	// handshake would check the files itself): the reload is in the log
+	// before any new connection.
 	third := writeCertPair(t, certFile, keyFile, "third")
 	if err := g.p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(5 * time.Second)
-	for servedCert(t, g.addr) != third {
+	for strings.Count(g.p.log.String(), "certificate reloaded") < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("SIGHUP did not load the new pair\n%s", g.p.log.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if got := servedCert(t, g.addr); got != third {
+		t.Fatal("after the SIGHUP reload, a new connection does not get the new pair")
 	}
 	if err := g.p.exited(); err != nil {
 		t.Fatalf("SIGHUP stopped the gateway: %v", err)
@@ -168,6 +174,9 @@ func TestTLSCertificatesAreReloadedWithoutDroppingConnections(t *testing.T) {
 	r := <-done
 	if r.err != nil || r.status != http.StatusCreated {
 		t.Fatalf("the upload in flight: %d %v\n%s", r.status, r.err, g.p.log.String())
+	}
+	if r.proto != "HTTP/2.0" {
+		t.Fatalf("the upload in flight went over %s, want HTTP/2.0", r.proto)
 	}
 	get, _ := http.NewRequest(http.MethodGet, base+"inflight.bin", nil)
 	get.SetBasicAuth(alice, "a-pw")
@@ -300,5 +309,76 @@ func TestSIGHUPReloadsUsersAndLimits(t *testing.T) {
 	}
 	if log := g.p.log.String(); strings.Contains(log, "b-pw") || strings.Contains(log, "a-new") {
 		t.Error("a password reached the log")
+	}
+}
+
+// TestSIGHUPWhileStartingDoesNotStopTheGateway: SIGHUP never stops `davgw
+// serve`, also while it starts. Here the start waits on a bucket check
+// against an S3 endpoint that accepts connections and never answers, with
+// the WebDAV port already bound: a SIGHUP then (a certificate renewal hook,
+// a supervisor's reload) must leave the gateway running.
+func TestSIGHUPWhileStartingDoesNotStopTheGateway(t *testing.T) {
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c // held open, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		hole.Close()
+		for {
+			select {
+			case c := <-accepted:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	h, err := auth.HashPasswordCost("pw", bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := fmt.Sprintf("[server]\nlisten = %q\n[s3]\nendpoint = \"http://%s\"\nbucket = \"never-answers\"\npath_style = true\naccess_key_id = \"k\"\nsecret_access_key = \"s\"\n[[auth.users]]\nname = \"alice\"\npassword_hash = %q\n",
+		addr, hole.Addr(), h)
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := startProcess("davgw serve", t.TempDir(), davgwBinary(t), nil, "serve", "-config", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(5 * time.Second) })
+	select { // the bucket check has begun
+	case c := <-accepted:
+		accepted <- c
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the gateway never called the S3 endpoint\n%s", p.log.String())
+	}
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); err != nil {
+		t.Fatalf("the WebDAV port is not bound during the bucket check: %v", err)
+	} else {
+		c.Close()
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := p.exited(); err != nil {
+		t.Fatalf("a SIGHUP while starting stopped the gateway: %v", err)
 	}
 }

@@ -104,6 +104,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !ok {
 		return code
 	}
+	// SIGHUP re-reads the TLS files and the config and never stops the
+	// gateway: it is caught from the start, so that one sent while the
+	// gateway starts (a bucket check or an IdP discovery can take seconds
+	// with the port already bound) or shuts down does not kill it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := newLogger(f.logFormat, stderr)
 	path, source, err := findConfig(f.config, os.Getenv, fileExists)
 	if err != nil {
@@ -158,7 +165,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if s.reload != nil {
 		s.reload.gw = gw
 	}
-	code = listenAndServe(ctx, s, gw, log)
+	code = listenAndServe(ctx, s, gw, log, hup)
 	// Requests are done: write the kept times still pending.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
 	defer cancel()
@@ -170,7 +177,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 // listenAndServe serves until ctx ends (SIGINT/SIGTERM), then shuts down
 // gracefully.
-func listenAndServe(ctx context.Context, s *setup, h http.Handler, log *slog.Logger) int {
+func listenAndServe(ctx context.Context, s *setup, h http.Handler, log *slog.Logger, hup <-chan os.Signal) int {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -198,12 +205,9 @@ func listenAndServe(ctx context.Context, s *setup, h http.Handler, log *slog.Log
 		}
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
 	}
-	// SIGHUP re-reads the TLS files at once (they are also picked up by
-	// the first handshake a second after they change) and the config
-	// file's reloadable parts; it never stops the gateway.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	// SIGHUP (hup, caught since serve started) re-reads the TLS files at
+	// once (they are also picked up by the first handshake a second after
+	// they change) and the config file's reloadable parts.
 
 	errc := make(chan error, 1)
 	go func() {

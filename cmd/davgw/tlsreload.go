@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -11,8 +12,12 @@ import (
 
 // certReloader serves [server].tls_cert and tls_key and picks up new files
 // without a restart: a handshake that comes more than certCheckEvery after
-// the last check compares the files' size and modification time, and a
-// changed pair is loaded for that and later handshakes. Connections already
+// the last check reads both files (a few KB) and compares their content
+// with the pair in use, and a changed pair is loaded for that and later
+// handshakes. Content, not size and modification time: a renewed pair
+// often has the sizes of the old one, and its files may keep a fixed time
+// (the Nix store, cp -p, rsync -a) or be written within one tick of the
+// file system's clock. Connections already
 // open keep the certificate they were made with; none is dropped. A pair
 // that does not load (a half-copied file, a key that does not match) is
 // logged and the previous certificate stays in use. SIGHUP checks at once.
@@ -23,7 +28,7 @@ type certReloader struct {
 
 	mu        sync.Mutex
 	cert      *tls.Certificate
-	stamp     string // size and mtime of both files when cert was loaded
+	stamp     [2][sha256.Size]byte // the content of both files when cert was loaded
 	checked   time.Time
 	lastError string // the last failure logged, so a broken pair logs once
 }
@@ -35,29 +40,31 @@ const certCheckEvery = time.Second
 // is an error.
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
 	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log, now: time.Now}
-	stamp, err := r.fileStamp()
+	certPEM, keyPEM, err := r.readPair()
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
 	}
-	r.cert, r.stamp, r.checked = &cert, stamp, r.now()
+	r.cert, r.stamp, r.checked = &cert, pairStamp(certPEM, keyPEM), r.now()
 	return r, nil
 }
 
-// fileStamp is the size and modification time of both files.
-func (r *certReloader) fileStamp() (string, error) {
-	var stamp string
-	for _, f := range []string{r.certFile, r.keyFile} {
-		fi, err := os.Stat(f)
-		if err != nil {
-			return "", fmt.Errorf("tls_cert/tls_key: %w", err)
-		}
-		stamp += fmt.Sprintf("%d/%d;", fi.Size(), fi.ModTime().UnixNano())
+// readPair reads both files.
+func (r *certReloader) readPair() (certPEM, keyPEM []byte, err error) {
+	if certPEM, err = os.ReadFile(r.certFile); err != nil {
+		return nil, nil, fmt.Errorf("tls_cert: %w", err)
 	}
-	return stamp, nil
+	if keyPEM, err = os.ReadFile(r.keyFile); err != nil {
+		return nil, nil, fmt.Errorf("tls_key: %w", err)
+	}
+	return certPEM, keyPEM, nil
+}
+
+func pairStamp(certPEM, keyPEM []byte) [2][sha256.Size]byte {
+	return [2][sha256.Size]byte{sha256.Sum256(certPEM), sha256.Sum256(keyPEM)}
 }
 
 // GetCertificate is tls.Config.GetCertificate.
@@ -79,13 +86,14 @@ func (r *certReloader) Reload() {
 
 func (r *certReloader) reloadLocked() {
 	r.checked = r.now()
-	stamp, err := r.fileStamp()
+	certPEM, keyPEM, err := r.readPair()
+	stamp := pairStamp(certPEM, keyPEM)
 	if err == nil && stamp == r.stamp {
 		return
 	}
 	var cert tls.Certificate
 	if err == nil {
-		cert, err = tls.LoadX509KeyPair(r.certFile, r.keyFile)
+		cert, err = tls.X509KeyPair(certPEM, keyPEM)
 	}
 	if err != nil {
 		// Keep serving the pair that works; say so once per failure.
