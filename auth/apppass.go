@@ -108,8 +108,16 @@ type AppPasswords struct {
 	maxAge time.Duration // 0 = never expire
 	now    func() time.Time
 
-	users   *ttlcache.Cache[string, []AppPassword] // user -> list, for the TTL
-	touched *ttlcache.Cache[string, struct{}]      // ids this gateway touched within touchEvery
+	users   *ttlcache.Cache[string, cachedList] // user -> list, for the TTL
+	touched *ttlcache.Cache[string, struct{}]   // ids this gateway touched within touchEvery
+	marks   *changeMarks                        // nil = none: other gateways see changes within the TTL
+}
+
+// cachedList is a user's list as this gateway read it, with the change
+// mark it read it with.
+type cachedList struct {
+	list []AppPassword
+	mark string
 }
 
 // NewAppPasswords returns AppPasswords over store. ttl bounds the cache of
@@ -119,7 +127,7 @@ func NewAppPasswords(store AppPasswordStore, ttl time.Duration) *AppPasswords {
 		ttl = AppPasswordCacheTTL
 	}
 	return &AppPasswords{store: store, ttl: ttl, maxAge: DefaultAppPasswordMaxAge, now: time.Now,
-		users:   ttlcache.New[string, []AppPassword](maxCachedUsers),
+		users:   ttlcache.New[string, cachedList](maxCachedUsers),
 		touched: ttlcache.New[string, struct{}](maxCachedUsers),
 	}
 }
@@ -160,8 +168,7 @@ func (a *AppPasswords) RefreshClaims(ctx context.Context, c Claims) error {
 	}
 	c.Username = user
 	err := a.store.SetClaims(ctx, user, c)
-	a.forget(user)
-	return err
+	return errors.Join(err, a.changed(ctx, user))
 }
 
 // Mint creates an app password for the user in c (c.Username must be a
@@ -220,7 +227,9 @@ func (a *AppPasswords) Mint(ctx context.Context, c Claims, name string) (secret 
 	if err := a.store.Create(ctx, c.Username, p); err != nil {
 		return "", AppPassword{}, err
 	}
-	a.forget(c.Username)
+	// Without the mark another gateway may refuse the new password until
+	// its copy of the list expires; the password itself is made.
+	_ = a.changed(ctx, c.Username)
 	return secret, p, nil
 }
 
@@ -239,15 +248,20 @@ func (a *AppPasswords) List(ctx context.Context, user string) ([]AppPassword, er
 }
 
 // Revoke deletes the user's app password id. This gateway forgets it at
-// once; others within their cache TTL.
+// once, and so do the others sharing its change marks (SharedIn); without
+// them, others within their cache TTL. An error after the deletion (no
+// mark written: Redis down) says that others may accept it for up to the
+// TTL.
 func (a *AppPasswords) Revoke(ctx context.Context, user, id string) error {
 	if !validID(id) {
 		return errors.New("auth: bad app password id")
 	}
 	user = strings.ToLower(user)
-	err := a.store.Delete(ctx, user, id)
-	a.forget(user)
-	return err
+	if err := a.store.Delete(ctx, user, id); err != nil {
+		a.forget(user)
+		return err
+	}
+	return a.changed(ctx, user)
 }
 
 // Verify checks user (ignoring case) and secret against the user's app
@@ -278,18 +292,20 @@ func (a *AppPasswords) Verify(ctx context.Context, user, secret string) (c Claim
 
 // Cached is Verify from this gateway's in-memory copy only: it never asks
 // the store and never fails. It reports ok only for a live (unexpired)
-// match in a copy younger than the TTL.
-func (a *AppPasswords) Cached(user, secret string) (Claims, bool) {
+// match in a copy younger than the TTL and, with change marks, read with
+// the user's current mark (one GET in Redis; while Redis is down, any
+// copy younger than the TTL).
+func (a *AppPasswords) Cached(ctx context.Context, user, secret string) (Claims, bool) {
 	user = strings.ToLower(user)
 	if SafeClaimValue(user) != nil || len(secret) > 256 {
 		return Claims{}, false
 	}
 	now := a.now()
-	list, ok := a.users.Get(user, now)
-	if !ok {
+	e, ok := a.users.Get(user, now)
+	if !ok || !a.current(ctx, user, e) {
 		return Claims{}, false
 	}
-	p, found := matchAppPassword(list, user, secret)
+	p, found := matchAppPassword(e.list, user, secret)
 	if !found || a.expired(p, now) {
 		return Claims{}, false
 	}
@@ -320,18 +336,45 @@ var dummyHash = strings.Repeat("0", 64)
 
 func (a *AppPasswords) cached(ctx context.Context, user string) ([]AppPassword, error) {
 	now := a.now()
-	if list, ok := a.users.Get(user, now); ok {
-		return list, nil
+	mark, markErr := "", error(nil)
+	if a.marks != nil {
+		if mark, markErr = a.marks.current(ctx, user); markErr != nil {
+			mark = unknownMark
+		}
+	}
+	if e, ok := a.users.Get(user, now); ok && (markErr != nil || e.mark == mark) {
+		return e.list, nil
 	}
 	list, err := a.store.List(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	a.users.Put(user, list, now.Add(a.ttl), now)
+	a.users.Put(user, cachedList{list: list, mark: mark}, now.Add(a.ttl), now)
 	return list, nil
 }
 
+// current reports whether the cached copy e may be used: without change
+// marks always (it is younger than the TTL), with them if it was read
+// with the user's mark, or Redis is down.
+func (a *AppPasswords) current(ctx context.Context, user string, e cachedList) bool {
+	if a.marks == nil {
+		return true
+	}
+	mark, err := a.marks.current(ctx, user)
+	return err != nil || e.mark == mark
+}
+
 func (a *AppPasswords) forget(user string) { a.users.Delete(user) }
+
+// changed forgets this gateway's copy of user's list and, with change
+// marks, tells the other gateways to forget theirs.
+func (a *AppPasswords) changed(ctx context.Context, user string) error {
+	a.forget(user)
+	if a.marks == nil {
+		return nil
+	}
+	return a.marks.change(ctx, user)
+}
 
 // touch writes "last used" at most once per touchEvery per app password,
 // during the request (its failure only loses the date). It reports whether

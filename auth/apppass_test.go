@@ -123,7 +123,7 @@ func TestLimiterWindows(t *testing.T) {
 		t.Fatal("limited after one failure")
 	}
 	l.Fail("U", "a") // user names count ignoring case
-	if e := l.Check("u", "a"); e == nil || e.RetryAfter != time.Minute {
+	if e, _ := l.Check("u", "a").(*RateLimitError); e == nil || e.RetryAfter != time.Minute {
 		t.Fatalf("user not limited after two failures: %v", e)
 	}
 	if e := l.Check("u", "b"); e != nil {

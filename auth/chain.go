@@ -221,7 +221,7 @@ func (c *Chain) authBasic(r *http.Request, user, pw, addr string) (p Principal, 
 		}
 	}
 	if c.cfg.AppPasswords != nil && c.cfg.Mapper != nil {
-		if claims, ok := c.cfg.AppPasswords.Cached(user, pw); ok {
+		if claims, ok := c.cfg.AppPasswords.Cached(ctx, user, pw); ok {
 			return c.appPassword(ctx, user, claims, addr, false)
 		}
 	}

@@ -256,19 +256,19 @@ func TestLimiterKeysAndMemory(t *testing.T) {
 		for n := range limiterMaxKeys - 1 {
 			l.Fail(fmt.Sprint("junk", n), "")
 		}
-		if len(l.keys) != limiterMaxKeys {
-			t.Fatalf("%d keys", len(l.keys))
+		if len(l.mem.keys) != limiterMaxKeys {
+			t.Fatalf("%d keys", len(l.mem.keys))
 		}
 		for n := range 1000 {
 			l.Fail(fmt.Sprint("more", n), "")
 		}
-		if len(l.keys) > limiterMaxKeys || l.Check("victim", "") == nil {
-			t.Fatalf("%d keys; the victim's blocking window was evicted", len(l.keys))
+		if len(l.mem.keys) > limiterMaxKeys || l.Check("victim", "") == nil {
+			t.Fatalf("%d keys; the victim's blocking window was evicted", len(l.mem.keys))
 		}
 		now = now.Add(time.Minute)
 		l.Fail("late", "")
-		if len(l.keys) != 1 || len(l.order)-l.head > 2 {
-			t.Fatalf("%d keys, %d queued after the window", len(l.keys), len(l.order)-l.head)
+		if len(l.mem.keys) != 1 || len(l.mem.order)-l.mem.head > 2 {
+			t.Fatalf("%d keys, %d queued after the window", len(l.mem.keys), len(l.mem.order)-l.mem.head)
 		}
 	})
 }

@@ -30,17 +30,28 @@ const (
 // passwords lock out the attacker, never the real user elsewhere; the
 // per-address limit still bounds guessing from one place.
 //
+// The counters live in this process's memory (NewLimiter) or in Redis,
+// shared by every gateway (SharedIn): guesses spread over several gateways
+// count as if they had reached one.
+//
 // Memory is bounded: windows are kept in the order they started, so ended
 // ones are dropped from the front as they age (amortised O(1) per
 // failure). When the map is still full, the oldest window that has not
 // reached its limit is evicted (looking at no more than evictScan
 // windows); a blocking window is never evicted, and if none can go the new
-// key is simply not counted.
+// key is simply not counted. In Redis every counter expires with its
+// window.
 type Limiter struct {
 	userMax, addrMax int
 	window           time.Duration
 	now              func() time.Time
+	shared           *redisFailures // nil = mem
 
+	mem memFailures
+}
+
+// memFailures are the in-memory windows of a Limiter.
+type memFailures struct {
 	mu    sync.Mutex
 	keys  map[string]*failWindow
 	order []orderItem // by window start; stale items are skipped
@@ -71,29 +82,23 @@ func NewLimiter(userMax, addrMax int, window time.Duration) *Limiter {
 	if window <= 0 {
 		window = DefaultFailWindow
 	}
-	return &Limiter{userMax: userMax, addrMax: addrMax, window: window, now: time.Now, keys: map[string]*failWindow{}}
+	return &Limiter{userMax: userMax, addrMax: addrMax, window: window, now: time.Now, mem: memFailures{keys: map[string]*failWindow{}}}
 }
 
 // Check returns a *RateLimitError when the user (if not "") at addr or the
-// address has used up its failures, else nil.
-func (l *Limiter) Check(user, addr string) *RateLimitError {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
+// address has used up its failures, else nil. With the counters in Redis,
+// an outage is an error wrapping redisstore.ErrUnavailable: the attempt
+// cannot be checked (503).
+func (l *Limiter) Check(user, addr string) error {
+	ks := l.keysOf(user, addr)
 	var wait time.Duration
-	for _, k := range l.keysOf(user, addr) {
-		w, ok := l.keys[k.key]
-		if !ok {
-			continue
+	if l.shared != nil {
+		var err error
+		if wait, err = l.shared.check(ks); err != nil {
+			return err
 		}
-		end := w.start.Add(l.window)
-		if !now.Before(end) {
-			delete(l.keys, k.key)
-			continue
-		}
-		if w.count >= k.max {
-			wait = max(wait, end.Sub(now))
-		}
+	} else {
+		wait = l.mem.check(l.now(), ks, l.window)
 	}
 	if wait > 0 {
 		return &RateLimitError{RetryAfter: wait}
@@ -102,55 +107,85 @@ func (l *Limiter) Check(user, addr string) *RateLimitError {
 }
 
 // Fail records one failed attempt for the user (if not "") at addr and for
-// the address.
-func (l *Limiter) Fail(user, addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	l.dropEnded(now)
-	for _, k := range l.keysOf(user, addr) {
-		w, ok := l.keys[k.key]
-		if !ok || !now.Before(w.start.Add(l.window)) {
-			if !ok && len(l.keys) >= limiterMaxKeys && !l.evictOne() {
+// the address. With the counters in Redis, an outage loses the count (the
+// error says so); Check refuses new attempts meanwhile.
+func (l *Limiter) Fail(user, addr string) error {
+	ks := l.keysOf(user, addr)
+	if l.shared != nil {
+		return l.shared.fail(ks, l.window)
+	}
+	l.mem.fail(l.now(), ks, l.window)
+	return nil
+}
+
+func (m *memFailures) check(now time.Time, ks []limitKey, window time.Duration) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var wait time.Duration
+	for _, k := range ks {
+		w, ok := m.keys[k.key]
+		if !ok {
+			continue
+		}
+		end := w.start.Add(window)
+		if !now.Before(end) {
+			delete(m.keys, k.key)
+			continue
+		}
+		if w.count >= k.max {
+			wait = max(wait, end.Sub(now))
+		}
+	}
+	return wait
+}
+
+func (m *memFailures) fail(now time.Time, ks []limitKey, window time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dropEnded(now, window)
+	for _, k := range ks {
+		w, ok := m.keys[k.key]
+		if !ok || !now.Before(w.start.Add(window)) {
+			if !ok && len(m.keys) >= limiterMaxKeys && !m.evictOne() {
 				continue // full of blocking windows: not counted
 			}
 			w = &failWindow{start: now, max: k.max}
-			l.keys[k.key] = w
-			l.order = append(l.order, orderItem{key: k.key, start: now})
+			m.keys[k.key] = w
+			m.order = append(m.order, orderItem{key: k.key, start: now})
 		}
 		w.count++
 	}
 }
 
 // dropEnded removes ended windows from the front of the order.
-func (l *Limiter) dropEnded(now time.Time) {
-	for l.head < len(l.order) {
-		it := l.order[l.head]
-		if now.Before(it.start.Add(l.window)) {
+func (m *memFailures) dropEnded(now time.Time, window time.Duration) {
+	for m.head < len(m.order) {
+		it := m.order[m.head]
+		if now.Before(it.start.Add(window)) {
 			break
 		}
-		if w, ok := l.keys[it.key]; ok && w.start.Equal(it.start) {
-			delete(l.keys, it.key)
+		if w, ok := m.keys[it.key]; ok && w.start.Equal(it.start) {
+			delete(m.keys, it.key)
 		}
-		l.order[l.head] = orderItem{}
-		l.head++
+		m.order[m.head] = orderItem{}
+		m.head++
 	}
-	l.compact()
+	m.compact()
 }
 
 // evictOne removes the oldest live window that is not blocking, looking at
 // no more than evictScan windows. It reports whether it removed one.
-func (l *Limiter) evictOne() bool {
+func (m *memFailures) evictOne() bool {
 	seen := 0
-	for i := l.head; i < len(l.order) && seen < evictScan; i++ {
-		it := l.order[i]
-		w, ok := l.keys[it.key]
+	for i := m.head; i < len(m.order) && seen < evictScan; i++ {
+		it := m.order[i]
+		w, ok := m.keys[it.key]
 		if !ok || !w.start.Equal(it.start) {
 			continue // stale item
 		}
 		seen++
 		if w.count < w.max {
-			delete(l.keys, it.key)
+			delete(m.keys, it.key)
 			return true
 		}
 	}
@@ -158,12 +193,12 @@ func (l *Limiter) evictOne() bool {
 }
 
 // compact reclaims the consumed front of order once it is half of it.
-func (l *Limiter) compact() {
-	if l.head > 1024 && l.head*2 >= len(l.order) {
-		n := copy(l.order, l.order[l.head:])
-		clear(l.order[n:])
-		l.order = l.order[:n]
-		l.head = 0
+func (m *memFailures) compact() {
+	if m.head > 1024 && m.head*2 >= len(m.order) {
+		n := copy(m.order, m.order[m.head:])
+		clear(m.order[n:])
+		m.order = m.order[:n]
+		m.head = 0
 	}
 }
 

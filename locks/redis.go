@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/internal/redisstore"
 )
 
 // The Redis lock store ([locks].store = "redis://..." or "rediss://...")
@@ -57,6 +57,7 @@ type redisLocks struct {
 	prefix  string
 	tempTTL time.Duration
 	log     *slog.Logger
+	owns    bool // close closes c
 
 	mu   sync.Mutex
 	held map[string]int    // token -> holds by this process's Confirm
@@ -67,37 +68,27 @@ type redisLocks struct {
 }
 
 // NewRedis returns a lock table kept in Redis at rawURL
-// (redis://[user:password@]host:port/db or rediss:// for TLS). It does not
-// connect yet: an unreachable Redis makes lock operations fail (503), and
-// Ping tells. Errors never show the URL's password. Close it when done.
+// (redis://[user:password@]host:port/db or rediss:// for TLS), on a client
+// of its own. It does not connect yet: an unreachable Redis makes lock
+// operations fail (503), and Ping tells. Errors never show the URL's
+// password. Close it when done.
 func NewRedis(rawURL string, limits Limits, log *slog.Logger) (*Table, error) {
-	opts, err := redisOptions(rawURL)
+	opts, err := redisstore.Options(rawURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("locks: %w", err)
 	}
+	t := OnRedis(redis.NewClient(opts), limits, log)
+	t.b.(*redisLocks).owns = true
+	return t, nil
+}
+
+// OnRedis returns a lock table kept in Redis over c, the process's shared
+// client (redisstore.Client.R); closing the table leaves c open.
+func OnRedis(c redis.UniversalClient, limits Limits, log *slog.Logger) *Table {
 	if log == nil {
 		log = slog.Default()
 	}
-	return newTable(newRedisLocks(redis.NewClient(opts), "davgw:locks:", redisTempTTL, log), limits), nil
-}
-
-// redisOptions parses a redis:// or rediss:// URL, with timeouts that make
-// an outage answer 503 within about a second rather than hang.
-func redisOptions(rawURL string) (*redis.Options, error) {
-	opts, err := redis.ParseURL(rawURL)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL, password and all
-		}
-		return nil, fmt.Errorf("locks: store %s: %v", RedactURL(rawURL), err)
-	}
-	opts.DialTimeout = 2 * time.Second
-	opts.ReadTimeout = 2 * time.Second
-	opts.WriteTimeout = 2 * time.Second
-	opts.MaxRetries = 1
-	opts.DialerRetries = 2
-	return opts, nil
+	return newTable(newRedisLocks(c, "davgw:locks:", redisTempTTL, log), limits)
 }
 
 // newRedisLocks starts the backend's renewal of temporary locks; close
@@ -117,25 +108,11 @@ func (r *redisLocks) close() error {
 	r.once.Do(func() {
 		close(r.stop)
 		<-r.done
-		err = r.c.Close()
+		if r.owns {
+			err = r.c.Close()
+		}
 	})
 	return err
-}
-
-// RedactURL hides the password of a URL (for logs and errors).
-func RedactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Redacted()
-	}
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return "(unparsable URL)"
-	}
-	host, _, _ := strings.Cut(rest, "/")
-	if i := strings.LastIndex(host, "@"); i >= 0 {
-		rest = "xxxxx" + rest[i:]
-	}
-	return scheme + "://" + rest
 }
 
 // fail marks err (not nil) as a store outage.

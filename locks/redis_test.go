@@ -5,77 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
 	"regexp"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/net/webdav"
+
+	"github.com/davgw/davgw/internal/redisstore"
+	"github.com/davgw/davgw/internal/redisstore/redistest"
 )
 
-// redisServer is a redis-server of the test's own on a free loopback port.
-type redisServer struct {
-	url string
-	cmd *exec.Cmd
-}
-
-// startRedis starts Debian's redis-server (DAVGW_REDIS_SERVER, else
-// $PATH). Without one the test is skipped, or fails with CI=true.
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	bin := os.Getenv("DAVGW_REDIS_SERVER")
-	if bin == "" {
-		var err error
-		if bin, err = exec.LookPath("redis-server"); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("redis-server not found (bash .ci/tools.sh installs it)")
-			}
-			t.Skip("redis-server not found (run `eval \"$(bash .ci/tools.sh)\"`)")
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--save", "", "--appendonly", "no", "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s := &redisServer{url: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd}
-	t.Cleanup(s.stop)
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
-	defer c.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if c.Ping(context.Background()).Err() == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not answer within 10 s")
-		}
-	}
-}
-
-func (s *redisServer) stop() {
-	if s.cmd.Process != nil && s.cmd.ProcessState == nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	}
-}
+func startRedis(t *testing.T) *redistest.Server { return redistest.Start(t) }
 
 func newTestRedisLocks(t *testing.T, url string, tempTTL time.Duration) *Table {
 	t.Helper()
-	opts, err := redisOptions(url)
+	opts, err := redisstore.Options(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newTable(newRedisLocks(redis.NewClient(opts), "davgw:locks:", tempTTL, slog.New(slog.DiscardHandler)), Limits{})
+	r := newRedisLocks(redis.NewClient(opts), "davgw:locks:", tempTTL, slog.New(slog.DiscardHandler))
+	r.owns = true
+	m := newTable(r, Limits{})
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }
@@ -89,7 +41,7 @@ func lockBackends(t *testing.T, f func(t *testing.T, a, b *Table)) {
 	})
 	t.Run("redis", func(t *testing.T) {
 		s := startRedis(t)
-		f(t, newTestRedisLocks(t, s.url, time.Minute), newTestRedisLocks(t, s.url, time.Minute))
+		f(t, newTestRedisLocks(t, s.URL, time.Minute), newTestRedisLocks(t, s.URL, time.Minute))
 	})
 }
 
@@ -230,7 +182,7 @@ func TestLockConfirmAndHold(t *testing.T) {
 // TestRedisLockExpiry: locks vanish when they time out; Refresh extends.
 func TestRedisLockExpiry(t *testing.T) {
 	s := startRedis(t)
-	a, b := newTestRedisLocks(t, s.url, time.Minute), newTestRedisLocks(t, s.url, time.Minute)
+	a, b := newTestRedisLocks(t, s.URL, time.Minute), newTestRedisLocks(t, s.URL, time.Minute)
 	la, lb := a.ForRoot("exp/"), b.ForRoot("exp/")
 	now := time.Now()
 	short, err := la.Create(now, webdav.LockDetails{Root: "/short", Duration: 300 * time.Millisecond})
@@ -267,7 +219,7 @@ func TestRedisLockExpiry(t *testing.T) {
 // release; a gateway that stops renewing loses it after the safety TTL.
 func TestRedisTemporaryLocks(t *testing.T) {
 	s := startRedis(t)
-	a, b := newTestRedisLocks(t, s.url, 400*time.Millisecond), newTestRedisLocks(t, s.url, time.Minute)
+	a, b := newTestRedisLocks(t, s.URL, 400*time.Millisecond), newTestRedisLocks(t, s.URL, time.Minute)
 	la, lb := a.ForRoot("tmp/"), b.ForRoot("tmp/")
 	now := time.Now()
 	tok, err := la.Create(now, webdav.LockDetails{Root: "/f", ZeroDepth: true, Duration: -1})
@@ -304,7 +256,7 @@ func TestRedisTemporaryLocks(t *testing.T) {
 // TestRedisLockCreateIsAtomic: gateways racing for one name get one lock.
 func TestRedisLockCreateIsAtomic(t *testing.T) {
 	s := startRedis(t)
-	ms := []*Table{newTestRedisLocks(t, s.url, time.Minute), newTestRedisLocks(t, s.url, time.Minute)}
+	ms := []*Table{newTestRedisLocks(t, s.URL, time.Minute), newTestRedisLocks(t, s.URL, time.Minute)}
 	for round := range 20 {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -341,14 +293,14 @@ func TestRedisLockCreateIsAtomic(t *testing.T) {
 // ErrStoreUnavailable, and errors never show the URL's password.
 func TestRedisLockOutage(t *testing.T) {
 	s := startRedis(t)
-	m := newTestRedisLocks(t, s.url, time.Minute)
+	m := newTestRedisLocks(t, s.URL, time.Minute)
 	l := m.ForRoot("out/")
 	now := time.Now()
 	tok, err := l.Create(now, webdav.LockDetails{Root: "/f", Duration: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.stop()
+	s.Stop()
 	if _, err := l.Create(now, webdav.LockDetails{Root: "/g", Duration: time.Minute}); !errors.Is(err, ErrStoreUnavailable) {
 		t.Fatalf("Create: %v", err)
 	}
@@ -370,8 +322,5 @@ func TestRedisLockOutage(t *testing.T) {
 		if err == nil || regexp.MustCompile("s3cret").MatchString(err.Error()) {
 			t.Errorf("%s: err = %v", bad, err)
 		}
-	}
-	if got := RedactURL("redis://:s3cret@h:1/0"); got != "redis://:xxxxx@h:1/0" {
-		t.Errorf("RedactURL = %q", got)
 	}
 }

@@ -8,7 +8,7 @@
 // Security notes: names are scoped by the user's key root and a token only
 // works for the root that created it; tokens are 122 random bits; Limits
 // bound what one root may keep in the table; the Redis URL's password never
-// reaches an error or a log line (RedactURL).
+// reaches an error or a log line (redisstore.RedactURL).
 package locks
 
 import (

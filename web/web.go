@@ -5,7 +5,8 @@
 //
 // Security notes: the session cookie is random (256 bits), HttpOnly,
 // SameSite=Lax, Secure (and __Host- prefixed) under HTTPS; sessions live in
-// this process's memory. Every state-changing request is a POST checked by
+// this process's memory, or in Redis under the SHA-256 of the cookie
+// (Options.Shared), never the cookie itself. Every state-changing request is a POST checked by
 // net/http.CrossOriginProtection. A new app password is shown once in the
 // answer to the POST that minted it (Cache-Control: no-store) and never
 // logged. Pages carry a strict Content-Security-Policy, no framing and no
@@ -26,13 +27,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/internal/redisstore"
 )
 
 //go:embed templates/*.html static/*
@@ -82,6 +83,11 @@ type Options struct {
 	Logger *slog.Logger
 	// SessionTTL is how long a browser session lasts (DefaultSessionTTL).
 	SessionTTL time.Duration
+	// Shared, when set, keeps sessions, sign-ins in progress and the
+	// /login rate in Redis, shared with every gateway on the same client
+	// scope; nil = this process's memory. While Redis is down the pages
+	// answer 503 with Retry-After.
+	Shared *redisstore.Client
 }
 
 // Handler serves the pages.
@@ -93,15 +99,8 @@ type Handler struct {
 	log      *slog.Logger
 	handler  http.Handler
 	logins   *auth.Limiter // /login per client address
-	mu       sync.Mutex
-	sessions map[string]*session // by SHA-256 of the cookie value
-	pending  *pendingSignIns
-}
-
-type session struct {
-	claims  auth.Claims
-	p       auth.Principal
-	expires time.Time
+	sessions sessionStore  // by SHA-256 of the cookie value
+	pending  pendingStore
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -130,9 +129,14 @@ func New(opts Options) (*Handler, error) {
 		secure:   pub.Scheme == "https",
 		cookie:   "davgw_session",
 		log:      opts.Logger,
-		sessions: map[string]*session{},
-		pending:  newPendingSignIns(opts.PendingPerAddress, opts.MaxPending),
+		sessions: newMemSessions(),
+		pending:  &memPending{t: newPendingSignIns(opts.PendingPerAddress, opts.MaxPending)},
 		logins:   auth.NewLimiter(1, opts.LoginRate, time.Minute),
+	}
+	if opts.Shared != nil {
+		h.sessions = newRedisSessions(opts.Shared)
+		h.pending = newRedisPending(opts.Shared, opts.PendingPerAddress, opts.MaxPending)
+		h.logins.SharedIn(opts.Shared, "logins")
 	}
 	if h.secure {
 		h.cookie = "__Host-davgw_session"
@@ -204,7 +208,11 @@ func (h *Handler) render(w http.ResponseWriter, status int, d pageData) {
 }
 
 func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
-	s := h.session(r)
+	s, err := h.session(r)
+	if err != nil {
+		h.unavailable(w, err)
+		return
+	}
 	if s == nil {
 		h.render(w, http.StatusOK, pageData{})
 		return
@@ -215,13 +223,13 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 // renderSigned shows the signed-in page; secret (shown once) and errMsg
 // may be "".
 func (h *Handler) renderSigned(w http.ResponseWriter, r *http.Request, s *session, status int, secret, name, errMsg string) {
-	d := pageData{Signed: true, User: s.p.Username, Root: s.p.Root, ReadOnly: s.p.ReadOnly, NewSecret: secret, NewName: name, Error: errMsg}
+	d := pageData{Signed: true, User: s.P.Username, Root: s.P.Root, ReadOnly: s.P.ReadOnly, NewSecret: secret, NewName: name, Error: errMsg}
 	if h.opts.AppPasswords != nil {
 		d.AppPass = true
 		d.MaxAge = humanAge(h.opts.AppPasswords.MaxAge())
-		list, err := h.opts.AppPasswords.List(r.Context(), s.p.Username)
+		list, err := h.opts.AppPasswords.List(r.Context(), s.P.Username)
 		if err != nil {
-			h.log.Error("web: list app passwords", "user", s.p.Username, "err", err)
+			h.log.Error("web: list app passwords", "user", s.P.Username, "err", err)
 			d.Error = "Your app passwords cannot be listed right now; try again shortly."
 			status = http.StatusServiceUnavailable
 		}
@@ -235,13 +243,20 @@ func (h *Handler) renderSigned(w http.ResponseWriter, r *http.Request, s *sessio
 // callback to this browser.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	addr := peer(r)
-	if lim := h.logins.Check("", addr); lim != nil {
+	var lim *auth.RateLimitError
+	if err := h.logins.Check("", addr); errors.As(err, &lim) {
 		h.log.Warn("audit: sign-in refused", "method", "browser", "addr", addr, "reason", "too many sign-ins started")
 		w.Header().Set("Retry-After", strconv.Itoa(int(lim.RetryAfter.Seconds())+1))
 		h.render(w, http.StatusTooManyRequests, pageData{Error: "Too many sign-ins from your address. Please wait a minute."})
 		return
+	} else if err != nil {
+		h.unavailable(w, err)
+		return
 	}
-	h.logins.Fail("", addr) // counts every start, not only failures
+	if err := h.logins.Fail("", addr); err != nil { // counts every start, not only failures
+		h.unavailable(w, err)
+		return
+	}
 	cfg, err := h.opts.OIDC.OAuth2Config(r.Context(), h.pub.String()+"/callback")
 	if err == nil {
 		// Do not send the browser to an IdP that is known to be down.
@@ -254,9 +269,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
 	now := time.Now()
-	h.mu.Lock()
-	retry, err := h.pending.add(now, addr, state, &pending{nonce: nonce, verifier: verifier, expires: now.Add(loginTTL)})
-	h.mu.Unlock()
+	retry, err := h.pending.add(r.Context(), now, addr, state, &pending{nonce: nonce, verifier: verifier, expires: now.Add(loginTTL)})
+	if err != nil && !errors.Is(err, errPendingPerAddress) && !errors.Is(err, errPendingFull) {
+		h.unavailable(w, err)
+		return
+	}
 	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, errPendingPerAddress) {
@@ -280,9 +297,13 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	c, err := r.Cookie("davgw_login")
 	http.SetCookie(w, &http.Cookie{Name: "davgw_login", Path: "/callback", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
-	h.mu.Lock()
-	p := h.pending.take(time.Now(), state)
-	h.mu.Unlock()
+	var p *pending
+	if state != "" {
+		if p, err = h.pending.take(r.Context(), time.Now(), state); err != nil {
+			h.unavailable(w, err)
+			return
+		}
+	}
 	fail := func(status int, reason, msg string) {
 		h.log.Warn("audit: sign-in refused", "method", "browser", "addr", peer(r), "reason", reason)
 		h.render(w, status, pageData{Error: msg})
@@ -291,7 +312,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	case q.Get("error") != "":
 		fail(http.StatusUnauthorized, "identity provider: "+q.Get("error"), "The identity provider did not sign you in.")
 		return
-	case err != nil || state == "" || c.Value != state || p == nil:
+	case c == nil || state == "" || c.Value != state || p == nil:
 		fail(http.StatusBadRequest, "bad or expired state", "This sign-in link expired or was opened in another browser. Please sign in again.")
 		return
 	}
@@ -357,8 +378,11 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id := randomToken()
-	s := &session{claims: claims, p: pr, expires: time.Now().Add(h.opts.SessionTTL)}
-	h.storeSession(id, s)
+	s := &session{Claims: claims, P: pr, Expires: time.Now().Add(h.opts.SessionTTL)}
+	if err := h.sessions.put(r.Context(), sessionKey(id), s); err != nil {
+		h.unavailable(w, err)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: h.cookie, Value: id, Path: "/", MaxAge: int(h.opts.SessionTTL / time.Second),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
@@ -368,7 +392,11 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) mint(w http.ResponseWriter, r *http.Request) {
-	s := h.session(r)
+	s, err := h.session(r)
+	if err != nil {
+		h.unavailable(w, err)
+		return
+	}
 	if s == nil {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
@@ -378,9 +406,9 @@ func (h *Handler) mint(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PostFormValue("name")
-	secret, p, err := h.opts.AppPasswords.Mint(r.Context(), s.claims, name)
+	secret, p, err := h.opts.AppPasswords.Mint(r.Context(), s.Claims, name)
 	if err != nil {
-		h.log.Warn("web: mint app password", "user", s.p.Username, "err", err)
+		h.log.Warn("web: mint app password", "user", s.P.Username, "err", err)
 		msg, status := "The app password could not be created; try again shortly.", http.StatusServiceUnavailable
 		if errors.Is(err, auth.ErrTooManyAppPasswords) {
 			msg, status = "You have too many app passwords: revoke one first.", http.StatusConflict
@@ -390,12 +418,16 @@ func (h *Handler) mint(w http.ResponseWriter, r *http.Request) {
 		h.renderSigned(w, r, s, status, "", "", msg)
 		return
 	}
-	h.log.Info("audit: app password created", "user", s.p.Username, "id", p.ID, "name", p.Name, "addr", peer(r))
+	h.log.Info("audit: app password created", "user", s.P.Username, "id", p.ID, "name", p.Name, "addr", peer(r))
 	h.renderSigned(w, r, s, http.StatusOK, secret, p.Name, "")
 }
 
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
-	s := h.session(r)
+	s, err := h.session(r)
+	if err != nil {
+		h.unavailable(w, err)
+		return
+	}
 	if s == nil {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
@@ -405,56 +437,50 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PostFormValue("id")
-	if err := h.opts.AppPasswords.Revoke(r.Context(), s.p.Username, id); err != nil {
-		h.log.Warn("web: revoke app password", "user", s.p.Username, "err", err)
+	if err := h.opts.AppPasswords.Revoke(r.Context(), s.P.Username, id); err != nil {
+		h.log.Warn("web: revoke app password", "user", s.P.Username, "err", err)
 		h.renderSigned(w, r, s, http.StatusServiceUnavailable, "", "", "The app password could not be revoked; try again shortly.")
 		return
 	}
-	h.log.Info("audit: app password revoked", "user", s.p.Username, "id", id, "addr", peer(r))
+	h.log.Info("audit: app password revoked", "user", s.P.Username, "id", id, "addr", peer(r))
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
-	if c, err := r.Cookie(h.cookie); err == nil {
-		h.mu.Lock()
-		if s := h.sessions[sessionKey(c.Value)]; s != nil {
-			h.log.Info("audit: sign-out", "user", s.p.Username, "addr", peer(r))
-		}
-		delete(h.sessions, sessionKey(c.Value))
-		h.mu.Unlock()
-	}
 	http.SetCookie(w, &http.Cookie{Name: h.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	if c, err := r.Cookie(h.cookie); err == nil {
+		s, err := h.sessions.remove(r.Context(), sessionKey(c.Value))
+		if err != nil {
+			// The cookie is gone from this browser; the session itself
+			// lives on in Redis until it expires.
+			h.unavailable(w, err)
+			return
+		}
+		if s != nil {
+			h.log.Info("audit: sign-out", "user", s.P.Username, "addr", peer(r))
+		}
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
-// session returns the request's live session, nil if none.
-func (h *Handler) session(r *http.Request) *session {
+// session returns the request's live session, nil if none; an error is
+// an outage of the shared store.
+func (h *Handler) session(r *http.Request) (*session, error) {
 	c, err := r.Cookie(h.cookie)
 	if err != nil || c.Value == "" {
-		return nil
+		return nil, nil
 	}
-	k := sessionKey(c.Value)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.sessions[k]
-	if s == nil {
-		return nil
-	}
-	if time.Now().After(s.expires) {
-		delete(h.sessions, k)
-		return nil
-	}
-	return s
+	return h.sessions.get(r.Context(), sessionKey(c.Value))
 }
 
-func (h *Handler) storeSession(id string, s *session) {
-	now := time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.sessions) >= maxSessions {
-		evict(h.sessions, maxSessions, now, func(s *session) time.Time { return s.expires })
-	}
-	h.sessions[sessionKey(id)] = s
+// storeRetry is the Retry-After of a page while the shared store is down.
+const storeRetry = 5 * time.Second
+
+// unavailable answers 503 for an outage of the shared store (Redis).
+func (h *Handler) unavailable(w http.ResponseWriter, err error) {
+	h.log.Error("web: the shared store is unavailable", "err", err)
+	w.Header().Set("Retry-After", strconv.Itoa(int(storeRetry/time.Second)))
+	h.render(w, http.StatusServiceUnavailable, pageData{Error: "Sign-in is not possible right now; please try again in a minute."})
 }
 
 // evict makes room in a full map: every expired entry goes, and only if

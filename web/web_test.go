@@ -65,21 +65,21 @@ func TestSessionsEvictExpiredBeforeLive(t *testing.T) {
 		if n%2 == 0 {
 			exp = now.Add(-time.Second)
 		}
-		m[fmt.Sprint(n)] = &session{expires: exp}
+		m[fmt.Sprint(n)] = &session{Expires: exp}
 	}
-	evict(m, maxSessions, now, func(p *session) time.Time { return p.expires })
+	evict(m, maxSessions, now, func(p *session) time.Time { return p.Expires })
 	if len(m) != maxSessions/2 {
 		t.Fatalf("%d left; want the %d live ones", len(m), maxSessions/2)
 	}
 	for k, p := range m {
-		if now.After(p.expires) {
+		if now.After(p.Expires) {
 			t.Fatalf("expired %s kept", k)
 		}
 	}
 	for n := range maxSessions / 2 { // full of live ones: only the oldest goes
-		m[fmt.Sprint("x", n)] = &session{expires: now.Add(time.Hour)}
+		m[fmt.Sprint("x", n)] = &session{Expires: now.Add(time.Hour)}
 	}
-	evict(m, maxSessions, now, func(p *session) time.Time { return p.expires })
+	evict(m, maxSessions, now, func(p *session) time.Time { return p.Expires })
 	if _, ok := m["1"]; ok || len(m) != maxSessions-1 {
 		t.Fatalf("%d left, oldest kept: %v", len(m), ok)
 	}
@@ -94,8 +94,10 @@ func TestThePageShowsWhenAppPasswordsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &session{claims: c, p: auth.Principal{Username: "alice", Root: "users/alice/"}, expires: time.Now().Add(time.Hour)}
-	h.storeSession("cookie", s)
+	s := &session{Claims: c, P: auth.Principal{Username: "alice", Root: "users/alice/"}, Expires: time.Now().Add(time.Hour)}
+	if err := h.sessions.put(context.Background(), sessionKey("cookie"), s); err != nil {
+		t.Fatal(err)
+	}
 	r := httptest.NewRequest("GET", "/", nil)
 	r.AddCookie(&http.Cookie{Name: h.cookie, Value: "cookie"})
 	w := httptest.NewRecorder()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/davgw/davgw/auth"
+	"github.com/davgw/davgw/internal/redisstore"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -19,7 +20,8 @@ const appPasswordsUsage = `Usage:
 
 Lists or revokes a user's app passwords in the configured store
 ([auth.oidc].app_password_store): in the bucket, every gateway stops
-accepting a revoked one within 30 s.
+accepting a revoked one at once when [locks].store is a Redis URL (the
+shared store), else within 30 s.
 `
 
 // runAppPasswords is `davgw app-passwords list|revoke`.
@@ -80,6 +82,15 @@ func runAppPasswords(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	ap := auth.NewAppPasswords(st, 0)
 	ap.SetMaxAge(cfg.AppPasswordMaxAge())
+	if s := cfg.Locks.Store; s != "" && s != "memory" {
+		shared, err := redisstore.Open(s, stateScope(cfg))
+		if err != nil {
+			fmt.Fprintf(stderr, "davgw app-passwords: %v\n", err)
+			return exitUsage
+		}
+		defer shared.Close()
+		ap.SharedIn(shared)
+	}
 	list, err := ap.List(ctx, *user)
 	if err != nil {
 		fmt.Fprintf(stderr, "davgw app-passwords: %v\n", err)

@@ -17,8 +17,8 @@ import (
 func TestOpenLocks(t *testing.T) {
 	var logBuf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	if m, err := openLocks(context.Background(), "memory", locks.Limits{}, log); m == nil || err != nil {
-		t.Fatalf("memory: %v, %v", m, err)
+	if m, c, err := openShared(context.Background(), "memory", "b/", locks.Limits{}, log); m == nil || c != nil || err != nil {
+		t.Fatalf("memory: %v, %v, %v", m, c, err)
 	}
 	// A port nobody listens on.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -27,15 +27,16 @@ func TestOpenLocks(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	m, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/0", locks.Limits{}, log)
-	if err != nil || m == nil {
-		t.Fatalf("unreachable redis: %v, %v", m, err)
+	m, c, err := openShared(context.Background(), "redis://:s3cret@"+addr+"/0", "b/", locks.Limits{}, log)
+	if err != nil || m == nil || c == nil {
+		t.Fatalf("unreachable redis: %v, %v, %v", m, c, err)
 	}
 	_ = m.Close()
+	_ = c.Close()
 	if !strings.Contains(logBuf.String(), "not reachable") || strings.Contains(logBuf.String(), "s3cret") {
 		t.Fatalf("log: %s", logBuf.String())
 	}
-	if _, err := openLocks(context.Background(), "redis://:s3cret@"+addr+"/x", locks.Limits{}, log); err == nil || strings.Contains(err.Error(), "s3cret") {
+	if _, _, err := openShared(context.Background(), "redis://:s3cret@"+addr+"/x", "b/", locks.Limits{}, log); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("bad URL: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/config"
+	"github.com/davgw/davgw/internal/redisstore"
 	"github.com/davgw/davgw/s3vfs"
 	"github.com/davgw/davgw/web"
 )
@@ -32,11 +33,17 @@ type signIn struct {
 // buildSignIn assembles the authenticator from the static users and, when
 // [auth.oidc].issuer is set, OIDC Bearer tokens, app passwords and the
 // sign-in pages.
-func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, static *auth.Static, log *slog.Logger) (*signIn, error) {
+// With shared (Redis) the failure limits, sessions, sign-ins in progress
+// and app-password changes are shared with the other gateways.
+func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, static *auth.Static, shared *redisstore.Client, log *slog.Logger) (*signIn, error) {
 	o := cfg.Auth.OIDC
+	limiter := auth.NewLimiter(0, 0, 0)
+	if shared != nil {
+		limiter.SharedIn(shared, "failures")
+	}
 	if o.Issuer == "" {
 		// Static users only, still with the failed-attempt limits.
-		return &signIn{auth: auth.NewChain(auth.ChainConfig{Static: static, Audit: log}), static: true}, nil
+		return &signIn{auth: auth.NewChain(auth.ChainConfig{Static: static, Limiter: limiter, Audit: log}), static: true}, nil
 	}
 	oc, err := auth.NewOIDC(ctx, auth.OIDCConfig{
 		Issuer:        o.Issuer,
@@ -65,8 +72,11 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 	if o.AppPasswords == nil || *o.AppPasswords {
 		ap = auth.NewAppPasswords(st, 0)
 		ap.SetMaxAge(cfg.AppPasswordMaxAge())
+		if shared != nil {
+			ap.SharedIn(shared)
+		}
 	}
-	cc := auth.ChainConfig{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: identities, Audit: log}
+	cc := auth.ChainConfig{OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: identities, Limiter: limiter, Audit: log}
 	if o.PasswordGrant {
 		if cc.PasswordGrant, err = auth.NewPasswordGrant(oc, 0); err != nil {
 			return nil, err
@@ -80,6 +90,7 @@ func buildSignIn(ctx context.Context, cfg *config.Config, store *s3vfs.Store, st
 		OIDC: oc, Mapper: mapper, AppPasswords: ap, Identities: identities,
 		PublicURL: cfg.Server.PublicURL, DAVPrefix: cfg.Server.DAVPrefix, Logger: log,
 		PendingPerAddress: cfg.Limits.PendingSignInsPerAddress, MaxPending: cfg.Limits.PendingSignIns,
+		Shared: shared,
 	})
 	if err != nil {
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/davgw/davgw/config"
 	"github.com/davgw/davgw/embedded"
 	"github.com/davgw/davgw/gateway"
+	"github.com/davgw/davgw/internal/redisstore"
 	"github.com/davgw/davgw/locks"
 	"github.com/davgw/davgw/s3vfs"
 )
@@ -322,14 +323,21 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 	if len(cfg.Auth.Users) == 0 && cfg.Auth.OIDC.Issuer == "" {
 		log.Warn("no [[auth.users]] in the config: nobody can sign in")
 	}
-	si, err := buildSignIn(ctx, cfg, store, a, log)
-	if err != nil {
-		log.Error("auth", "err", err)
-		return nil, exitUsage
-	}
-	lockTable, err := openLocks(ctx, cfg.Locks.Store, lockLimits(cfg), log)
+	lockTable, shared, err := openShared(ctx, cfg.Locks.Store, stateScope(cfg), lockLimits(cfg), log)
 	if err != nil {
 		log.Error("locks", "err", err)
+		return nil, exitUsage
+	}
+	closeShared := func() {
+		_ = lockTable.Close()
+		if shared != nil {
+			_ = shared.Close()
+		}
+	}
+	si, err := buildSignIn(ctx, cfg, store, a, shared, log)
+	if err != nil {
+		closeShared()
+		log.Error("auth", "err", err)
 		return nil, exitUsage
 	}
 	ok = true
@@ -356,31 +364,41 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		adminLn:   adminLn,
 		tlsCert:   tlsCert,
 		tlsKey:    tlsKey,
-		cleanup:   func() { stopJanitor(); _ = lockTable.Close() },
+		cleanup:   func() { stopJanitor(); closeShared() },
 		reload: &configReloader{path: path, log: log, cfg: cfg, static: a, staticInChain: si.static,
 			mapper: si.mapper, locks: lockTable},
 	}, exitOK
 }
 
-// openLocks opens [locks].store: a table in this process's memory, or a
-// Redis table shared with other gateways. An unreachable Redis is only
-// logged: lock operations answer 503 until it is back.
-func openLocks(ctx context.Context, store string, limits locks.Limits, log *slog.Logger) (*locks.Table, error) {
+// openShared opens [locks].store, the store gateways share: "memory"
+// keeps locks and the sign-in state in this process (no client); a Redis
+// URL gives one client for the lock table, the sign-in limits, browser
+// sessions, pending sign-ins and app-password changes, its keys scoped by
+// scope (stateScope). An unreachable Redis is only logged: what needs it
+// answers 503 until it is back.
+func openShared(ctx context.Context, store, scope string, limits locks.Limits, log *slog.Logger) (*locks.Table, *redisstore.Client, error) {
 	if store == "" || store == "memory" {
-		return locks.NewMemory(limits), nil
+		return locks.NewMemory(limits), nil, nil
 	}
-	shared, err := locks.NewRedis(store, limits, log)
+	c, err := redisstore.Open(store, scope)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := shared.Ping(pctx); err != nil {
-		log.Warn("the lock store is not reachable: LOCK and writes answer 503 until it is", "store", locks.RedactURL(store), "err", err)
+	if err := c.Ping(pctx); err != nil {
+		log.Warn("the shared store is not reachable: LOCK, writes and new sign-ins answer 503 until it is", "store", redisstore.RedactURL(store), "err", err)
 	} else {
-		log.Info("locks", "store", locks.RedactURL(store))
+		log.Info("shared store", "store", redisstore.RedactURL(store), "keys", c.Prefix("*"))
 	}
-	return shared, nil
+	return locks.OnRedis(c.R, limits, log), c, nil
+}
+
+// stateScope is what the shared store's sign-in keys are scoped by: the
+// bucket and [s3].prefix, so that deployments on other buckets can share
+// one Redis without sharing sessions.
+func stateScope(cfg *config.Config) string {
+	return cfg.S3Config().Bucket + "/" + cfg.Prefix()
 }
 
 func staticUsers(cfg *config.Config) []auth.StaticUser {
