@@ -295,10 +295,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
-	c, err := r.Cookie("davgw_login")
+	c, cerr := r.Cookie("davgw_login")
 	http.SetCookie(w, &http.Cookie{Name: "davgw_login", Path: "/callback", MaxAge: -1, HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
 	var p *pending
 	if state != "" {
+		var err error
 		if p, err = h.pending.take(r.Context(), time.Now(), state); err != nil {
 			h.unavailable(w, err)
 			return
@@ -312,7 +313,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	case q.Get("error") != "":
 		fail(http.StatusUnauthorized, "identity provider: "+q.Get("error"), "The identity provider did not sign you in.")
 		return
-	case c == nil || state == "" || c.Value != state || p == nil:
+	case cerr != nil || state == "" || c.Value != state || p == nil:
 		fail(http.StatusBadRequest, "bad or expired state", "This sign-in link expired or was opened in another browser. Please sign in again.")
 		return
 	}
