@@ -66,7 +66,10 @@ type ChainConfig struct {
 // that an attacker's wrong passwords never lock out the real user, even
 // from the user's own address once a cache has lapsed (an app password's
 // list is read again every 30 s). An IdP outage is an error (503) for new
-// tokens while cached ones keep working.
+// tokens while cached ones keep working. With the limits in Redis
+// (Limiter.SharedIn), an outage of Redis is an error (503) for every
+// credential that must pass the limits (one this gateway has not
+// accepted within 15 minutes), while the ones it has keep working.
 type Chain struct {
 	cfg   ChainConfig
 	limit *Limiter
