@@ -11,16 +11,6 @@ import (
 	"github.com/davgw/davgw/internal/redisstore/redistest"
 )
 
-func openShared(t *testing.T, url string) *redisstore.Client {
-	t.Helper()
-	c, err := redisstore.Open(url, "bucket/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 // requireTTLs fails unless every key in Redis expires.
 func requireTTLs(t *testing.T, c *redisstore.Client) {
 	t.Helper()
@@ -41,7 +31,7 @@ func requireTTLs(t *testing.T, c *redisstore.Client) {
 // window; an outage is an error, never a pass.
 func TestSharedLimiterCountsEveryGatewaysFailures(t *testing.T) {
 	rs := redistest.Start(t)
-	ca, cb := openShared(t, rs.URL), openShared(t, rs.URL)
+	ca, cb := rs.Client(t), rs.Client(t)
 	a := NewLimiter(4, 6, time.Minute).SharedIn(ca, "failures")
 	b := NewLimiter(4, 6, time.Minute).SharedIn(cb, "failures")
 	for i := range 3 {
@@ -107,8 +97,8 @@ func TestSharedAppPasswordRevocationIsSeenAtOnce(t *testing.T) {
 		}
 		a, b := NewAppPasswords(st, 0), NewAppPasswords(st, 0)
 		if shared {
-			a.SharedIn(openShared(t, rs.URL))
-			b.SharedIn(openShared(t, rs.URL))
+			a.SharedIn(rs.Client(t))
+			b.SharedIn(rs.Client(t))
 		}
 		secret, p, err := a.Mint(ctx, c, "laptop")
 		if err != nil {
@@ -135,7 +125,7 @@ func TestSharedAppPasswordRevocationIsSeenAtOnce(t *testing.T) {
 
 	// Redis down: a copy is used for the TTL, then read again.
 	st, _ := NewFileAppPasswords(t.TempDir())
-	b := NewAppPasswords(st, 0).SharedIn(openShared(t, rs.URL))
+	b := NewAppPasswords(st, 0).SharedIn(rs.Client(t))
 	now := time.Now()
 	b.now = func() time.Time { return now }
 	secret, _, err := b.Mint(ctx, c, "phone")

@@ -15,13 +15,29 @@ import (
 )
 
 // redisServer is Debian's redis-server on a free loopback port, for the
-// shared lock store ([locks].store = "redis://...").
+// shared store ([locks].store = "redis://...").
 type redisServer struct {
-	URL string
-	cmd *exec.Cmd
+	URL  string
+	bin  string
+	args []string
+	cmd  *exec.Cmd
 }
 
+// startRedis starts one that keeps nothing on disk.
 func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	return launchRedis(t, "--save", "", "--appendonly", "no")
+}
+
+// startPersistentRedis starts one that writes every change to its
+// append-only file (fsync always), so that after a SIGKILL (stop) it
+// starts again (start) on the same port with the same data.
+func startPersistentRedis(t *testing.T) *redisServer {
+	t.Helper()
+	return launchRedis(t, "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", t.TempDir())
+}
+
+func launchRedis(t *testing.T, args ...string) *redisServer {
 	t.Helper()
 	bin, err := toolPath("DAVGW_REDIS_SERVER", "redis-server", "")
 	requireTool(t, err)
@@ -29,12 +45,20 @@ func startRedis(t *testing.T) *redisServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--save", "", "--appendonly", "no", "--port", strconv.Itoa(port), "--bind", "127.0.0.1")
-	if err := cmd.Start(); err != nil {
+	s := &redisServer{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), bin: bin,
+		args: append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1"}, args...)}
+	t.Cleanup(s.stop)
+	s.start(t)
+	return s
+}
+
+// start runs the server and waits until it answers.
+func (s *redisServer) start(t *testing.T) {
+	t.Helper()
+	s.cmd = exec.Command(s.bin, s.args...)
+	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &redisServer{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), cmd: cmd}
-	t.Cleanup(s.stop)
 	probe, err := locks.NewRedis(s.URL, locks.Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -43,11 +67,11 @@ func startRedis(t *testing.T) *redisServer {
 	if !waitFor(10*time.Second, func() bool { return probe.Ping(context.Background()) == nil }) {
 		t.Fatal("redis-server did not answer within 10 s")
 	}
-	return s
 }
 
+// stop kills the server (SIGKILL, as a crash would).
 func (s *redisServer) stop() {
-	if s.cmd.ProcessState == nil {
+	if s.cmd != nil && s.cmd.ProcessState == nil {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
 	}

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,64 +8,13 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/oauth2-proxy/mockoidc"
-	"github.com/redis/go-redis/v9"
 )
-
-// persistentRedis is a redis-server that keeps what it is given on disk
-// (appendonly, fsync always), so that it can be killed with SIGKILL and
-// started again on the same port with the same data.
-type persistentRedis struct {
-	URL  string
-	bin  string
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startPersistentRedis(t *testing.T) *persistentRedis {
-	t.Helper()
-	bin, err := toolPath("DAVGW_REDIS_SERVER", "redis-server", "")
-	requireTool(t, err)
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &persistentRedis{URL: fmt.Sprintf("redis://127.0.0.1:%d/0", port), bin: bin, port: port, dir: t.TempDir()}
-	t.Cleanup(r.kill)
-	r.start(t)
-	return r
-}
-
-func (r *persistentRedis) start(t *testing.T) {
-	t.Helper()
-	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always")
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.port)})
-	defer c.Close()
-	if !waitFor(10*time.Second, func() bool { return c.Ping(context.Background()).Err() == nil }) {
-		t.Fatal("redis-server did not answer within 10 s")
-	}
-}
-
-// kill stops it with SIGKILL, as a crash would.
-func (r *persistentRedis) kill() {
-	if r.cmd != nil && r.cmd.ProcessState == nil {
-		_ = r.cmd.Process.Signal(syscall.SIGKILL)
-		_ = r.cmd.Wait()
-	}
-}
 
 // balancer is a reverse proxy in front of several gateways, as a load
 // balancer without sticky sessions would be; the test picks the gateway
@@ -243,7 +191,7 @@ func TestReplicasShareSignInStateThroughRedis(t *testing.T) {
 
 	// Redis killed: new sign-ins answer 503 with Retry-After; verified
 	// credentials go on reading.
-	rs.kill()
+	rs.stop()
 	for name, g := range gws {
 		r := call(g, "GET", "/dav/kept.txt", "stat", "stat-pw", "")
 		expect(t, "GET as stat on "+name+" with Redis down", r, http.StatusOK)

@@ -13,24 +13,14 @@ import (
 	"github.com/davgw/davgw/internal/redisstore/redistest"
 )
 
-func openShared(t *testing.T, url string) *redisstore.Client {
-	t.Helper()
-	c, err := redisstore.Open(url, "bucket/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 // TestRedisPendingSignInsAreSharedAndBounded: a sign-in added through one
 // gateway is taken (once) through another; the per-address and total
 // bounds hold across gateways without evicting; every key expires.
 func TestRedisPendingSignInsAreSharedAndBounded(t *testing.T) {
 	ctx := context.Background()
 	rs := redistest.Start(t)
-	ca := openShared(t, rs.URL)
-	a, b := newRedisPending(ca, 2, 5), newRedisPending(openShared(t, rs.URL), 2, 5)
+	ca := rs.Client(t)
+	a, b := newRedisPending(ca, 2, 5), newRedisPending(rs.Client(t), 2, 5)
 	now := time.Now()
 	add := func(s *redisPending, addr, state string) error {
 		_, err := s.add(ctx, now, addr, state, &pending{nonce: "n-" + state, verifier: "v-" + state})
@@ -81,8 +71,8 @@ func TestRedisPendingSignInsAreSharedAndBounded(t *testing.T) {
 func TestRedisSessionsAreShared(t *testing.T) {
 	ctx := context.Background()
 	rs := redistest.Start(t)
-	ca := openShared(t, rs.URL)
-	a, b := newRedisSessions(ca), newRedisSessions(openShared(t, rs.URL))
+	ca := rs.Client(t)
+	a, b := newRedisSessions(ca), newRedisSessions(rs.Client(t))
 	cookie := randomToken()
 	s := &session{Claims: auth.Claims{Subject: "s", Username: "u"}, P: auth.Principal{Username: "u", Root: "users/u/"}, Expires: time.Now().Add(time.Hour)}
 	if err := a.put(ctx, sessionKey(cookie), s); err != nil {

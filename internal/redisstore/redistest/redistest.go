@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/davgw/davgw/internal/redisstore"
 )
 
 // Server is a redis-server of the test's own on a free loopback port.
@@ -67,4 +69,16 @@ func (s *Server) Stop() {
 		_ = s.cmd.Process.Kill()
 		_ = s.cmd.Wait()
 	}
+}
+
+// Client opens a redisstore.Client on the server, scoped to the bucket
+// "bucket"; it closes with the test.
+func (s *Server) Client(t testing.TB) *redisstore.Client {
+	t.Helper()
+	c, err := redisstore.Open(s.URL, "bucket/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
