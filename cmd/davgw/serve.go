@@ -389,7 +389,7 @@ func openShared(ctx context.Context, store, scope string, limits locks.Limits, l
 	if err := c.Ping(pctx); err != nil {
 		log.Warn("the shared store is not reachable: LOCK, writes and new sign-ins answer 503 until it is", "store", redisstore.RedactURL(store), "err", err)
 	} else {
-		log.Info("shared store", "store", redisstore.RedactURL(store), "keys", c.Prefix("*"))
+		log.Info("shared store: locks and sign-in state in Redis", "store", redisstore.RedactURL(store), "scope", scope)
 	}
 	return locks.OnRedis(c.R, limits, log), c, nil
 }
