@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/davgw/davgw/config"
+	"github.com/davgw/davgw/internal/redisstore"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -68,6 +69,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	} else {
 		probeOIDC(ctx, c, cfg)
 	}
+	probeShared(ctx, c, cfg)
 	if c.failed {
 		return exitRuntime
 	}
@@ -206,4 +208,38 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// probeShared is `davgw check`'s part for [locks].store: a Redis URL must
+// answer, and must not evict keys (every key there has a TTL, so a
+// volatile-* policy would drop locks and limits).
+func probeShared(ctx context.Context, c *checker, cfg *config.Config) {
+	store := cfg.Locks.Store
+	if store == "" || store == "memory" {
+		c.skip("shared store: memory (locks and sign-in state stay in each gateway)")
+		return
+	}
+	rc, err := redisstore.Open(store, stateScope(cfg))
+	if err != nil {
+		c.fail("shared store", err, `set [locks].store to "memory" or a URL such as "redis://127.0.0.1:6379/0"`)
+		return
+	}
+	defer rc.Close()
+	what := "shared store " + redisstore.RedactURL(store)
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	if err := rc.Ping(pctx); err != nil {
+		c.fail(what, err, "Redis must be reachable from here, with the password of the URL")
+		return
+	}
+	c.pass("%s answers", what)
+	policy, err := rc.R.ConfigGet(pctx, "maxmemory-policy").Result()
+	switch {
+	case err != nil:
+		c.skip("Redis maxmemory-policy not readable (CONFIG GET refused): make sure it is noeviction")
+	case policy["maxmemory-policy"] != "noeviction":
+		c.fail("Redis maxmemory-policy", fmt.Errorf("is %q", policy["maxmemory-policy"]), "set maxmemory-policy noeviction: an evicted key is a lost lock or sign-in limit")
+	default:
+		c.pass("Redis maxmemory-policy is noeviction")
+	}
 }
