@@ -6,8 +6,8 @@
 // Security notes: the session cookie is random (256 bits), HttpOnly,
 // SameSite=Lax, Secure (and __Host- prefixed) under HTTPS; sessions live in
 // this process's memory, or in Redis under the SHA-256 of the cookie
-// (Options.Shared), never the cookie itself. Every state-changing request is a POST checked by
-// net/http.CrossOriginProtection. A new app password is shown once in the
+// (Options.Shared), never the cookie itself. Every state-changing request
+// is a POST checked by net/http.CrossOriginProtection. A new app password is shown once in the
 // answer to the POST that minted it (Cache-Control: no-store) and never
 // logged. Pages carry a strict Content-Security-Policy, no framing and no
 // Referer.
@@ -84,8 +84,8 @@ type Options struct {
 	// SessionTTL is how long a browser session lasts (DefaultSessionTTL).
 	SessionTTL time.Duration
 	// Shared, when set, keeps sessions, sign-ins in progress and the
-	// /login rate in Redis, shared with every gateway on the same client
-	// scope; nil = this process's memory. While Redis is down the pages
+	// /login rate in Redis, shared with every gateway whose client has the
+	// same scope (bucket and prefix); nil = this process's memory. While Redis is down the pages
 	// answer 503 with Retry-After.
 	Shared *redisstore.Client
 }
