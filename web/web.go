@@ -7,10 +7,10 @@
 // SameSite=Lax, Secure (and __Host- prefixed) under HTTPS; sessions live in
 // this process's memory, or in Redis under the SHA-256 of the cookie
 // (Options.Shared), never the cookie itself. Every state-changing request
-// is a POST checked by net/http.CrossOriginProtection. A new app password is shown once in the
-// answer to the POST that minted it (Cache-Control: no-store) and never
-// logged. Pages carry a strict Content-Security-Policy, no framing and no
-// Referer.
+// is a POST checked by net/http.CrossOriginProtection. A new app password
+// is shown once in the answer to the POST that minted it (Cache-Control:
+// no-store) and never logged. Pages carry a strict Content-Security-Policy,
+// no framing and no Referer.
 package web
 
 import (
