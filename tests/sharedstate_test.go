@@ -47,10 +47,13 @@ func (lb *balancer) to(t *testing.T, g *servedGateway) {
 
 // TestReplicasShareSignInStateThroughRedis (issue 13, item 1): two real
 // `davgw serve` processes behind one load balancer, with [locks].store on
-// one redis-server, share browser sessions, sign-ins in progress, the
-// failed sign-in limits and app-password revocations; with Redis killed
-// new sign-ins answer 503 while verified credentials still read, and with
-// Redis back everything works again.
+// one redis-server, share browser sessions (made on one, used and ended on
+// the other), sign-ins in progress (/login on A, /callback on B), the
+// failed sign-in limits (guesses spread over both trip at the count of
+// one gateway) and app-password revocations (refused on B at once); with
+// Redis killed, new sign-ins, the pages and writes answer 503 with
+// Retry-After while verified credentials still read; with Redis back
+// (with its data) all of it works again, the session included.
 func TestReplicasShareSignInStateThroughRedis(t *testing.T) {
 	rs := startPersistentRedis(t)
 	m := startMockIdP(t)
@@ -88,56 +91,82 @@ func TestReplicasShareSignInStateThroughRedis(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return reply{Status: resp.StatusCode, Header: resp.Header, Body: body}
 	}
-	// The browser, through the balancer, never following redirects by
-	// itself: the test sends each step to the gateway it names.
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Timeout: 20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	visit := func(on, rawURL string) *http.Response {
-		t.Helper()
-		lb.to(t, gws[on])
-		resp, err := browser.Get(rawURL)
-		if err != nil {
-			t.Fatalf("GET %s on %s: %v", rawURL, on, err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp
+	// Browsers go through the balancer and never follow redirects by
+	// themselves: the test sends each step to the gateway it names.
+	newBrowser := func() *http.Client {
+		jar, _ := cookiejar.New(nil)
+		return &http.Client{Jar: jar, Timeout: 20 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
-	page := func(on string) (int, string, http.Header) {
+	send := func(c *http.Client, on, method, rawURL string) (int, string, http.Header) {
 		t.Helper()
 		lb.to(t, gws[on])
-		resp, err := browser.Get(lb.srv.URL + "/")
+		r, err := http.NewRequest(method, rawURL, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		resp, err := c.Do(r)
+		if err != nil {
+			t.Fatalf("%s %s on %s: %v", method, rawURL, on, err)
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body), resp.Header
 	}
+	page := func(c *http.Client, on string) (int, string, http.Header) {
+		t.Helper()
+		return send(c, on, "GET", lb.srv.URL+"/")
+	}
+	signedIn := func(c *http.Client, on string) bool {
+		t.Helper()
+		status, body, _ := page(c, on)
+		return status == http.StatusOK && strings.Contains(body, `id="user"`) && strings.Contains(body, olive)
+	}
+	// signIn runs the code flow: /login on one gateway, /callback on
+	// another (or the same).
+	signIn := func(c *http.Client, loginOn, callbackOn string) {
+		t.Helper()
+		m.QueueUser(&mockoidc.MockUser{Subject: "sub-" + olive, PreferredUsername: olive})
+		status, _, hdr := send(c, loginOn, "GET", lb.srv.URL+"/login")
+		if status != http.StatusFound {
+			t.Fatalf("/login on %s: %d", loginOn, status)
+		}
+		status, _, hdr = send(c, loginOn, "GET", hdr.Get("Location")) // the IdP
+		back := hdr.Get("Location")
+		if status != http.StatusFound || !strings.HasPrefix(back, lb.srv.URL+"/callback?") {
+			t.Fatalf("the IdP answered %d, Location %q", status, back)
+		}
+		if status, _, _ := send(c, callbackOn, "GET", back); status != http.StatusSeeOther {
+			t.Fatalf("/callback on %s of a sign-in begun on %s: %d (want 303)", callbackOn, loginOn, status)
+		}
+	}
+
+	// Signed in on A, the session works on B; signed out on B, it is
+	// gone on A.
+	first := newBrowser()
+	signIn(first, "A", "A")
+	if !signedIn(first, "B") {
+		t.Fatal("B does not know the session A made")
+	}
+	lbURL := mustURL(t, lb.srv.URL)
+	kept := first.Jar.Cookies(lbURL) // a copy of the cookie, as a thief would keep
+	if len(kept) != 1 || kept[0].Name != "davgw_session" {
+		t.Fatalf("cookies after sign-in: %v", kept)
+	}
+	if status, _, _ := send(first, "B", "POST", lb.srv.URL+"/logout"); status != http.StatusSeeOther {
+		t.Fatalf("sign-out on B: %d", status)
+	}
+	first.Jar.SetCookies(lbURL, kept)
+	if status, body, _ := page(first, "A"); status != http.StatusOK || strings.Contains(body, `id="user"`) {
+		t.Fatalf("A still accepts the session signed out on B: %d", status)
+	}
 
 	// A sign-in begun on A completes on B; the session works on both.
-	m.QueueUser(&mockoidc.MockUser{Subject: "sub-" + olive, PreferredUsername: olive})
-	begin := visit("A", lb.srv.URL+"/login")
-	if begin.StatusCode != http.StatusFound {
-		t.Fatalf("/login on A: %d", begin.StatusCode)
-	}
-	atIdP, err := browser.Get(begin.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	atIdP.Body.Close()
-	back := atIdP.Header.Get("Location")
-	if atIdP.StatusCode != http.StatusFound || !strings.HasPrefix(back, lb.srv.URL+"/callback?") {
-		t.Fatalf("the IdP answered %d, Location %q", atIdP.StatusCode, back)
-	}
-	if done := visit("B", back); done.StatusCode != http.StatusSeeOther {
-		t.Fatalf("/callback on B of a sign-in begun on A: %d (want 303)\n%s", done.StatusCode, b.p.log.String())
-	}
+	browser := newBrowser()
+	signIn(browser, "A", "B")
 	for _, on := range []string{"A", "B"} {
-		status, body, _ := page(on)
-		if status != http.StatusOK || !strings.Contains(body, `id="user"`) || !strings.Contains(body, olive) {
-			t.Fatalf("the page on %s with B's session: %d %.300s", on, status, body)
+		if !signedIn(browser, on) {
+			t.Fatalf("the page on %s with the session of a sign-in begun on A, completed on B", on)
 		}
 	}
 
@@ -208,12 +237,11 @@ func TestReplicasShareSignInStateThroughRedis(t *testing.T) {
 				t.Fatalf("%s on %s: 503 without Retry-After", c.what, name)
 			}
 		}
-		status, _, hdr := page(name)
-		if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
-			t.Fatalf("the page on %s with Redis down: %d, Retry-After %q", name, status, hdr.Get("Retry-After"))
-		}
-		if r := visit(name, lb.srv.URL+"/login"); r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
-			t.Fatalf("/login on %s with Redis down: %d, Retry-After %q", name, r.StatusCode, r.Header.Get("Retry-After"))
+		for _, path := range []string{"/", "/login"} {
+			status, _, hdr := send(browser, name, "GET", lb.srv.URL+path)
+			if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+				t.Fatalf("%s on %s with Redis down: %d, Retry-After %q", path, name, status, hdr.Get("Retry-After"))
+			}
 		}
 	}
 
@@ -230,11 +258,18 @@ func TestReplicasShareSignInStateThroughRedis(t *testing.T) {
 	}
 	expect(t, "PUT as stat on B with Redis back", call(b, "PUT", "/dav/kept.txt", "stat", "stat-pw", ""), http.StatusNoContent)
 	for _, on := range []string{"A", "B"} {
-		if status, body, _ := page(on); status != http.StatusOK || !strings.Contains(body, olive) {
-			t.Fatalf("the page on %s with Redis back: %d %.300s", on, status, body)
+		if !signedIn(browser, on) {
+			t.Fatalf("the session is not back on %s with Redis", on)
 		}
 	}
-	if r := visit("B", lb.srv.URL+"/login"); r.StatusCode != http.StatusFound {
-		t.Fatalf("/login on B with Redis back: %d", r.StatusCode)
+	signIn(newBrowser(), "B", "A")
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return u
 }
