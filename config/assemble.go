@@ -33,6 +33,7 @@ func (c *Config) S3Config() s3vfs.Config {
 		Checksums:         c.S3.Checksums,
 		UploadConcurrency: c.S3.UploadConcurrency,
 	}
+	c.S3.objectOptions(&cfg)
 	if n, err := c.S3.PartSize.Bytes(); err == nil {
 		cfg.PartSize = n
 	}

@@ -270,6 +270,7 @@ func (c *Config) validateS3(add func(string, string, ...any), notYet func(string
 			add("s3.proxy", `must be a URL such as "http://proxy.example.com:3128"`)
 		}
 	}
+	c.checkObjectOptions(add)
 }
 
 func (c *Config) validateAuth(add func(string, string, ...any), notYet func(string)) {
