@@ -279,3 +279,93 @@ func sortedOps(m map[string]int) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestABucketPolicyRequiringEncryption runs the gateway and `davgw check`
+// against a SeaweedFS bucket whose policy denies every write without
+// x-amz-server-side-encryption (common in regulated AWS accounts): refused
+// without [s3].sse, the writes that create objects pass with it. (Large
+// uploads are left out: SeaweedFS also applies the condition to
+// CompleteMultipartUpload, ListParts and AbortMultipartUpload, which carry
+// no such header from any client.)
+func TestABucketPolicyRequiringEncryption(t *testing.T) {
+	b := getBackend(t, "seaweedfs")
+	ctx := context.Background()
+	bucket := "davgw-sse-required"
+	if err := createBucket(ctx, b.s3, bucket); err != nil {
+		t.Fatal(err)
+	}
+	policy := `{"Version":"2012-10-17","Statement":[{"Sid":"DenyUnencryptedWrites","Effect":"Deny","Principal":"*",` +
+		`"Action":"s3:PutObject","Resource":"arn:aws:s3:::` + bucket + `/*",` +
+		`"Condition":{"Null":{"s3:x-amz-server-side-encryption":"true"}}}]}`
+	if _, err := b.s3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: &policy}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = b.s3.DeleteBucketPolicy(context.Background(), &s3.DeleteBucketPolicyInput{Bucket: &bucket}) })
+	section := func(extra string) string {
+		return fmt.Sprintf("[s3]\nendpoint = %q\nbucket = %q\nprefix = \"checked/\"\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\npart_size = \"5MiB\"\n%s",
+			b.proxy.URL, bucket, b.server.access, b.server.secret, extra)
+	}
+
+	t.Run("davgw check without sse fails the put and names the key", func(t *testing.T) {
+		code, out := runDavgw(t, section(""), nil, "check")
+		if code != 1 || !strings.Contains(out, "✗ put checked/.davgw-check-") || !strings.Contains(out, "needs [s3].sse") {
+			t.Fatalf("exit %d, want 1 with the put refused and the sse fix:\n%s", code, out)
+		}
+	})
+	t.Run("davgw check with sse passes every probe that creates an object", func(t *testing.T) {
+		code, out := runDavgw(t, section("sse = \"aws:kms\"\nsse_kms_key_id = \"davgw-check-key\"\n"), nil, "check")
+		for _, w := range []string{"✓ writes ask for SSE aws:kms (key davgw-check-key)", "✓ put checked/.davgw-check-", "✓ head", "✓ get",
+			"✓ copy", "✓ multipart create", "✓ multipart upload part", "✓ delete"} {
+			if !strings.Contains(out, w) {
+				t.Errorf("output lacks %q", w)
+			}
+		}
+		// SeaweedFS applies the Null condition to ListParts and
+		// AbortMultipartUpload too, which no S3 client can send the header
+		// with (S3 refuses it there): those two probes fail on it, nothing else.
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "✗") && !strings.HasPrefix(line, "✗ multipart list parts") && !strings.HasPrefix(line, "✗ multipart abort") {
+				t.Errorf("failed probe: %s", line)
+			}
+		}
+		if wantCode := map[bool]int{false: 0, true: 1}[strings.Contains(out, "✗")]; code != wantCode {
+			t.Errorf("exit %d, want %d", code, wantCode)
+		}
+		if t.Failed() {
+			t.Logf("output:\n%s", out)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		sse  string
+		want int
+	}{
+		{"a PUT without sse is refused with 403", "", http.StatusForbidden},
+		{"MKCOL, PUT, COPY, MOVE and the index pass with sse", "AES256", http.StatusCreated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := storeConfig(b, b.proxy.URL, gatewayPartSize, 2)
+			cfg.Bucket, cfg.SSE = bucket, tc.sse
+			e, err := newDavEnvConfig(staticAuth(t), b, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				e.srv.Close()
+				_ = e.gw.Close(context.Background())
+			})
+			dir := "/dav/policy-" + randHex(4) + "/"
+			if tc.want != http.StatusCreated {
+				expect(t, "PUT f.txt", e.alice(t, http.MethodPut, "/dav/f-"+randHex(4)+".txt", nil, []byte("f")), tc.want)
+				return
+			}
+			expect(t, "MKCOL", e.alice(t, "MKCOL", dir, nil, nil), http.StatusCreated)
+			expect(t, "PUT f.txt", e.alice(t, http.MethodPut, dir+"f.txt", map[string]string{"X-OC-Mtime": "1700000000"}, []byte("f")), http.StatusCreated)
+			expect(t, "COPY", e.alice(t, "COPY", dir+"f.txt", map[string]string{"Destination": e.URL + dir + "copy.txt"}, nil), http.StatusCreated)
+			expect(t, "MOVE", e.alice(t, "MOVE", dir+"f.txt", map[string]string{"Destination": e.URL + dir + "g.txt"}, nil), http.StatusCreated)
+			if err := e.gw.WritePending(context.Background()); err != nil {
+				t.Fatalf("the index write was refused: %v", err)
+			}
+		})
+	}
+}
