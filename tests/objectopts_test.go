@@ -300,7 +300,9 @@ func TestABucketPolicyRequiringEncryption(t *testing.T) {
 	if _, err := b.s3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: &bucket, Policy: &policy}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = b.s3.DeleteBucketPolicy(context.Background(), &s3.DeleteBucketPolicyInput{Bucket: &bucket}) })
+	t.Cleanup(func() {
+		_, _ = b.s3.DeleteBucketPolicy(context.Background(), &s3.DeleteBucketPolicyInput{Bucket: &bucket})
+	})
 	section := func(extra string) string {
 		return fmt.Sprintf("[s3]\nendpoint = %q\nbucket = %q\nprefix = \"checked/\"\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\npart_size = \"5MiB\"\n%s",
 			b.proxy.URL, bucket, b.server.access, b.server.secret, extra)
