@@ -10,6 +10,8 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -367,6 +369,51 @@ func TestABucketPolicyRequiringEncryption(t *testing.T) {
 			expect(t, "MOVE", e.alice(t, "MOVE", dir+"f.txt", map[string]string{"Destination": e.URL + dir + "g.txt"}, nil), http.StatusCreated)
 			if err := e.gw.WritePending(context.Background()); err != nil {
 				t.Fatalf("the index write was refused: %v", err)
+			}
+		})
+	}
+}
+
+// TestCheckWithAnSSECKey runs `davgw check` on SeaweedFS with an SSE-C key
+// from the environment and from a key file: every probe passes with the
+// key, and the output never shows it.
+func TestCheckWithAnSSECKey(t *testing.T) {
+	b := getBackend(t, "seaweedfs")
+	key := []byte("davgw-check-sse-c-key-987654321!")
+	keyB64 := base64.StdEncoding.EncodeToString(key)
+	keyFile := filepath.Join(t.TempDir(), "sse-c.key")
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, extra string
+		env         []string
+	}{
+		{"a key from ${ENV}", "sse_c_key = \"${DAVGW_TEST_SSE_C}\"\n", []string{"DAVGW_TEST_SSE_C=" + keyB64}},
+		{"a key file of 32 raw bytes", fmt.Sprintf("sse_c_key_file = %q\n", keyFile), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := fmt.Sprintf("[s3]\nendpoint = %q\nbucket = %q\nprefix = \"ssec-check/\"\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\n%s",
+				b.proxy.URL, b.bucket, b.server.access, b.server.secret, tc.extra)
+			mark := b.proxy.Mark()
+			code, out := runDavgw(t, doc, tc.env, "check")
+			if code != 0 || strings.Contains(out, "✗") || !strings.Contains(out, "✓ writes ask for SSE-C (customer key)") {
+				t.Errorf("exit %d, want 0 with every probe passing:\n%s", code, out)
+			}
+			if strings.Contains(out, keyB64) || strings.Contains(out, string(key)) {
+				t.Errorf("the output shows the key:\n%s", out)
+			}
+			var withKey int
+			for _, c := range b.proxy.SinceUnder(mark, "ssec-check/") {
+				if slices.Contains(customerOps, c.Op()) {
+					if c.Options["X-Amz-Server-Side-Encryption-Customer-Key"] != keyB64 {
+						t.Errorf("%s %s without the key", c.Op(), c.Key)
+					}
+					withKey++
+				}
+			}
+			if withKey < 8 { // put, head, get, copy, create, part, list parts, the head after delete
+				t.Errorf("%d calls with the key, want at least 8", withKey)
 			}
 		})
 	}
