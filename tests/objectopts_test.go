@@ -67,6 +67,21 @@ func wantOptionHeaders(op string, cfg s3vfs.Config, customerKey []byte) map[stri
 	return want
 }
 
+// optionsEnv starts a gateway over b with the store configuration cfg,
+// stopped when the test ends.
+func optionsEnv(t *testing.T, b *backend, cfg s3vfs.Config) *davEnv {
+	t.Helper()
+	e, err := newDavEnvConfig(staticAuth(t), b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.srv.Close()
+		_ = e.gw.Close(context.Background())
+	})
+	return e
+}
+
 // redactedHeaders shows recorded headers with any SSE-C key hidden.
 func redactedHeaders(h map[string]string) string {
 	keys := slices.Sorted(maps.Keys(h))
@@ -127,14 +142,7 @@ func TestObjectOptionsOnEveryS3Call(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := storeConfig(b, b.proxy.URL, gatewayPartSize, 2)
 			tc.edit(&cfg)
-			e, err := newDavEnvConfig(staticAuth(t), b, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				e.srv.Close()
-				_ = e.gw.Close(context.Background())
-			})
+			e := optionsEnv(t, b, cfg)
 			slug := "objopts-" + randHex(4)
 			keyPrefix, dir := "users/alice/"+slug+"/", "/dav/"+slug+"/"
 			mark := b.proxy.Mark()
@@ -350,14 +358,7 @@ func TestABucketPolicyRequiringEncryption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := storeConfig(b, b.proxy.URL, gatewayPartSize, 2)
 			cfg.Bucket, cfg.SSE = bucket, tc.sse
-			e, err := newDavEnvConfig(staticAuth(t), b, cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				e.srv.Close()
-				_ = e.gw.Close(context.Background())
-			})
+			e := optionsEnv(t, b, cfg)
 			dir := "/dav/policy-" + randHex(4) + "/"
 			if tc.want != http.StatusCreated {
 				expect(t, "PUT f.txt", e.alice(t, http.MethodPut, "/dav/f-"+randHex(4)+".txt", nil, []byte("f")), tc.want)
