@@ -165,6 +165,14 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("s3vfs: config: "+format, args...))
 	}
+	// badField reports a problem of one field whose message names the
+	// related fields as {Field} (the form of CheckObjectOptions).
+	badField := func(field, msg string, related ...string) {
+		for _, r := range related {
+			msg = strings.ReplaceAll(msg, "{"+r+"}", r)
+		}
+		bad("%s %s", field, msg)
+	}
 	if c.Bucket == "" {
 		bad("bucket is required")
 	} else if len(c.Bucket) < 3 || len(c.Bucket) > 255 || strings.ContainsAny(c.Bucket, "/ \t\r\n?#") {
@@ -248,12 +256,7 @@ func (c Config) Validate() error {
 	} else if c.UploadConcurrency > 256 {
 		bad("upload concurrency %d: want at most 256", c.UploadConcurrency)
 	}
-	c.CheckObjectOptions(func(field, msg string, related ...string) {
-		for _, r := range related {
-			msg = strings.ReplaceAll(msg, "{"+r+"}", r)
-		}
-		bad("%s %s", field, msg)
-	})
+	c.CheckObjectOptions(badField)
 	return errors.Join(errs...)
 }
 
