@@ -166,12 +166,13 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("s3vfs: config: "+format, args...))
 	}
 	// badField reports a problem of one field whose message names the
-	// related fields as {Field} (the form of CheckObjectOptions).
+	// related fields as {Field} (the form of CheckObjectOptions). The
+	// []any keeps it from compiling against a bad of another shape.
 	badField := func(field, msg string, related ...string) {
 		for _, r := range related {
 			msg = strings.ReplaceAll(msg, "{"+r+"}", r)
 		}
-		bad("%s %s", field, msg)
+		bad("%s %s", []any{field, msg}...)
 	}
 	if c.Bucket == "" {
 		bad("bucket is required")
