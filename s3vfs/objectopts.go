@@ -283,6 +283,15 @@ func (s *Store) ObjectOptions() string {
 	return s.objectOpts.describe()
 }
 
+// ETagsAreMD5 reports whether the ETag of an object this Store writes in
+// one request is the MD5 of its bytes, as on AWS without encryption or
+// with SSE-S3. With SSE-KMS or SSE-C it is not (AWS). A bucket whose
+// default encryption is SSE-KMS is not known here.
+func (s *Store) ETagsAreMD5() bool {
+	o := s.objectOpts
+	return o == nil || (o.customer == nil && o.sse != types.ServerSideEncryptionAwsKms)
+}
+
 // optionsClient is the s3API a Store built by New calls: it applies the
 // store's object options to every input, then makes the call. No call
 // site can forget them, and a method added to s3API does not compile

@@ -179,7 +179,19 @@ func TestObjectOptionsOnEveryS3Call(t *testing.T) {
 				}
 			}
 			expect(t, "PROPFIND dir", e.alice(t, "PROPFIND", dir, map[string]string{"Depth": "1"}, nil), http.StatusMultiStatus)
-			expect(t, "PROPFIND a.txt", e.alice(t, "PROPFIND", dir+"a.txt", map[string]string{"Depth": "0"}, nil), http.StatusMultiStatus)
+			// oc:checksums offers the ETag as an MD5 only where it is one:
+			// not with SSE-KMS or SSE-C, whose ETags only look like MD5s.
+			askSums := `<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><oc:checksums/></d:prop></d:propfind>`
+			r = e.alice(t, "PROPFIND", dir+"a.txt", map[string]string{"Depth": "0"}, []byte(askSums))
+			expect(t, "PROPFIND a.txt", r, http.StatusMultiStatus)
+			sum := md5.Sum(small)
+			wantMD5 := cfg.SSE != "aws:kms" && tc.key == nil
+			if got := bytes.Contains(r.Body, []byte(fmt.Sprintf("MD5:%x", sum))); got != wantMD5 {
+				t.Errorf("oc:checksums offers the MD5 of a.txt: %v, want %v:\n%s", got, wantMD5, r.Body)
+			}
+			if !wantMD5 && bytes.Contains(r.Body, []byte("MD5:")) {
+				t.Errorf("oc:checksums offers an MD5 with SSE-KMS or SSE-C:\n%s", r.Body)
+			}
 
 			calls := b.proxy.SinceUnder(mark, keyPrefix)
 			seen := map[string]int{}
