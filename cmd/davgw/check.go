@@ -190,7 +190,8 @@ func hint(err error, fix string) string {
 	case errors.Is(err, s3vfs.ErrUnavailable):
 		return "S3 did not answer: check [s3].endpoint, the network, [s3].proxy / HTTPS_PROXY, and that the store is running"
 	case errors.Is(err, s3vfs.ErrInvalid):
-		return "S3 refused the request: check [s3].region, path_style and checksums (\"when_required\" for non-AWS stores)"
+		return "S3 refused the request: check [s3].region, path_style and checksums (\"when_required\" for non-AWS stores)" +
+			", and sse, sse_kms_key_id, sse_c_key, storage_class and acl if set (not every store takes each)"
 	default:
 		return fix
 	}
