@@ -9,7 +9,7 @@
 // maps to TOML keys.
 //
 // Security notes: secrets (the S3 secret key, the secret inside [s3].url,
-// session tokens, the OIDC client secret) never appear in an error or in
+// session tokens, the SSE-C key, the OIDC client secret) never appear in an error or in
 // anything this package prints; S3URL.String shows the URL with "***" in
 // place of the secret.
 package config
@@ -161,6 +161,22 @@ type S3 struct {
 	// AbandonedUploadAge is the age after which the janitor aborts a
 	// multipart upload under the prefix ("24h"; "0" = janitor off).
 	AbandonedUploadAge Duration `toml:"abandoned_upload_age"`
+	// SSE asks S3 to encrypt every object written: "AES256" (SSE-S3),
+	// "aws:kms" (SSE-KMS) or "" (nothing asked: the bucket's default).
+	SSE string `toml:"sse"`
+	// SSEKMSKeyID is the KMS key of sse = "aws:kms"; "" = aws/s3.
+	SSEKMSKeyID string `toml:"sse_kms_key_id"`
+	// SSECustomerKey is an SSE-C key, the base64 of 32 bytes (secret:
+	// give it as "${ENV_VAR}" or use sse_c_key_file).
+	SSECustomerKey string `toml:"sse_c_key"`
+	// SSECustomerKeyFile names a file holding the SSE-C key (32 raw bytes
+	// or their base64).
+	SSECustomerKeyFile string `toml:"sse_c_key_file"`
+	// StorageClass is the storage class of every object written; "" =
+	// the bucket's default.
+	StorageClass string `toml:"storage_class"`
+	// ACL is a canned ACL sent with every object written; "" = none.
+	ACL string `toml:"acl"`
 }
 
 // Auth is the [auth] table with its sub-tables.

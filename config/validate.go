@@ -271,6 +271,7 @@ func (c *Config) checkS3(add adder, v *values) {
 		UploadConcurrency: s.UploadConcurrency,
 		UploadMemory:      uploadMemory,
 	}
+	s.objectOptions(&cfg)
 	if cfg.AccessKeyID == "iam_lookup" {
 		// The CrushFTP form of the instance role: no keys.
 		cfg.AccessKeyID, cfg.SecretAccessKey = "", ""

@@ -62,6 +62,10 @@ type Options struct {
 	// Batcher, shared by all requests, writes the kept times of uploads to
 	// their folders' indexes in batches (nil: each upload writes its own).
 	Batcher *IndexBatcher
+	// ETagsNotMD5 tells that the store's ETags are not the MD5 of the
+	// bytes even for single-part objects (SSE-KMS, SSE-C): no MD5 is
+	// offered as a checksum.
+	ETagsNotMD5 bool
 }
 
 // FS is a webdav.FileSystem over the keys below one root prefix.

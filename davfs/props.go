@@ -143,7 +143,7 @@ type checksumsKey struct{}
 
 // WithChecksums marks a PROPFIND that names oc:checksums: DeadProps then
 // adds it for files whose ETag is an MD5 (single-part uploads on stores
-// without SSE-KMS), which costs nothing.
+// without SSE-KMS or SSE-C: Options.ETagsNotMD5), which costs nothing.
 func WithChecksums(ctx context.Context) context.Context {
 	return context.WithValue(ctx, checksumsKey{}, true)
 }
@@ -191,7 +191,7 @@ func (fl *File) DeadProps() (map[xml.Name]webdav.Property, error) {
 			props[n] = webdav.Property{XMLName: n, InnerXML: []byte(strconv.FormatInt(v, 10))}
 		}
 	}
-	if fl.ctx.Value(checksumsKey{}) != nil {
+	if fl.ctx.Value(checksumsKey{}) != nil && !fl.fs.opts.ETagsNotMD5 {
 		if md5 := fl.info.MD5(); md5 != "" {
 			props[ocChecksums] = webdav.Property{XMLName: ocChecksums,
 				InnerXML: []byte(`<checksum xmlns="http://owncloud.org/ns">MD5:` + md5 + `</checksum>`)}

@@ -315,6 +315,8 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 			DirCache:   g.dcache,
 			Moves:      g.moves,
 			Batcher:    g.batcher,
+			// SSE-KMS and SSE-C ETags look like MD5s but are not.
+			ETagsNotMD5: !g.opts.Store.ETagsAreMD5(),
 		}),
 		locks: g.locks.ForRoot(root),
 		root:  root,

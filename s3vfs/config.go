@@ -118,6 +118,30 @@ type Config struct {
 	// UploadConcurrency). Uploads wait for room; an upload whose part
 	// alone exceeds it fails with ErrTooLarge.
 	UploadMemory int64
+	// SSE asks S3 to encrypt every object written: SSES3 ("AES256"),
+	// SSEKMS ("aws:kms") or "" (nothing asked: the bucket's default
+	// encryption applies).
+	SSE string
+	// SSEKMSKeyID is the KMS key of SSE "aws:kms" (key ID, key ARN, alias
+	// name or alias ARN); "" = the account's aws/s3 key.
+	SSEKMSKeyID string
+	// SSECustomerKey is an SSE-C key (customer-provided): the base64 of 32
+	// bytes. S3 encrypts with it and keeps only its MD5, so every read,
+	// write, part and copy sends it (over HTTPS only); an object written
+	// with it cannot be read without it. It never appears in a log or
+	// error. Excludes SSE and SSECustomerKeyFile.
+	SSECustomerKey string
+	// SSECustomerKeyFile names a file holding the SSE-C key: 32 raw bytes,
+	// or their base64. New reads it once.
+	SSECustomerKeyFile string
+	// StorageClass is the storage class of every object written, one of
+	// types.StorageClass's values but GLACIER and DEEP_ARCHIVE (objects
+	// unreadable until restored); "" = the bucket's default (STANDARD).
+	StorageClass string
+	// ACL is a canned ACL sent with every object written (e.g.
+	// "bucket-owner-full-control" for a bucket of another account; it
+	// needs s3:PutObjectAcl); "" = none.
+	ACL string
 	// HTTPClient, when set, sends every S3 request. Its Transport (or
 	// http.DefaultTransport) is wrapped to count requests (WithCallCounter);
 	// the client itself is not modified. Its Timeout must be 0 or long
@@ -263,6 +287,7 @@ func (c Config) Validate() error {
 	if c.UploadMemory < 0 || (c.UploadMemory > 0 && c.UploadMemory < partSize) {
 		bad("UploadMemory", "must be at least {PartSize} (one part buffer)", "PartSize")
 	}
+	c.CheckObjectOptions(bad)
 	return errors.Join(errs...)
 }
 

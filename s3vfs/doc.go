@@ -14,6 +14,10 @@
 //
 // Security notes: credentials given in Config never appear in errors or in
 // Validate's messages, and an Endpoint carrying user:password is refused.
+// The SSE-C key (Config.SSECustomerKey or SSECustomerKeyFile) goes to S3
+// in the headers of every call about an object (over HTTPS; plain HTTP
+// only to loopback) and nowhere else: it never appears in an error, in
+// Store.ObjectOptions or in a %v of the Store.
 // Errors returned by this package carry S3's own message and request id for
 // logs; callers must not copy them into client-visible bodies.
 package s3vfs

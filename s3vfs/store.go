@@ -69,6 +69,7 @@ type Store struct {
 	lateAborts      chan struct{}           // aborts retried in the background (abortOrRetry)
 	lateAbortWindow time.Duration
 	lateAbortDelay  time.Duration
+	objectOpts      *objectOptions // what client (an optionsClient) adds to every call; nil in tests without New
 }
 
 // uploadSet is a set of upload IDs, safe for concurrent use.
@@ -87,6 +88,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	objectOpts, err := newObjectOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	q := providerQuirks(cfg.Provider)
 	if cfg.Endpoint == "" {
 		cfg.Endpoint = q.defaultEndpoint
@@ -176,7 +181,8 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			o.APIOptions = append(o.APIOptions, unsignedAcceptEncoding)
 		}
 	})
-	st := newStore(client, cfg)
+	st := newStore(optionsClient{next: client, opts: &objectOpts}, cfg)
+	st.objectOpts = &objectOpts
 	st.applyQuirks(q)
 	st.creds, st.credSource, st.region = creds, source, region
 	return st, nil

@@ -108,7 +108,12 @@ func getEnv(tb testing.TB, name string) *davEnv {
 // newDavEnv builds a gateway over b reached at endpoint (the proxy or the
 // server itself).
 func newDavEnv(a auth.Authenticator, b *backend, endpoint string, partSize int64, concurrency int, tune ...func(*gateway.Options)) (*davEnv, error) {
-	store, err := s3vfs.New(context.Background(), s3vfs.Config{
+	return newDavEnvConfig(a, b, storeConfig(b, endpoint, partSize, concurrency), tune...)
+}
+
+// storeConfig is the suite's store configuration of b reached at endpoint.
+func storeConfig(b *backend, endpoint string, partSize int64, concurrency int) s3vfs.Config {
+	return s3vfs.Config{
 		Endpoint:          endpoint,
 		Region:            "us-east-1",
 		Bucket:            b.bucket,
@@ -118,7 +123,12 @@ func newDavEnv(a auth.Authenticator, b *backend, endpoint string, partSize int64
 		Checksums:         "when_required",
 		PartSize:          partSize,
 		UploadConcurrency: concurrency,
-	})
+	}
+}
+
+// newDavEnvConfig builds a gateway over b with the store configuration cfg.
+func newDavEnvConfig(a auth.Authenticator, b *backend, cfg s3vfs.Config, tune ...func(*gateway.Options)) (*davEnv, error) {
+	store, err := s3vfs.New(context.Background(), cfg)
 	if err != nil {
 		return nil, err
 	}

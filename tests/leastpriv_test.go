@@ -28,6 +28,15 @@ var allowedPermissions = map[string]bool{
 	"s3:GetObjectAttributes":        true,
 }
 
+// optionPermissions are what [s3]'s object options add to that list
+// (docs/s3.md "Encryption, storage class and ACL"): a call carrying the
+// header needs the permission, a call without it never does. The KMS
+// permissions of sse = "aws:kms" (kms:GenerateDataKey, kms:Decrypt) are
+// KMS's, not S3's: no S3 call here names them.
+var optionPermissions = map[string]string{
+	"X-Amz-Acl": "s3:PutObjectAcl",
+}
+
 // plainParams are query parameters that select nothing beyond the
 // operation (listing options, multipart identifiers, the SDK's x-id).
 // Any other parameter (versionId, tagging, acl, ...) is a sub-resource
@@ -80,14 +89,20 @@ func permissionsFor(c s3Call) ([]string, error) {
 		if !obj {
 			return nil, fmt.Errorf("PUT on the bucket (CreateBucket or bucket configuration)")
 		}
+		perms := []string{"s3:PutObject"} // PutObject, UploadPart
 		if c.CopySource != "" {
-			return []string{"s3:PutObject", "s3:GetObject"}, nil // CopyObject, UploadPartCopy
+			perms = append(perms, "s3:GetObject") // CopyObject, UploadPartCopy
 		}
-		return []string{"s3:PutObject"}, nil // PutObject, UploadPart
+		if c.Options["X-Amz-Acl"] != "" {
+			perms = append(perms, "s3:PutObjectAcl") // [s3].acl
+		}
+		return perms, nil
 	case http.MethodPost:
 		switch {
 		case !obj && q.Has("delete"):
 			return []string{"s3:DeleteObject"}, nil // DeleteObjects
+		case obj && q.Has("uploads") && c.Options["X-Amz-Acl"] != "":
+			return []string{"s3:PutObject", "s3:PutObjectAcl"}, nil // CreateMultipartUpload with [s3].acl
 		case obj && (q.Has("uploads") || q.Has("uploadId")):
 			return []string{"s3:PutObject"}, nil // Create/CompleteMultipartUpload
 		}
@@ -102,6 +117,17 @@ func permissionsFor(c s3Call) ([]string, error) {
 		return nil, fmt.Errorf("DELETE of the bucket")
 	}
 	return nil, fmt.Errorf("method %s", c.Method)
+}
+
+// optionPermission reports whether perm is allowed for c because c
+// carries the object option that needs it.
+func optionPermission(c s3Call, perm string) bool {
+	for h, p := range optionPermissions {
+		if p == perm && c.Options[h] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // recordedProxies are every counting proxy the run started: their calls
@@ -142,7 +168,7 @@ func checkLeastPrivilege(w io.Writer) int {
 			}
 			for _, perm := range ps {
 				perms[perm]++
-				if !allowedPermissions[perm] {
+				if !allowedPermissions[perm] && !optionPermission(c, perm) {
 					bad = append(bad, fmt.Sprintf("%s needs %s", c, perm))
 				}
 			}

@@ -25,6 +25,26 @@ type s3Call struct {
 	Range      string // Range header of a GET
 	Size       int64  // the request body's Content-Length (-1 unknown)
 	Status     int    // 0 while the call is in flight
+	// Options are the request's object-option headers (objectOptionHeaders)
+	// that were present, by canonical name. Never printed: they may hold
+	// an SSE-C key.
+	Options map[string]string
+}
+
+// objectOptionHeaders are the headers of the store's object options
+// ([s3] sse, sse_kms_key_id, sse_c_key, storage_class, acl) that the proxy
+// records.
+var objectOptionHeaders = []string{
+	"X-Amz-Server-Side-Encryption",
+	"X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id",
+	"X-Amz-Server-Side-Encryption-Customer-Algorithm",
+	"X-Amz-Server-Side-Encryption-Customer-Key",
+	"X-Amz-Server-Side-Encryption-Customer-Key-Md5",
+	"X-Amz-Copy-Source-Server-Side-Encryption-Customer-Algorithm",
+	"X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key",
+	"X-Amz-Copy-Source-Server-Side-Encryption-Customer-Key-Md5",
+	"X-Amz-Storage-Class",
+	"X-Amz-Acl",
 }
 
 // Op names the S3 API operation of the call.
@@ -405,6 +425,14 @@ func (p *countingProxy) record(r *http.Request) int {
 		CopySource: r.Header.Get("X-Amz-Copy-Source"),
 		Range:      r.Header.Get("Range"),
 		Size:       r.ContentLength,
+	}
+	for _, h := range objectOptionHeaders {
+		if v := r.Header.Values(h); len(v) > 0 {
+			if c.Options == nil {
+				c.Options = map[string]string{}
+			}
+			c.Options[h] = strings.Join(v, ",")
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -263,8 +263,11 @@ func startSeaweedFS(ctx context.Context, dir string) (*s3Server, error) {
 		return nil, err
 	}
 	const access, secret = "weedadmin", "weedsecret"
+	// A local KMS (keys made on demand) for SSE-KMS; WEED_S3_SSE_KEY below
+	// for SSE-S3 (tests/objectopts_test.go).
 	cfg := fmt.Sprintf(`{"identities":[{"name":"admin","credentials":[{"accessKey":%q,"secretKey":%q}],`+
-		`"actions":["Admin","Read","List","Tagging","Write"]}]}`, access, secret)
+		`"actions":["Admin","Read","List","Tagging","Write"]}],`+
+		`"kms":{"default_provider":"local","providers":{"local":{"type":"local","enableOnDemandCreate":true}}}}`, access, secret)
 	cfgPath := filepath.Join(dir, "s3.json")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -290,7 +293,7 @@ func startSeaweedFS(ctx context.Context, dir string) (*s3Server, error) {
 			}
 		}
 		// weed puts its local sockets under os.TempDir(): keep them in dir.
-		p, err := startProcess("weed mini", dir, bin, []string{"TMPDIR=" + dir}, args...)
+		p, err := startProcess("weed mini", dir, bin, []string{"TMPDIR=" + dir, "WEED_S3_SSE_KEY=davgw-test-sse-s3"}, args...)
 		if err != nil {
 			return nil, err
 		}

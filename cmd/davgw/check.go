@@ -89,6 +89,7 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 		return
 	}
 	c.pass("S3 client for %s", cfg.Describe())
+	c.pass("writes ask for %s; the probes below use them", store.ObjectOptions())
 	if !probeCredentials(ctx, c, cfg, store) {
 		return
 	}
@@ -137,7 +138,7 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 		var err error
 		put, err = store.PutObject(ctx, key, body, s3vfs.WriteOptions{Size: int64(len(body)), ContentType: "text/plain"})
 		return err
-	}, "grant s3:PutObject on "+objectARN) {
+	}, "grant s3:PutObject on "+objectARN+objectOptionsFix(cfg, true)) {
 		return
 	}
 	var head s3vfs.ObjectInfo
@@ -151,7 +152,7 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 			return fmt.Errorf("ETag %s differs from the PutObject ETag %s", head.ETag, put.ETag)
 		}
 		return err
-	}, "grant s3:GetObject on "+objectARN)
+	}, "grant s3:GetObject on "+objectARN+objectOptionsFix(cfg, false))
 	probe("get (GetObject)", func(ctx context.Context) error {
 		r := store.NewReader(ctx, key, s3vfs.ObjectInfo{Key: key, Size: int64(len(body)), ETag: head.ETag})
 		defer r.Close()
@@ -160,12 +161,12 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 			return errors.New("the body read back differs from the body written")
 		}
 		return err
-	}, "grant s3:GetObject on "+objectARN)
+	}, "grant s3:GetObject on "+objectARN+objectOptionsFix(cfg, false))
 	probe("copy (CopyObject)", func(ctx context.Context) error {
 		_, err := store.Copy(ctx, key, head, copyKey, s3vfs.CopyOptions{})
 		return err
 	}, "grant s3:GetObject and s3:PutObject on "+objectARN)
-	probeMultipart(ctx, c, store, mpKey, probe, bucketARN, objectARN)
+	probeMultipart(ctx, c, cfg, store, mpKey, probe, bucketARN, objectARN)
 	probe("delete (DeleteObject, DeleteObjects)", func(ctx context.Context) error {
 		if err := store.Delete(ctx, []string{key, copyKey}); err != nil {
 			return err
@@ -191,7 +192,8 @@ func hint(err error, fix string) string {
 	case errors.Is(err, s3vfs.ErrUnavailable):
 		return "S3 did not answer: check [s3].endpoint, the network, [s3].proxy / HTTPS_PROXY, and that the store is running"
 	case errors.Is(err, s3vfs.ErrInvalid):
-		return "S3 refused the request: check [s3].region, path_style and checksums (\"when_required\" for non-AWS stores)"
+		return "S3 refused the request: check [s3].region, path_style and checksums (\"when_required\" for non-AWS stores)" +
+			", and sse, sse_kms_key_id, sse_c_key, storage_class and acl if set (not every store takes each)"
 	default:
 		return fix
 	}

@@ -53,14 +53,14 @@ func credentialFix(cfg *config.Config) string {
 // on its own, and reports each: CreateMultipartUpload, UploadPart,
 // ListMultipartUploads, ListParts and AbortMultipartUpload. The upload is
 // aborted whatever happens.
-func probeMultipart(ctx context.Context, c *checker, store *s3vfs.Store, mpKey string,
+func probeMultipart(ctx context.Context, c *checker, cfg *config.Config, store *s3vfs.Store, mpKey string,
 	probe func(string, func(context.Context) error, string) bool, bucketARN, objectARN string) {
 	var up s3vfs.Upload
 	if !probe("multipart create (CreateMultipartUpload)", func(ctx context.Context) error {
 		var err error
 		up, err = store.CreateUpload(ctx, mpKey)
 		return err
-	}, "grant s3:PutObject on "+objectARN) {
+	}, "grant s3:PutObject on "+objectARN+objectOptionsFix(cfg, true)) {
 		return
 	}
 	aborted := false
@@ -93,4 +93,33 @@ func probeMultipart(ctx context.Context, c *checker, store *s3vfs.Store, mpKey s
 		aborted = true
 		return store.AbortUpload(ctx, up)
 	}, "grant s3:AbortMultipartUpload on "+objectARN)
+}
+
+// objectOptionsFix is what a refused write (write) or read may also need
+// because of [s3]'s object options: the bucket policy may ask for
+// encryption, KMS keys and ACLs need permissions of their own.
+func objectOptionsFix(cfg *config.Config, write bool) string {
+	s := cfg.S3
+	customer := s.SSECustomerKey != "" || s.SSECustomerKeyFile != ""
+	var fix string
+	if s.SSE == s3vfs.SSEKMS {
+		key := "the aws/s3 key"
+		if s.SSEKMSKeyID != "" {
+			key = s.SSEKMSKeyID
+		}
+		fix += "; with sse = \"aws:kms\" the credentials need kms:GenerateDataKey and kms:Decrypt on " + key + " (its key policy too)"
+	}
+	if !write {
+		if customer {
+			fix += "; an object written with another SSE-C key (or none) cannot be read with this one"
+		}
+		return fix
+	}
+	if s.ACL != "" {
+		fix += "; with acl the credentials need s3:PutObjectAcl, and a bucket with ACLs disabled (Object Ownership \"bucket owner enforced\") accepts only bucket-owner-full-control"
+	}
+	if s.SSE == "" && !customer {
+		fix += "; a bucket policy that requires encryption (x-amz-server-side-encryption) needs [s3].sse"
+	}
+	return fix
 }

@@ -304,7 +304,7 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		log.Error("s3", "err", err)
 		return nil, exitRuntime
 	}
-	log.Info("s3", "store", cfg.Describe(), "credentials", store.CredentialSource())
+	log.Info("s3", "store", cfg.Describe(), "credentials", store.CredentialSource(), "writes", store.ObjectOptions())
 	if cfg.CheckBucket() {
 		cctx, cancel := context.WithTimeout(ctx, checkBucketTime)
 		err := store.CheckBucket(cctx)
