@@ -318,7 +318,7 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 			// SSE-KMS and SSE-C ETags look like MD5s but are not.
 			ETagsNotMD5: !g.opts.Store.ETagsAreMD5(),
 		}),
-		locks: g.locks.ForRoot(root),
+		locks: g.locks.ForRoot(root).By(user.Username),
 		root:  root,
 		name:  name,
 		slash: strings.HasSuffix(r.URL.Path, "/"),

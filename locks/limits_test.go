@@ -60,3 +60,43 @@ func TestLockLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestOnlyTheCreatorUsesALock: users who share a root (a group rule) see
+// each other's locks and conflict on names, but a lock's token confirms,
+// refreshes and unlocks only for the user who made it (RFC 4918 6.4).
+func TestOnlyTheCreatorUsesALock(t *testing.T) {
+	lockBackends(t, func(t *testing.T, a, b *Table) {
+		now := time.Now()
+		alice, bob := a.ForRoot("shared-team/").By("alice"), b.ForRoot("shared-team/").By("bob")
+		tok, err := alice.Create(now, webdav.LockDetails{Root: "/plan.txt", Duration: time.Minute, ZeroDepth: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.Create(now, webdav.LockDetails{Root: "/plan.txt", Duration: time.Minute, ZeroDepth: true}); err != webdav.ErrLocked {
+			t.Fatalf("bob locking alice's locked name: %v, want ErrLocked", err)
+		}
+		if got := bob.Discover(now, "/plan.txt"); len(got) != 1 || got[0].Token != tok {
+			t.Fatalf("bob's lockdiscovery: %+v, want alice's lock", got)
+		}
+		if _, err := bob.Confirm(now, "/plan.txt", "", webdav.Condition{Token: tok}); err != webdav.ErrConfirmationFailed {
+			t.Fatalf("bob writing with alice's token: %v, want ErrConfirmationFailed", err)
+		}
+		if _, err := bob.Refresh(now, tok, time.Hour); err != webdav.ErrNoSuchLock {
+			t.Fatalf("bob refreshing alice's lock: %v, want ErrNoSuchLock", err)
+		}
+		if err := bob.Unlock(now, tok); err != webdav.ErrNoSuchLock {
+			t.Fatalf("bob unlocking alice's lock: %v, want ErrNoSuchLock", err)
+		}
+		release, err := alice.Confirm(now, "/plan.txt", "", webdav.Condition{Token: tok})
+		if err != nil {
+			t.Fatalf("alice writing with her token: %v", err)
+		}
+		release()
+		if _, err := alice.Refresh(now, tok, time.Minute); err != nil {
+			t.Fatalf("alice refreshing: %v", err)
+		}
+		if err := alice.Unlock(now, tok); err != nil {
+			t.Fatalf("alice unlocking: %v", err)
+		}
+	})
+}

@@ -31,6 +31,7 @@ func (m *memLocks) close() error               { return nil }
 type lockRef struct {
 	inner  string
 	root   string
+	user   string    // the creator: only its requests use the token
 	expiry time.Time // zero = infinite
 	// What lockdiscovery reports (x/net/webdav keeps it but cannot list it).
 	name      string // scoped
@@ -47,11 +48,11 @@ type pendingRefresh struct {
 	duration time.Duration
 }
 
-func (m *memLocks) ref(root, token string) (lockRef, bool) {
+func (m *memLocks) ref(root, user, token string) (lockRef, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	ref, ok := m.tokens[token]
-	if !ok || ref.root != root {
+	if !ok || ref.root != root || ref.user != user {
 		return lockRef{}, false
 	}
 	return ref, true
@@ -94,14 +95,14 @@ func (m *memLocks) liveLocks(now time.Time, root string, maxLocks int) int {
 	return len(m.byRoot[root])
 }
 
-func (m *memLocks) confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error) {
+func (m *memLocks) confirm(now time.Time, root, user, name0, name1 string, conditions []webdav.Condition) (func(), error) {
 	mapped := make([]webdav.Condition, 0, len(conditions))
 	var public []string
 	for _, c := range conditions {
 		if c.Token != "" {
-			ref, ok := m.ref(root, c.Token)
+			ref, ok := m.ref(root, user, c.Token)
 			if !ok {
-				continue // unknown here: it can match nothing
+				continue // unknown here, or another user's: it can match nothing
 			}
 			public = append(public, c.Token)
 			c.Token = ref.inner
@@ -142,7 +143,7 @@ func (m *memLocks) applyPending(tokens []string) {
 	}
 }
 
-func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error) {
+func (m *memLocks) create(now time.Time, root, user string, details webdav.LockDetails, maxLocks int) (string, error) {
 	temporary := details.Duration < 0
 	m.create1.Lock()
 	defer m.create1.Unlock()
@@ -163,7 +164,7 @@ func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails
 		_ = m.inner.Unlock(now, tok)
 		return "", err
 	}
-	ref := lockRef{inner: tok, root: root, name: details.Root,
+	ref := lockRef{inner: tok, root: root, user: user, name: details.Root,
 		zeroDepth: details.ZeroDepth, owner: details.OwnerXML, temporary: temporary}
 	if !temporary {
 		ref.expiry = now.Add(details.Duration)
@@ -190,8 +191,8 @@ func (m *memLocks) create(now time.Time, root string, details webdav.LockDetails
 	return public, nil
 }
 
-func (m *memLocks) refresh(now time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error) {
-	ref, ok := m.ref(root, token)
+func (m *memLocks) refresh(now time.Time, root, user, token string, duration time.Duration) (webdav.LockDetails, error) {
+	ref, ok := m.ref(root, user, token)
 	if !ok {
 		return webdav.LockDetails{}, webdav.ErrNoSuchLock
 	}
@@ -232,8 +233,8 @@ func (m *memLocks) refresh(now time.Time, root, token string, duration time.Dura
 	return ld, nil
 }
 
-func (m *memLocks) unlock(now time.Time, root, token string) error {
-	ref, ok := m.ref(root, token)
+func (m *memLocks) unlock(now time.Time, root, user, token string) error {
+	ref, ok := m.ref(root, user, token)
 	if !ok {
 		return webdav.ErrNoSuchLock
 	}

@@ -60,8 +60,8 @@ type redisLocks struct {
 	owns    bool // close closes c
 
 	mu   sync.Mutex
-	held map[string]int    // token -> holds by this process's Confirm
-	temp map[string]string // temporary token -> root, renewed until unlocked
+	held map[string]int      // token -> holds by this process's Confirm
+	temp map[string]tempLock // temporary token -> its lock, renewed until unlocked
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once // of close
@@ -95,7 +95,7 @@ func OnRedis(c redis.UniversalClient, limits Limits, log *slog.Logger) *Table {
 // stops it.
 func newRedisLocks(c redis.UniversalClient, prefix string, tempTTL time.Duration, log *slog.Logger) *redisLocks {
 	r := &redisLocks{c: c, prefix: prefix, tempTTL: tempTTL, log: log,
-		held: make(map[string]int), temp: make(map[string]string),
+		held: make(map[string]int), temp: make(map[string]tempLock),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go r.renewLoop()
 	return r
@@ -171,8 +171,8 @@ end
 `
 
 // createScript: ARGV token, root, name, zd, owner, duration ms (< 0:
-// temporary), temporary TTL ms, most client locks of root. 1 created, 0
-// locked, -1 token taken, -2 root holds the most locks allowed.
+// temporary), temporary TTL ms, most client locks of root, creator. 1
+// created, 0 locked, -1 token taken, -2 root holds the most locks allowed.
 var createScript = redis.NewScript(luaPrelude + luaCount + `
 local tok, root, name, zd = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now = now_ms()
@@ -191,20 +191,22 @@ local hk = P .. 't:' .. tok
 if redis.call('EXISTS', hk) == 1 then return -1 end
 local temp, exp = '0', 0
 if d < 0 then temp = '1'; exp = now + tonumber(ARGV[8]) else exp = now + d end
-redis.call('HSET', hk, 'root', root, 'name', name, 'zd', zd, 'owner', ARGV[6], 'exp', exp, 'temp', temp)
+redis.call('HSET', hk, 'root', root, 'name', name, 'zd', zd, 'owner', ARGV[6], 'exp', exp, 'temp', temp, 'user', ARGV[10])
 redis.call('PEXPIREAT', hk, exp)
 place(tok, name, zd, exp, now)
 if temp == '0' then count_put(root, tok, exp, now) end
 return 1
 `)
 
-// refreshScript: ARGV token, root, duration ms. {name, zd, owner}, or
-// false for no such lock (of root).
+// refreshScript: ARGV token, root, duration ms, user. {name, zd, owner},
+// or false for no such lock (of root, made by user; a lock from before
+// creators were kept has none and is anyone's of its root).
 var refreshScript = redis.NewScript(luaPrelude + luaCount + `
 local tok, root = ARGV[2], ARGV[3]
 local hk = P .. 't:' .. tok
-local h = redis.call('HMGET', hk, 'root', 'name', 'zd', 'owner', 'temp')
+local h = redis.call('HMGET', hk, 'root', 'name', 'zd', 'owner', 'temp', 'user')
 if h[1] ~= root then return false end
+if h[6] and h[6] ~= ARGV[5] then return false end
 local now = now_ms()
 local exp = now + tonumber(ARGV[4])
 redis.call('HSET', hk, 'exp', exp)
@@ -214,12 +216,14 @@ if h[5] == '0' then count_put(root, tok, exp, now) end
 return {h[2], h[3], h[4]}
 `)
 
-// unlockScript: ARGV token, root. 1 unlocked, 0 no such lock (of root).
+// unlockScript: ARGV token, root, user. 1 unlocked, 0 no such lock (of
+// root, made by user).
 var unlockScript = redis.NewScript(luaPrelude + `
 local tok, root = ARGV[2], ARGV[3]
 local hk = P .. 't:' .. tok
-local h = redis.call('HMGET', hk, 'root', 'name', 'zd')
+local h = redis.call('HMGET', hk, 'root', 'name', 'zd', 'user')
 if h[1] ~= root then return 0 end
+if h[4] and h[4] ~= ARGV[4] then return 0 end
 redis.call('DEL', hk)
 if h[3] == '1' then redis.call('ZREM', P .. 'z:' .. h[2], tok) else redis.call('ZREM', P .. 'd:' .. h[2], tok) end
 for _, a in ipairs(parents(h[2])) do redis.call('ZREM', P .. 'b:' .. a, tok) end
@@ -251,7 +255,10 @@ type redisLock struct {
 	zeroDepth bool
 }
 
-func (r *redisLocks) confirm(_ time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error) {
+// tempLock is a request's temporary lock that this process renews.
+type tempLock struct{ root, user string }
+
+func (r *redisLocks) confirm(_ time.Time, root, user, name0, name1 string, conditions []webdav.Condition) (func(), error) {
 	var toks []string
 	for _, c := range conditions {
 		if c.Token != "" {
@@ -264,7 +271,7 @@ func (r *redisLocks) confirm(_ time.Time, root, name0, name1 string, conditions 
 		defer cancel()
 		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for i, t := range toks {
-				cmds[i] = p.HMGet(ctx, r.prefix+"t:"+t, "root", "name", "zd")
+				cmds[i] = p.HMGet(ctx, r.prefix+"t:"+t, "root", "name", "zd", "user")
 			}
 			return nil
 		})
@@ -275,7 +282,9 @@ func (r *redisLocks) confirm(_ time.Time, root, name0, name1 string, conditions 
 	locks := make(map[string]redisLock, len(toks))
 	for i, t := range toks {
 		v := cmds[i].Val()
-		if len(v) == 3 && v[0] == root {
+		// A lock from before creators were kept (no user) is anyone's
+		// of its root.
+		if len(v) == 4 && v[0] == root && (v[3] == nil || v[3] == user) {
 			name, _ := v[1].(string)
 			zd, _ := v[2].(string)
 			locks[t] = redisLock{name: name, zeroDepth: zd == "1"}
@@ -329,7 +338,7 @@ func (r *redisLocks) confirm(_ time.Time, root, name0, name1 string, conditions 
 	}, nil
 }
 
-func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error) {
+func (r *redisLocks) create(_ time.Time, root, user string, details webdav.LockDetails, maxLocks int) (string, error) {
 	zd := "0"
 	if details.ZeroDepth {
 		zd = "1"
@@ -346,7 +355,7 @@ func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails
 			return "", err
 		}
 		res, err := createScript.Run(ctx, r.c, nil, r.prefix, tok, root, details.Root, zd,
-			details.OwnerXML, dur, r.tempTTL.Milliseconds(), maxLocks).Int()
+			details.OwnerXML, dur, r.tempTTL.Milliseconds(), maxLocks, user).Int()
 		if err != nil {
 			return "", r.fail(err)
 		}
@@ -354,7 +363,7 @@ func (r *redisLocks) create(_ time.Time, root string, details webdav.LockDetails
 		case 1:
 			if details.Duration < 0 {
 				r.mu.Lock()
-				r.temp[tok] = root
+				r.temp[tok] = tempLock{root: root, user: user}
 				r.mu.Unlock()
 			}
 			return tok, nil
@@ -377,13 +386,13 @@ func (r *redisLocks) isHeld(token string) bool {
 // refresh works on a lock a request holds too: Redis keeps no lock past
 // its timeout, in use or not, so a client's refresh during its own long
 // upload is what keeps the lock.
-func (r *redisLocks) refresh(_ time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error) {
+func (r *redisLocks) refresh(_ time.Time, root, user, token string, duration time.Duration) (webdav.LockDetails, error) {
 	if duration < 0 || duration > MaxTimeout {
 		duration = MaxTimeout // Redis keeps no lock for ever
 	}
 	ctx, cancel := r.ctx()
 	defer cancel()
-	v, err := refreshScript.Run(ctx, r.c, nil, r.prefix, token, root, duration.Milliseconds()).StringSlice()
+	v, err := refreshScript.Run(ctx, r.c, nil, r.prefix, token, root, duration.Milliseconds(), user).StringSlice()
 	if errors.Is(err, redis.Nil) {
 		return webdav.LockDetails{}, webdav.ErrNoSuchLock
 	}
@@ -396,7 +405,7 @@ func (r *redisLocks) refresh(_ time.Time, root, token string, duration time.Dura
 	return webdav.LockDetails{Root: v[0], ZeroDepth: v[1] == "1", OwnerXML: v[2], Duration: duration}, nil
 }
 
-func (r *redisLocks) unlock(_ time.Time, root, token string) error {
+func (r *redisLocks) unlock(_ time.Time, root, user, token string) error {
 	if r.isHeld(token) {
 		return webdav.ErrLocked
 	}
@@ -407,7 +416,7 @@ func (r *redisLocks) unlock(_ time.Time, root, token string) error {
 	r.mu.Unlock()
 	ctx, cancel := r.ctx()
 	defer cancel()
-	res, err := unlockScript.Run(ctx, r.c, nil, r.prefix, token, root).Int()
+	res, err := unlockScript.Run(ctx, r.c, nil, r.prefix, token, root, user).Int()
 	if err != nil {
 		return r.fail(err)
 	}
@@ -446,14 +455,14 @@ func (r *redisLocks) renewLoop() {
 		case <-t.C:
 		}
 		r.mu.Lock()
-		temp := make(map[string]string, len(r.temp))
-		for tok, root := range r.temp {
-			temp[tok] = root
+		temp := make(map[string]tempLock, len(r.temp))
+		for tok, l := range r.temp {
+			temp[tok] = l
 		}
 		r.mu.Unlock()
-		for tok, root := range temp {
+		for tok, l := range temp {
 			ctx, cancel := r.ctx()
-			err := refreshScript.Run(ctx, r.c, nil, r.prefix, tok, root, r.tempTTL.Milliseconds()).Err()
+			err := refreshScript.Run(ctx, r.c, nil, r.prefix, tok, l.root, r.tempTTL.Milliseconds(), l.user).Err()
 			cancel()
 			if err != nil && !errors.Is(err, redis.Nil) {
 				r.log.Warn("locks: renewing a request's temporary lock failed", "err", r.fail(err))

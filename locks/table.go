@@ -107,13 +107,16 @@ var ErrTooMany = errors.New("too many locks")
 // webdav.Err* values is an outage of the store and wraps
 // ErrStoreUnavailable.
 type backend interface {
-	confirm(now time.Time, root, name0, name1 string, conditions []webdav.Condition) (func(), error)
+	// confirm, refresh and unlock accept only tokens of root's locks
+	// that user created (RFC 4918 6.4: a lock token is of use only to
+	// its creator); names conflict whoever holds them.
+	confirm(now time.Time, root, user, name0, name1 string, conditions []webdav.Condition) (func(), error)
 	// create treats a negative Duration as a request's temporary lock. It
 	// fails with ErrTooMany when root already holds maxLocks client
 	// (not temporary) locks.
-	create(now time.Time, root string, details webdav.LockDetails, maxLocks int) (string, error)
-	refresh(now time.Time, root, token string, duration time.Duration) (webdav.LockDetails, error)
-	unlock(now time.Time, root, token string) error
+	create(now time.Time, root, user string, details webdav.LockDetails, maxLocks int) (string, error)
+	refresh(now time.Time, root, user, token string, duration time.Duration) (webdav.LockDetails, error)
+	unlock(now time.Time, root, user, token string) error
 	// discover lists root's client (not temporary) locks covering name.
 	discover(now time.Time, root, name string) ([]Active, error)
 	// ping checks that the store answers; close releases it (once).
@@ -158,10 +161,19 @@ func (m *Table) ForRoot(root string) *Root {
 	return &Root{m: m, root: root}
 }
 
-// Root is the Table as seen from one key root.
+// By is the same root as seen by user: the locks it creates are user's,
+// and only user's lock tokens confirm, refresh or unlock, so that users
+// who share a root (a group rule) can see each other's locks but never
+// use or remove them. Every user's names conflict alike.
+func (l *Root) By(user string) *Root {
+	return &Root{m: l.m, root: l.root, user: user}
+}
+
+// Root is the Table as seen from one key root (and one user, By).
 type Root struct {
 	m    *Table
 	root string
+	user string // the creator of the locks it makes and uses
 }
 
 var _ webdav.LockSystem = (*Root)(nil)
@@ -188,7 +200,7 @@ func (l *Root) unscope(name string) string {
 
 // Confirm implements webdav.LockSystem.
 func (l *Root) Confirm(now time.Time, name0, name1 string, conditions ...webdav.Condition) (func(), error) {
-	return l.m.b.confirm(now, l.root, l.scope(name0), l.scope(name1), conditions)
+	return l.m.b.confirm(now, l.root, l.user, l.scope(name0), l.scope(name1), conditions)
 }
 
 // Create implements webdav.LockSystem.
@@ -198,12 +210,12 @@ func (l *Root) Create(now time.Time, details webdav.LockDetails) (string, error)
 		return "", fmt.Errorf("%w: %d bytes, at most %d", ErrOwnerTooLarge, len(details.OwnerXML), limits.OwnerBytes)
 	}
 	details.Root = l.scope(details.Root)
-	return l.m.b.create(now, l.root, details, limits.PerUser)
+	return l.m.b.create(now, l.root, l.user, details, limits.PerUser)
 }
 
 // Refresh implements webdav.LockSystem.
 func (l *Root) Refresh(now time.Time, token string, duration time.Duration) (webdav.LockDetails, error) {
-	ld, err := l.m.b.refresh(now, l.root, token, duration)
+	ld, err := l.m.b.refresh(now, l.root, l.user, token, duration)
 	if err != nil {
 		return ld, err
 	}
@@ -213,7 +225,7 @@ func (l *Root) Refresh(now time.Time, token string, duration time.Duration) (web
 
 // Unlock implements webdav.LockSystem.
 func (l *Root) Unlock(now time.Time, token string) error {
-	return l.m.b.unlock(now, l.root, token)
+	return l.m.b.unlock(now, l.root, l.user, token)
 }
 
 // Discover lists the clients' locks that cover name (a lock on name, or a

@@ -450,3 +450,54 @@ func TestRequestLimitsFollowTheConfig(t *testing.T) {
 		t.Errorf("6 concurrent guesses with password_checks = 1, password_checks_waiting = 1: %v, want at most 2 checked (401), the rest 503", counts)
 	}
 }
+
+// TestUsersSharingARootCannotUseEachOthersLocks: two users whose roots
+// are one folder see each other's files and locks, but bob cannot write
+// with, refresh or remove the lock alice took (RFC 4918 6.4: a token is
+// of use only to its creator), in memory and in Redis.
+func TestUsersSharingARootCannotUseEachOthersLocks(t *testing.T) {
+	for _, store := range []string{"memory", "redis"} {
+		t.Run(store, func(t *testing.T) {
+			extra := "[auth]\nroot = \"team-" + randHex(4) + "/\"\n"
+			if store == "redis" {
+				extra += fmt.Sprintf("[locks]\nstore = %q\n", startRedis(t).URL)
+			}
+			alice, bob := "a"+randHex(4), "b"+randHex(4)
+			g := serveBinary(t, 256, extra, "", map[string]string{alice: "a-pw", bob: "b-pw"})
+			resp := lockAs(t, g, "/dav/plan.txt", alice, "a-pw", "alice")
+			tok := resp.Header.Get("Lock-Token")
+			if resp.StatusCode != http.StatusCreated || tok == "" {
+				t.Fatalf("alice's LOCK: %d, token %q", resp.StatusCode, tok)
+			}
+			discovery := []byte(`<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:lockdiscovery/></D:prop></D:propfind>`)
+			if st, body := g.do(t, "PROPFIND", "/dav/plan.txt", bob, "b-pw", discovery, "Depth", "0"); st != http.StatusMultiStatus || !strings.Contains(string(body), strings.Trim(tok, "<>")) {
+				t.Fatalf("bob's PROPFIND of the shared file: %d, lockdiscovery without alice's lock:\n%s", st, body)
+			}
+			for _, c := range []struct {
+				what, method string
+				body         []byte
+				hdr          []string
+				want         int
+			}{
+				{"a PUT without a token", http.MethodPut, []byte("bob"), nil, http.StatusLocked},
+				{"a PUT with alice's token", http.MethodPut, []byte("bob"), []string{"If", "(" + tok + ")"}, http.StatusPreconditionFailed},
+				{"a refresh of alice's lock", "LOCK", nil, []string{"If", "(" + tok + ")", "Timeout", "Second-600"}, http.StatusPreconditionFailed},
+				{"an UNLOCK of alice's lock", "UNLOCK", nil, []string{"Lock-Token", tok}, http.StatusConflict},
+				{"a DELETE with alice's token", http.MethodDelete, nil, []string{"If", "(" + tok + ")"}, http.StatusPreconditionFailed},
+			} {
+				if st, body := g.do(t, c.method, "/dav/plan.txt", bob, "b-pw", c.body, c.hdr...); st != c.want {
+					t.Errorf("bob, %s: %d %s, want %d", c.what, st, body, c.want)
+				}
+			}
+			if st, _ := g.do(t, http.MethodPut, "/dav/plan.txt", alice, "a-pw", []byte("alice"), "If", "("+tok+")"); st != http.StatusNoContent {
+				t.Errorf("alice's PUT with her token: %d, want 204", st)
+			}
+			if st, _ := g.do(t, "UNLOCK", "/dav/plan.txt", alice, "a-pw", nil, "Lock-Token", tok); st != http.StatusNoContent {
+				t.Errorf("alice's UNLOCK: %d, want 204", st)
+			}
+			if st, body := g.do(t, http.MethodGet, "/dav/plan.txt", bob, "b-pw", nil); st != http.StatusOK || string(body) != "alice" {
+				t.Errorf("bob's GET after the unlock: %d %q, want alice's bytes", st, body)
+			}
+		})
+	}
+}
