@@ -429,7 +429,28 @@ func TestS3CallsPerOperation(t *testing.T) {
 			list,
 			func(f *FS) error { return f.RemoveAll(ctx, "/d/f") },
 			map[string]int{"DeleteObjects": 1, "GetObject": 1, "PutObject": 1}},
-		{"a PROPFIND Depth 1 of 2,500 objects is three LIST pages and nothing per entry",
+		{"a PROPFIND Depth 1 of 2,500 objects is three LIST pages, its parent's index and nothing per entry",
+			nil,
+			func(f *FS) error {
+				_, l, err := f.OpenListing(ctx, "/big", true)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				n := 0
+				for _, err := range l.Entries() {
+					if err != nil {
+						return err
+					}
+					n++
+				}
+				if n != 2499 {
+					return fmt.Errorf("listed %d entries, want 2499", n)
+				}
+				return nil
+			},
+			map[string]int{"ListObjectsV2": 3, "GetObject": 1}},
+		{"a whole-folder ReadDir is its LIST pages alone",
 			nil,
 			func(f *FS) error { _, err := f.ReadDir(ctx, "/big"); return err },
 			map[string]int{"ListObjectsV2": 3}},
@@ -470,4 +491,23 @@ func put(f *FS, name string) error {
 	}
 	_, err = w.Commit()
 	return err
+}
+
+// TestOpenListingBringsTheFolderKeptTime: the folder a Depth 1 PROPFIND
+// lists comes with the kept time its parent's index holds for it, read
+// alongside the first page.
+func TestOpenListingBringsTheFolderKeptTime(t *testing.T) {
+	s := newMem()
+	seed(s, map[string]string{"r/big/": "", "r/big/a": "a"})
+	kept := time.Date(2020, 5, 6, 7, 8, 9, 0, time.UTC)
+	putIndex(s, "r/"+indexName, map[string]metaEntry{"big/": {MTime: kept.UnixNano()}})
+	f := New(s, "r/", Options{IndexLocks: &IndexLocks{}, IndexCache: NewIndexCache(3*time.Second, 1<<20), DirCache: NewDirCache(5*time.Second, 200000)})
+	fi, l, err := f.OpenListing(context.Background(), "/big", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if !fi.ModTime().Equal(kept) {
+		t.Errorf("the listed folder's time is %v, want its kept %v", fi.ModTime(), kept)
+	}
 }

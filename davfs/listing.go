@@ -51,7 +51,18 @@ type Listing struct {
 // with a trailing slash: a folder's, see Lookup), a HEAD runs alongside the
 // first page: the file wins, and then the Listing is nil. The caller
 // closes a Listing it gets.
+//
+// The folder comes with its kept time and dead properties (see LoadMeta):
+// they are in its parent's index, which is read alongside the first page
+// rather than after it, so that they add no round trip before the first
+// byte of the answer.
 func (f *FS) OpenListing(ctx context.Context, name string, slash bool) (*FileInfo, *Listing, error) {
+	return f.openListing(ctx, name, slash, true)
+}
+
+// openListing is OpenListing; withMeta false leaves the folder's own kept
+// time and dead properties unread (ReadDir needs only the entries).
+func (f *FS) openListing(ctx context.Context, name string, slash, withMeta bool) (*FileInfo, *Listing, error) {
 	name = Clean(name)
 	if IsReserved(name) {
 		return nil, nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
@@ -69,6 +80,17 @@ func (f *FS) OpenListing(ctx context.Context, name string, slash bool) (*FileInf
 		go func() {
 			defer wg.Done()
 			head, headErr = f.store.Head(ctx, f.key(name))
+		}()
+	}
+	var parentErr error
+	if withMeta {
+		// The parent's index lands in this request's cache (f.indexes),
+		// where the LoadMeta below finds it.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			parent, _ := entryName(name, true)
+			_, parentErr = f.loadIndex(ctx, parent, false)
 		}()
 	}
 	l.next, l.stop = iter.Pull2(f.store.ListPages(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", Prefetch: true}))
@@ -111,6 +133,10 @@ func (f *FS) OpenListing(ctx context.Context, name string, slash bool) (*FileInf
 		}
 	}
 	f.remember(name, dir)
+	if withMeta && parentErr == nil {
+		// Its failure is the caller's to meet (LoadMeta), not the listing's.
+		_ = f.LoadMeta(ctx, dir, name)
+	}
 
 	// The index: the first page shows it, or shows there is none (it ends
 	// past where the index would sort). Only a first page of names that all
@@ -293,7 +319,7 @@ func (l *Listing) finished() {
 // with OpenListing instead.
 func (f *FS) ReadDir(ctx context.Context, name string) ([]*FileInfo, error) {
 	name = Clean(name)
-	fi, l, err := f.OpenListing(ctx, name, true)
+	fi, l, err := f.openListing(ctx, name, true, false)
 	if errors.Is(err, ErrFileNamedAsFolder) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: ErrNotDir}
 	}

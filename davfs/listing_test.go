@@ -63,11 +63,15 @@ func TestListingShowsWhatReadDirWould(t *testing.T) {
 	}
 }
 
-// pagesStore is a Store whose listings are the given pages (every other
-// method is unused by these tests).
+// pagesStore is a Store whose listings are the given pages and that holds
+// no index (every other method is unused by these tests).
 type pagesStore struct {
 	Store
 	pages []s3vfs.Page
+}
+
+func (s pagesStore) GetSmall(context.Context, string, int64) ([]byte, s3vfs.ObjectInfo, error) {
+	return nil, s3vfs.ObjectInfo{}, s3vfs.ErrNotFound
 }
 
 func (s pagesStore) ListPages(context.Context, s3vfs.ListOptions) iter.Seq2[s3vfs.Page, error] {

@@ -203,10 +203,12 @@ func (fl *File) DeadProps() (map[xml.Name]webdav.Property, error) {
 // creationDate adds DAV:creationdate (x/net/webdav has none; Windows and
 // Finder ask for it): S3 keeps no creation time, so it is the modification
 // time, in ISO 8601 as RFC 4918 wants.
+const isoTime = "2006-01-02T15:04:05Z"
+
 func (fl *File) creationDate(props map[xml.Name]webdav.Property) map[xml.Name]webdav.Property {
 	n := xml.Name{Space: "DAV:", Local: "creationdate"}
 	if _, ok := props[n]; !ok && !fl.info.modTime.IsZero() {
-		props[n] = webdav.Property{XMLName: n, InnerXML: []byte(fl.info.modTime.UTC().Format("2006-01-02T15:04:05Z"))}
+		props[n] = webdav.Property{XMLName: n, InnerXML: fl.info.modTime.UTC().AppendFormat(make([]byte, 0, len(isoTime)), isoTime)}
 	}
 	return props
 }

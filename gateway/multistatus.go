@@ -104,49 +104,48 @@ func parsePropfind(body []byte) (propfindBody, error) {
 	return pf, nil
 }
 
-// liveProp is a property davgw computes from a resource's FileInfo.
+// liveProp is a property davgw computes from a resource's FileInfo: value
+// appends its XML to dst (a listing's entries share one buffer).
 type liveProp struct {
-	name xml.Name
-	dir  bool // it applies to folders too
-	find func(ctx context.Context, name string, fi *davfs.FileInfo) string
+	name  xml.Name
+	dir   bool // it applies to folders too
+	value func(dst []byte, ctx context.Context, name string, fi *davfs.FileInfo) []byte
 }
 
 func davName(local string) xml.Name { return xml.Name{Space: "DAV:", Local: local} }
 
-// liveProps are x/net/webdav's live properties, in the order allprop and
-// propname show them. DAV:creationdate, DAV:lockdiscovery and quota come
-// from davfs (Props); DAV:getcontentlanguage is never known.
+// liveProps are the live properties, in the order allprop shows them.
 var liveProps = []liveProp{
-	{davName("resourcetype"), true, func(_ context.Context, _ string, fi *davfs.FileInfo) string {
+	{davName("resourcetype"), true, func(dst []byte, _ context.Context, _ string, fi *davfs.FileInfo) []byte {
 		if fi.IsDir() {
-			return `<D:collection xmlns:D="DAV:"/>`
+			return append(dst, `<D:collection xmlns:D="DAV:"/>`...)
 		}
-		return ""
+		return dst
 	}},
-	{davName("displayname"), true, func(_ context.Context, name string, fi *davfs.FileInfo) string {
+	{davName("displayname"), true, func(dst []byte, _ context.Context, name string, fi *davfs.FileInfo) []byte {
 		if name == "/" {
-			return ""
+			return dst
 		}
-		return escapeText(fi.Name())
+		return appendEscaped(dst, fi.Name())
 	}},
-	{davName("getcontentlength"), false, func(_ context.Context, _ string, fi *davfs.FileInfo) string {
-		return strconv.FormatInt(fi.Size(), 10)
+	{davName("getcontentlength"), false, func(dst []byte, _ context.Context, _ string, fi *davfs.FileInfo) []byte {
+		return strconv.AppendInt(dst, fi.Size(), 10)
 	}},
-	{davName("getlastmodified"), true, func(_ context.Context, _ string, fi *davfs.FileInfo) string {
-		return fi.ModTime().UTC().Format(http.TimeFormat)
+	{davName("getlastmodified"), true, func(dst []byte, _ context.Context, _ string, fi *davfs.FileInfo) []byte {
+		return fi.ModTime().UTC().AppendFormat(dst, http.TimeFormat)
 	}},
-	{davName("getcontenttype"), false, func(ctx context.Context, _ string, fi *davfs.FileInfo) string {
+	{davName("getcontenttype"), false, func(dst []byte, ctx context.Context, _ string, fi *davfs.FileInfo) []byte {
 		ct, _ := fi.ContentType(ctx)
-		return escapeText(ct)
+		return appendEscaped(dst, ct)
 	}},
-	{davName("getetag"), false, func(ctx context.Context, _ string, fi *davfs.FileInfo) string {
+	{davName("getetag"), false, func(dst []byte, ctx context.Context, _ string, fi *davfs.FileInfo) []byte {
 		if etag, err := fi.ETag(ctx); err == nil {
-			return escapeText(etag)
+			return appendEscaped(dst, etag)
 		}
-		return fmt.Sprintf(`"%x%x"`, fi.ModTime().UnixNano(), fi.Size())
+		return fmt.Appendf(dst, `"%x%x"`, fi.ModTime().UnixNano(), fi.Size())
 	}},
-	{davName("supportedlock"), true, func(context.Context, string, *davfs.FileInfo) string {
-		return supportedLockEntry
+	{davName("supportedlock"), true, func(dst []byte, _ context.Context, _ string, _ *davfs.FileInfo) []byte {
+		return append(dst, supportedLockEntry...)
 	}},
 }
 
@@ -168,13 +167,14 @@ func findLive(n xml.Name) *liveProp {
 	return nil
 }
 
-func escapeText(s string) string {
+// appendEscaped appends s to dst as XML character data.
+func appendEscaped(dst []byte, s string) []byte {
 	if plainText(s) {
-		return s
+		return append(dst, s...)
 	}
-	var b bytes.Buffer
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
+	b := bytes.NewBuffer(dst)
+	_ = xml.EscapeText(b, []byte(s))
+	return b.Bytes()
 }
 
 // plainText reports whether xml.EscapeText leaves s as it is: printable
@@ -190,28 +190,39 @@ func plainText(s string) bool {
 	return true
 }
 
+// propScratch is the memory propstats reuses from one resource to the
+// next of an answer, so that a listing's entries cost no allocations of
+// their own for their live properties. What propstats returns with it is
+// valid until its next call with the same scratch.
+type propScratch struct {
+	values         []byte
+	names          []xml.Name
+	found, missing []webdav.Property
+	out            []webdav.Propstat
+}
+
 // propstats answers pf for one resource: found properties under 200, the
 // others under 404 (names only).
-func propstats(ctx context.Context, pf propfindBody, name string, fi *davfs.FileInfo, dead map[xml.Name]webdav.Property) []webdav.Propstat {
-	ok := webdav.Propstat{Status: http.StatusOK, Props: make([]webdav.Property, 0, len(liveProps)+len(dead)+len(pf.Prop))}
+func propstats(ctx context.Context, pf propfindBody, name string, fi *davfs.FileInfo, dead map[xml.Name]webdav.Property, sc *propScratch) []webdav.Propstat {
+	sc.values, sc.found, sc.missing, sc.out = sc.values[:0], sc.found[:0], sc.missing[:0], sc.out[:0]
 	applies := func(lp *liveProp) bool { return lp != nil && (lp.dir || !fi.IsDir()) }
 	if pf.Propname != nil {
 		for _, lp := range liveProps {
 			if applies(&lp) {
-				ok.Props = append(ok.Props, webdav.Property{XMLName: lp.name})
+				sc.found = append(sc.found, webdav.Property{XMLName: lp.name})
 			}
 		}
 		for _, n := range sortedNames(dead) {
-			ok.Props = append(ok.Props, webdav.Property{XMLName: n})
+			sc.found = append(sc.found, webdav.Property{XMLName: n})
 		}
-		return []webdav.Propstat{ok}
+		return append(sc.out, webdav.Propstat{Status: http.StatusOK, Props: sc.found})
 	}
 	names := []xml.Name(pf.Prop)
 	if pf.Allprop != nil {
 		// Windows gives up on PROPFIND answers over 1 MB: allprop leaves
 		// out DAV:supportedlock (always the same exclusive write lock);
 		// clients that want it name it in an include.
-		names = make([]xml.Name, 0, len(liveProps)+len(dead)+len(pf.Include))
+		names = sc.names[:0]
 		for _, lp := range liveProps {
 			if applies(&lp) && lp.name.Local != "supportedlock" {
 				names = append(names, lp.name)
@@ -227,30 +238,33 @@ func propstats(ctx context.Context, pf propfindBody, name string, fi *davfs.File
 				names = append(names, n)
 			}
 		}
+		sc.names = names
 	}
-	missing := webdav.Propstat{Status: http.StatusNotFound}
 	for _, n := range names {
 		if p, found := dead[n]; found {
-			ok.Props = append(ok.Props, p)
+			sc.found = append(sc.found, p)
 			continue
 		}
 		if lp := findLive(n); applies(lp) {
-			ok.Props = append(ok.Props, webdav.Property{XMLName: n, InnerXML: []byte(lp.find(ctx, name, fi))})
+			start := len(sc.values)
+			sc.values = lp.value(sc.values, ctx, name, fi)
+			// A later append may move sc.values; this slice keeps the
+			// bytes it was given.
+			sc.found = append(sc.found, webdav.Property{XMLName: n, InnerXML: sc.values[start:len(sc.values):len(sc.values)]})
 			continue
 		}
-		missing.Props = append(missing.Props, webdav.Property{XMLName: n})
+		sc.missing = append(sc.missing, webdav.Property{XMLName: n})
 	}
-	var out []webdav.Propstat
-	if len(ok.Props) > 0 {
-		out = append(out, ok)
+	if len(sc.found) > 0 {
+		sc.out = append(sc.out, webdav.Propstat{Status: http.StatusOK, Props: sc.found})
 	}
-	if len(missing.Props) > 0 {
-		out = append(out, missing)
+	if len(sc.missing) > 0 {
+		sc.out = append(sc.out, webdav.Propstat{Status: http.StatusNotFound, Props: sc.missing})
 	}
-	if len(out) == 0 {
-		out = append(out, ok)
+	if len(sc.out) == 0 {
+		sc.out = append(sc.out, webdav.Propstat{Status: http.StatusOK})
 	}
-	return out
+	return sc.out
 }
 
 func sortedNames(m map[xml.Name]webdav.Property) []xml.Name {

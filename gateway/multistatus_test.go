@@ -76,8 +76,11 @@ func TestFastPathsWriteWhatTheLibrariesWould(t *testing.T) {
 	for _, s := range cases {
 		var want bytes.Buffer
 		_ = xml.EscapeText(&want, []byte(s))
-		if got := escapeText(s); got != want.String() {
-			t.Errorf("escapeText(%q) = %q, encoding/xml writes %q", s, got, want.String())
+		if got := string(appendEscaped(nil, s)); got != want.String() {
+			t.Errorf("appendEscaped(%q) = %q, encoding/xml writes %q", s, got, want.String())
+		}
+		if got := string(appendEscaped([]byte("before:"), s)); got != "before:"+want.String() {
+			t.Errorf("appendEscaped after other bytes (%q) = %q", s, got)
 		}
 		if plainPath(s) {
 			if esc := (&url.URL{Path: s}).EscapedPath(); esc != s {

@@ -66,9 +66,10 @@ func (rq *request) propfind() error {
 	}
 
 	ms := newMultistatus(rq.w)
+	var sc propScratch
 	dead, err := rq.fs.Props(ctx, rq.name, fi)
 	if err == nil {
-		err = ms.response(rq.href(rq.name, fi.IsDir()), propstats(ctx, pf, rq.name, fi, dead))
+		err = ms.response(rq.href(rq.name, fi.IsDir()), propstats(ctx, pf, rq.name, fi, dead, &sc))
 	}
 	if err == nil && list != nil {
 		for child, lerr := range list.Entries() {
@@ -81,7 +82,7 @@ func (rq *request) propfind() error {
 			if perr != nil {
 				continue // one unreadable entry never breaks the listing (davfs warns)
 			}
-			if err = ms.response(rq.href(name, child.IsDir()), propstats(ctx, pf, name, child, dead)); err != nil {
+			if err = ms.response(rq.href(name, child.IsDir()), propstats(ctx, pf, name, child, dead, &sc)); err != nil {
 				break
 			}
 		}
