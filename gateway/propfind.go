@@ -101,7 +101,7 @@ func (rq *request) propfind() error {
 
 // href is the URL path of a resource in answers: folders end in "/".
 func (rq *request) href(name string, dir bool) string {
-	h := path.Join(rq.g.davBase, name)
+	h := path.Join(rq.base, name)
 	if dir && h != "/" {
 		h += "/"
 	}
@@ -118,14 +118,14 @@ func (rq *request) propfindContext(pf propfindBody, body []byte) context.Context
 	if bytes.Contains(body, []byte("http://owncloud.org/ns")) && bytes.Contains(body, []byte("checksums")) {
 		ctx = davfs.WithChecksums(ctx)
 	}
-	if q := rq.g.quota; q != nil && bytes.Contains(body, []byte("quota")) {
+	if q := rq.parts.quota; q != nil && bytes.Contains(body, []byte("quota")) {
 		if used, known := q.used(rq.root); known {
 			ctx = davfs.WithQuota(ctx, used, max(0, q.limit-used))
 		}
 	}
 	if bytes.Contains(body, []byte("lockdiscovery")) {
 		ctx = davfs.WithLockDiscovery(ctx, func(name string) []byte {
-			return lockDiscoveryXML(rq.locks.Discover(time.Now(), name), rq.g.davBase)
+			return lockDiscoveryXML(rq.locks.Discover(time.Now(), name), rq.base)
 		})
 	}
 	return ctx
