@@ -207,7 +207,7 @@ func (fl *File) Write([]byte) (int, error) {
 
 // FolderInfo is the FileInfo of a folder that no listing of this FS
 // describes (a bucket in the gateway's list of buckets), modified at
-// modTime (zero = unknown).
+// modTime (zero = unknown: now, as for folders without a marker).
 func FolderInfo(name string, modTime time.Time) *FileInfo {
-	return &FileInfo{name: path.Base(Clean(name)), dir: true, modTime: modTime, metaLoaded: true}
+	return &FileInfo{name: path.Base(Clean(name)), dir: true, modTime: modTimeOrNow(modTime), metaLoaded: true}
 }

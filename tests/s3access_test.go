@@ -59,7 +59,7 @@ func getSTSServer(tb testing.TB) *stsServer {
 // the least-privilege actions of docs/iam-policy.json on the bucket.
 func stsIAMConfig() string {
 	key := base64.StdEncoding.EncodeToString([]byte("davgw-test-sts-signing-key-32byt"))
-	actions := `["s3:GetBucketLocation","s3:ListAllMyBuckets","s3:ListBucket","s3:ListBucketMultipartUploads",` +
+	actions := `["s3:GetBucketLocation","s3:ListBucket","s3:ListBucketMultipartUploads",` +
 		`"s3:PutObject","s3:AbortMultipartUpload","s3:ListMultipartUploadParts","s3:DeleteObject","s3:GetObject","s3:GetObjectAttributes"]`
 	return fmt.Sprintf(`{
   "identities": [
