@@ -298,24 +298,12 @@ func (rq *request) serveBucketList() error {
 	default:
 		return bucketTopRefused()
 	}
-	body, err := rq.readXMLBody()
+	pf, _, depth, err := rq.readPropfind()
 	if err != nil {
 		return err
 	}
-	pf, err := parsePropfind(body)
-	if err != nil {
-		return failWith(http.StatusBadRequest, err)
-	}
-	depth := strings.ToLower(strings.TrimSpace(rq.r.Header.Get("Depth")))
-	switch depth {
-	case "0", "1":
-	case "", "infinity":
-		refused := failWith(http.StatusForbidden, nil).withHeader("Content-Type", "application/xml; charset=utf-8")
-		refused.body = []byte(`<?xml version="1.0" encoding="utf-8"?>` + "\n" +
-			`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>` + "\n")
-		return refused
-	default:
-		return failWith(http.StatusBadRequest, errors.New("bad Depth"))
+	if depth != "0" && depth != "1" {
+		return finiteDepthRefused()
 	}
 	ctx := rq.r.Context()
 	list, err := rq.home.bucketList(ctx)

@@ -359,20 +359,9 @@ func TestEachStoreAssumesItsOwnRole(t *testing.T) {
 	srv := getSTSServer(t)
 	rec, stsURL := newSTSRecorder(t, srv.endpoint)
 	storeWith := func(externalID string) *s3vfs.Store {
-		return newStore(t, s3vfs.Config{
-			Endpoint:        srv.proxy.URL,
-			Region:          "us-east-1",
-			Bucket:          stsBucket,
-			PathStyle:       true,
-			AccessKeyID:     stsAdminKey,
-			SecretAccessKey: stsAdminSecret,
-			RoleARN:         stsRoleARN,
-			ExternalID:      externalID,
-			RoleSessionName: "davgw-" + externalID,
-			RoleDuration:    s3vfs.MinRoleDuration,
-			STSEndpoint:     stsURL,
-			PartSize:        gatewayPartSize,
-		})
+		cfg := stsConfig(srv, externalID)
+		cfg.RoleSessionName, cfg.STSEndpoint = "davgw-"+externalID, stsURL
+		return newStore(t, cfg)
 	}
 	suffix := randHex(4)
 	first, second := "first-"+suffix, "second-"+suffix
