@@ -139,7 +139,7 @@ func probeStore(ctx context.Context, c *checker, sc config.StoreConfig) {
 		c.skip("bucket check skipped (check_bucket = false)")
 	}
 
-	probeList(store, sc.Prefix, probe)
+	probeList(store, sc.Prefix, displayPrefix(sc.Prefix), probe)
 
 	key := sc.Prefix + ".davgw-check-" + randomHex(8)
 	copyKey := key + "-copy"
@@ -199,9 +199,9 @@ func probeStore(ctx context.Context, c *checker, sc config.StoreConfig) {
 	}, "grant s3:DeleteObject on "+objectARN)
 }
 
-// probeList probes a listing of prefix in store's bucket.
-func probeList(store *s3vfs.Store, prefix string, probe func(string, func(context.Context) error, string) bool) {
-	probe("list "+store.Bucket()+"/"+displayPrefix(prefix)+" (ListObjectsV2)", func(ctx context.Context) error {
+// probeList probes a listing of prefix in store's bucket, shown as where.
+func probeList(store *s3vfs.Store, prefix, where string, probe func(string, func(context.Context) error, string) bool) {
+	probe("list "+where+" (ListObjectsV2)", func(ctx context.Context) error {
 		for _, err := range store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", MaxKeys: 1, Limit: 1}) {
 			if err != nil {
 				return err
@@ -223,13 +223,13 @@ func probeBuckets(ctx context.Context, c *checker, store *s3vfs.Store, prefix st
 	}, "grant s3:ListAllMyBuckets (on \"*\"): a store with bucket = \"*\" lists the buckets with it") {
 		return
 	}
-	c.pass("%d buckets listed", len(list))
+	c.pass("%d bucket(s) to show as folders", len(list))
 	for i, b := range list {
 		if i == 20 {
 			c.skip("%d more buckets not probed", len(list)-i)
 			break
 		}
-		probeList(store.ForBucket(b.Name), prefix, probe)
+		probeList(store.ForBucket(b.Name), prefix, b.Name+"/"+prefix, probe)
 	}
 	c.skip("writes not probed: a store of every bucket has no one bucket for a scratch key")
 }
