@@ -19,6 +19,18 @@ secret_access_key = "S"
 // pipeline as [s3], with its own key names, and gets the built-in defaults
 // but none of [s3]'s values.
 func TestStoresAreCheckedLikeS3(t *testing.T) {
+	t.Run("an unset ${VAR} in a store names the store's key", func(t *testing.T) {
+		_, err := Parse([]byte(storesBase+`[s3.stores.fin]
+bucket = "fin"
+external_id = "${NOT_SET}"
+`), env(nil))
+		for _, p := range problems(err) {
+			if p.Key == "s3.stores.fin.external_id" {
+				return
+			}
+		}
+		t.Fatalf("want a problem of s3.stores.fin.external_id, got %v", err)
+	})
 	t.Run("a store gets the defaults, not the values of [s3]", func(t *testing.T) {
 		c, err := Parse([]byte(storesBase+`
 part_size = "32MiB"
@@ -27,11 +39,11 @@ endpoint = "http://127.0.0.1:9001"
 bucket = "fin"
 prefix = "gw/"
 role_arn = "arn:aws:iam::000000000000:role/fin"
-external_id = "ext-1"
+external_id = "${FIN_EXT}"
 sse = "AES256"
 [auth]
 root = "finance:teams/{username}/"
-`), env(nil))
+`), env(map[string]string{"FIN_EXT": "ext-1"}))
 		if err != nil {
 			t.Fatal(err)
 		}
