@@ -291,7 +291,7 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 		}
 		return refused
 	}
-	rec.user = user.Username
+	rec.user, rec.store = user.Username, user.Store
 	if user.ReadOnly && isWrite(r.Method) {
 		return failWith(http.StatusForbidden, errors.New("read-only user"))
 	}
