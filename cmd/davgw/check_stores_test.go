@@ -2,28 +2,17 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/davgw/davgw/embedded"
 )
 
 // TestCheckProbesEveryStore: `davgw check` probes [s3] and each
 // [s3.stores.NAME] (one of them with bucket = "*") and names the store on
 // every line of its probes; a store that fails fails the check.
 func TestCheckProbesEveryStore(t *testing.T) {
-	es, err := embedded.Start(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Close()
-	table := func(name, bucket, prefix, secret string) string {
-		return fmt.Sprintf("[%s]\nendpoint = %q\nbucket = %q\nprefix = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\n",
-			name, es.Endpoint, bucket, prefix, es.AccessKeyID, secret)
-	}
+	es := startEmbeddedStore(t)
 	for _, tc := range []struct {
 		name        string
 		otherSecret string
@@ -44,9 +33,9 @@ func TestCheckProbesEveryStore(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			doc := table("s3", es.Bucket, "gw/", es.SecretAccessKey) +
-				table("s3.stores.other", es.Bucket, "other/", tc.otherSecret) +
-				table("s3.stores.all", "*", "", es.SecretAccessKey)
+			doc := storeTable(es, "s3", es.Bucket, "gw/", es.SecretAccessKey) +
+				storeTable(es, "s3.stores.other", es.Bucket, "other/", tc.otherSecret) +
+				storeTable(es, "s3.stores.all", "*", "", es.SecretAccessKey)
 			cfgFile := filepath.Join(t.TempDir(), "config.toml")
 			if err := os.WriteFile(cfgFile, []byte(doc), 0o600); err != nil {
 				t.Fatal(err)

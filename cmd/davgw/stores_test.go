@@ -16,20 +16,31 @@ import (
 	"github.com/davgw/davgw/embedded"
 )
 
-// TestStoresThatShareSettingsShareAClient: openStores makes one S3 client
-// for stores whose settings are the same but for the prefix (and the
-// bucket), and a client of its own for a store that differs.
-func TestStoresThatShareSettingsShareAClient(t *testing.T) {
+// startEmbeddedStore starts the embedded S3 store for one test.
+func startEmbeddedStore(t *testing.T) *embedded.Store {
+	t.Helper()
 	es, err := embedded.Start(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer es.Close()
-	table := func(name, prefix, extra string) string {
-		return fmt.Sprintf("[%s]\nendpoint = %q\nbucket = %q\nprefix = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\n%s",
-			name, es.Endpoint, es.Bucket, prefix, es.AccessKeyID, es.SecretAccessKey, extra)
-	}
-	doc := table("s3", "gw/", "") + table("s3.stores.same", "same/", "") + table("s3.stores.other", "other/", "part_size = \"32MiB\"\n")
+	t.Cleanup(func() { _ = es.Close() })
+	return es
+}
+
+// storeTable is a store's table (TOML header name) on the embedded store
+// es with bucket, prefix and secret.
+func storeTable(es *embedded.Store, name, bucket, prefix, secret string) string {
+	return fmt.Sprintf("[%s]\nendpoint = %q\nbucket = %q\nprefix = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\n",
+		name, es.Endpoint, bucket, prefix, es.AccessKeyID, secret)
+}
+
+// TestStoresThatShareSettingsShareAClient: openStores makes one S3 client
+// for stores whose settings are the same but for the prefix (and the
+// bucket), and a client of its own for a store that differs.
+func TestStoresThatShareSettingsShareAClient(t *testing.T) {
+	es := startEmbeddedStore(t)
+	doc := storeTable(es, "s3", es.Bucket, "gw/", es.SecretAccessKey) + storeTable(es, "s3.stores.same", es.Bucket, "same/", es.SecretAccessKey) +
+		storeTable(es, "s3.stores.other", es.Bucket, "other/", es.SecretAccessKey) + "part_size = \"32MiB\"\n"
 	cfg, err := config.Parse([]byte(doc), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -57,20 +68,12 @@ func TestStoresThatShareSettingsShareAClient(t *testing.T) {
 // named store: a user whose root is "side:teams/{username}/" writes under
 // the store's prefix, a user of the default store under [s3].prefix.
 func TestServeRoutesEachUserToTheStoreItsRootNames(t *testing.T) {
-	es, err := embedded.Start(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer es.Close()
+	es := startEmbeddedStore(t)
 	hash, err := auth.HashPasswordCost("pw", bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	table := func(name, prefix string) string {
-		return fmt.Sprintf("[%s]\nendpoint = %q\nbucket = %q\nprefix = %q\npath_style = true\naccess_key_id = %q\nsecret_access_key = %q\n",
-			name, es.Endpoint, es.Bucket, prefix, es.AccessKeyID, es.SecretAccessKey)
-	}
-	doc := table("s3", "gw/") + table("s3.stores.side", "side/") + fmt.Sprintf(`
+	doc := storeTable(es, "s3", es.Bucket, "gw/", es.SecretAccessKey) + storeTable(es, "s3.stores.side", es.Bucket, "side/", es.SecretAccessKey) + fmt.Sprintf(`
 [[auth.users]]
 name = "fay"
 password_hash = %q
