@@ -111,3 +111,31 @@ password_hash = %q
 		t.Errorf("%d keys in the other store's place", n)
 	}
 }
+
+// TestReloadRefusesToChangeTheStores: SIGHUP with a store added changes
+// nothing and says to restart (a root could name a store without a client).
+func TestReloadRefusesToChangeTheStores(t *testing.T) {
+	es := startEmbeddedStore(t)
+	one := storeTable(es, "s3", es.Bucket, "gw/", es.SecretAccessKey)
+	cfgFile := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfgFile, []byte(one), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadFile(cfgFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := one + storeTable(es, "s3.stores.more", es.Bucket, "more/", es.SecretAccessKey) + "[auth]\nroot = \"more:users/{username}/\"\n"
+	if err := os.WriteFile(cfgFile, []byte(two), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	r := &configReloader{path: cfgFile, log: slog.New(slog.NewTextHandler(&logs, nil)), cfg: cfg}
+	r.reload()
+	if r.cfg != cfg {
+		t.Error("the reload applied a config with another set of stores")
+	}
+	if !strings.Contains(logs.String(), "restart to change the stores") {
+		t.Errorf("the refusal does not say to restart: %s", logs.String())
+	}
+}
