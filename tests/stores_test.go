@@ -180,25 +180,28 @@ func TestStoresKeepEachUsersFilesInItsOwnStore(t *testing.T) {
 	report(t, "stores: sam's requests reached only versitygw, wes's only SeaweedFS; 7 keys checked on S3")
 }
 
-// TestABucketRootListsBucketsAndRefusesTopLevelWrites: a store with bucket
-// = "*" on versitygw shows the buckets as top-level folders (one
-// ListBuckets for two listings), refuses every write at its top level with
-// 403 and a reason, works inside a bucket, and refuses a COPY or MOVE to
-// another bucket with 502 without touching it.
-func TestABucketRootListsBucketsAndRefusesTopLevelWrites(t *testing.T) {
-	vg := getBackend(t, "versitygw")
+// everyBucketStore makes buckets on vg (removed with what the test wrote
+// in them) and returns a store with bucket = "*" over a counting proxy of
+// its own, marked as such for the least-privilege check.
+func everyBucketStore(t *testing.T, vg *backend, buckets ...string) (*s3vfs.Store, *countingProxy) {
+	t.Helper()
 	ctx := context.Background()
-	suffix := randHex(4)
-	bucketA, bucketB := "davgw-all-"+suffix+"-a", "davgw-all-"+suffix+"-b"
-	for _, b := range []string{bucketA, bucketB} {
+	for _, b := range buckets {
 		if err := createBucket(ctx, vg.s3, b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	t.Cleanup(func() {
-		for _, b := range []string{bucketA, bucketB} {
-			for _, k := range []string{"f.txt", "g.txt", "folder/"} {
-				_, _ = vg.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b), Key: aws.String(k)})
+		for _, b := range buckets {
+			pages := s3.NewListObjectsV2Paginator(vg.s3, &s3.ListObjectsV2Input{Bucket: aws.String(b)})
+			for pages.HasMorePages() {
+				page, err := pages.NextPage(ctx)
+				if err != nil {
+					break
+				}
+				for _, o := range page.Contents {
+					_, _ = vg.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b), Key: o.Key})
+				}
 			}
 			_, _ = vg.s3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(b)})
 		}
@@ -211,7 +214,19 @@ func TestABucketRootListsBucketsAndRefusesTopLevelWrites(t *testing.T) {
 	t.Cleanup(p.Close)
 	cfg := storeConfig(vg, p.URL, gatewayPartSize, 2)
 	cfg.Bucket = s3vfs.AnyBucket
-	all := newStore(t, cfg)
+	return newStore(t, cfg), p
+}
+
+// TestABucketRootListsBucketsAndRefusesTopLevelWrites: a store with bucket
+// = "*" on versitygw shows the buckets as top-level folders (one
+// ListBuckets for two listings), refuses every write at its top level with
+// 403 and a reason, works inside a bucket, and refuses a COPY or MOVE to
+// another bucket with 502 without touching it.
+func TestABucketRootListsBucketsAndRefusesTopLevelWrites(t *testing.T) {
+	vg := getBackend(t, "versitygw")
+	suffix := randHex(4)
+	bucketA, bucketB := "davgw-all-"+suffix+"-a", "davgw-all-"+suffix+"-b"
+	all, p := everyBucketStore(t, vg, bucketA, bucketB)
 	admin := "admin-" + suffix
 	a := storeUsers(t, map[string]string{admin: "all:"})
 	def := newStore(t, storeConfig(vg, vg.proxy.URL, gatewayPartSize, 2))
@@ -396,4 +411,51 @@ func TestEachStoreAssumesItsOwnRole(t *testing.T) {
 		t.Fatalf("AssumeRole calls by external ID: %v, want both stores' and no other", counts)
 	}
 	report(t, "AssumeRole per store: %d calls, external IDs %v", len(ids), counts)
+}
+
+// TestABucketRootIsReadOnlyByARule: OIDC users of a group whose rule makes
+// them read-only see the buckets and read inside them, and every write is
+// 403; another group's rule on the same store writes.
+func TestABucketRootIsReadOnlyByARule(t *testing.T) {
+	vg := getBackend(t, "versitygw")
+	bucket := "davgw-ro-" + randHex(4)
+	all, _ := everyBucketStore(t, vg, bucket)
+	m := startMockIdP(t)
+	e := newSignInEnv(t, vg, signInOptions{issuer: m.Issuer(), clientID: m.ClientID, clientSecret: m.ClientSecret,
+		rules: []auth.Rule{
+			{Group: "auditors", Root: "all:audit/", ReadOnly: true},
+			{Group: "admins", Root: "all:audit/"},
+		},
+		stores: map[string]gateway.NamedStore{"all": {Store: all}}})
+	admin := bearerOf(mockToken(t, m, "ada", map[string]any{"groups": []string{"admins"}}))
+	auditor := bearerOf(mockToken(t, m, "aud", map[string]any{"groups": []string{"auditors"}}))
+
+	expect(t, "the admin's PUT", e.call(t, "PUT", "/dav/"+bucket+"/report.txt", admin, nil, "figures"), http.StatusCreated)
+	if got, ok := objectIn(t, vg, bucket, "audit/report.txt"); !ok || string(got) != "figures" {
+		t.Fatalf("audit/report.txt in %s = %q (present %v)", bucket, got, ok)
+	}
+	r := e.call(t, "PROPFIND", "/dav/", auditor, map[string]string{"Depth": "1"}, "")
+	expect(t, "the auditor's PROPFIND of the bucket root", r, http.StatusMultiStatus)
+	if !bytes.Contains(r.Body, []byte("<D:href>/dav/"+bucket+"/</D:href>")) {
+		t.Errorf("the auditor does not see %s: %s", bucket, r)
+	}
+	r = e.call(t, "GET", "/dav/"+bucket+"/report.txt", auditor, nil, "")
+	expect(t, "the auditor's GET", r, http.StatusOK)
+	if string(r.Body) != "figures" {
+		t.Errorf("the auditor reads %q", r.Body)
+	}
+	for _, w := range []struct{ method, path string }{
+		{"PUT", "/dav/" + bucket + "/new.txt"},
+		{"DELETE", "/dav/" + bucket + "/report.txt"},
+		{"MKCOL", "/dav/" + bucket + "/folder/"},
+		{"MKCOL", "/dav/davgw-new-bucket/"},
+	} {
+		expect(t, "the auditor's "+w.method+" "+w.path, e.call(t, w.method, w.path, auditor, nil, ""), http.StatusForbidden)
+	}
+	if _, ok := objectIn(t, vg, bucket, "audit/new.txt"); ok {
+		t.Error("the read-only PUT wrote")
+	}
+	if _, ok := objectIn(t, vg, bucket, "audit/report.txt"); !ok {
+		t.Error("the read-only DELETE deleted")
+	}
 }
