@@ -48,7 +48,7 @@ type signInOptions struct {
 	opaqueTokens                   string        // "" = introspect
 	listener                       net.Listener  // nil = a free 127.0.0.1 port
 	trustedProxies                 gateway.TrustedProxies
-	pendingPerAddress, maxPending  int                            // 0 = web's defaults
+	pendingPerAddress, maxPending  int                           // 0 = web's defaults
 	stores                         map[string]gateway.NamedStore // [s3.stores.NAME]
 }
 
