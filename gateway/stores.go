@@ -48,9 +48,9 @@ func bucketTopRefused() *httpError {
 }
 
 // errOtherStore is a COPY or MOVE whose destination lies in another store
-// or bucket: S3 copies only within one client's reach, so it is refused
-// with 502 Bad Gateway (RFC 4918 9.8.5: the destination is on a resource
-// this server cannot write to as a copy target).
+// or bucket, refused with 502 Bad Gateway (RFC 4918 9.8.5 and 9.9.4: "the
+// destination is on another server, repository, or URL namespace"): each
+// bucket is a namespace of its own, with its own caches, locks and quota.
 var errOtherStore = errors.New("destination in another bucket or store")
 
 // storeParts are what the gateway keeps per store, and per bucket of a

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -457,5 +458,59 @@ func TestABucketRootIsReadOnlyByARule(t *testing.T) {
 	}
 	if _, ok := objectIn(t, vg, bucket, "audit/report.txt"); !ok {
 		t.Error("the read-only DELETE deleted")
+	}
+}
+
+// TestTheJanitorOfABucketRootSweepsEveryBucket: the janitor of a store
+// with bucket = "*" aborts the abandoned multipart uploads under its
+// prefix in each bucket it lists, and nothing outside the prefix.
+func TestTheJanitorOfABucketRootSweepsEveryBucket(t *testing.T) {
+	vg := getBackend(t, "versitygw")
+	suffix := randHex(4)
+	buckets := []string{"davgw-jan-" + suffix + "-a", "davgw-jan-" + suffix + "-b"}
+	all, _ := everyBucketStore(t, vg, buckets...)
+	ctx := context.Background()
+	open := func(bucket, key string) {
+		if _, err := vg.s3.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uploads := func(bucket, prefix string) int {
+		out, err := vg.s3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(prefix)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Uploads)
+	}
+	for _, b := range buckets {
+		open(b, "gw/abandoned.bin")
+		open(b, "other/kept.bin")
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Two days from now every upload is abandoned.
+		all.RunJanitor(jctx, s3vfs.JanitorOptions{Prefix: "gw/", MaxAge: time.Hour, Now: func() time.Time { return time.Now().Add(48 * time.Hour) }})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for uploads(buckets[0], "gw/")+uploads(buckets[1], "gw/") > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	for _, b := range buckets {
+		if n := uploads(b, "gw/"); n != 0 {
+			t.Errorf("%s: %d abandoned uploads under gw/ left", b, n)
+		}
+		if n := uploads(b, "other/"); n != 1 {
+			t.Errorf("%s: %d uploads outside the prefix, want the 1 left alone", b, n)
+		}
+		out, err := vg.s3.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(b)})
+		if err == nil {
+			for _, u := range out.Uploads {
+				_, _ = vg.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(b), Key: u.Key, UploadId: u.UploadId})
+			}
+		}
 	}
 }

@@ -11,14 +11,11 @@ import (
 )
 
 // startJanitors runs the janitor of abandoned multipart uploads of every
-// store (see startJanitor) and returns the function that stops them all.
+// store (see startJanitor; a store with bucket = "*" sweeps each bucket it
+// lists) and returns the function that stops them all.
 func startJanitors(ctx context.Context, cfg *config.Config, stores map[string]gateway.NamedStore, log *slog.Logger) (stop func()) {
 	var stops []func()
 	for _, sc := range cfg.Stores() {
-		if sc.S3.Bucket == s3vfs.AnyBucket {
-			log.Info("janitor of abandoned multipart uploads: not run in a store of every bucket", "store", storeLabel(sc.Name))
-			continue
-		}
 		stops = append(stops, startJanitor(ctx, stores[sc.Name].Store, sc.Prefix, sc.AbandonedUploadAge,
 			log.With("store", storeLabel(sc.Name))))
 	}
