@@ -317,7 +317,7 @@ func (c *Chain) principal(ctx context.Context, method string, claims Claims, add
 		}
 	}
 	if fresh {
-		c.audit.Info("audit: sign-in", "method", method, "user", p.Username, "root", p.Root, "read_only", p.ReadOnly, "addr", addr)
+		c.audit.Info("audit: sign-in", "method", method, "user", p.Username, "store", p.Store, "root", p.Root, "read_only", p.ReadOnly, "addr", addr)
 	}
 	return p, true, nil
 }

@@ -149,7 +149,7 @@ func (m *Mapper) Principal(c Claims) (Principal, error) {
 	if st.static[c.Username] {
 		return Principal{}, &ClaimError{Claim: m.usernameClaim, Value: c.Username, Why: "equals the name of a static user ([[auth.users]])"}
 	}
-	tmpl, readOnly := st.rootTemplate, false
+	store, tmpl, readOnly := "", st.rootTemplate, false
 	for _, r := range st.rules {
 		if c.inGroup(r.Group) {
 			if r.Root != "" {
@@ -159,6 +159,7 @@ func (m *Mapper) Principal(c Claims) (Principal, error) {
 			break
 		}
 	}
+	store, tmpl = SplitRoot(tmpl)
 	values := map[string]struct{ claim, value string }{
 		"{username}": {m.usernameClaim, c.Username},
 		"{sub}":      {"sub", c.Subject},
@@ -184,7 +185,7 @@ func (m *Mapper) Principal(c Claims) (Principal, error) {
 	if err := CheckNotReserved(clean); err != nil {
 		return Principal{}, &ClaimError{Claim: "root", Value: clean, Why: err.Error()}
 	}
-	return Principal{Username: c.Username, Root: clean, ReadOnly: readOnly}, nil
+	return Principal{Username: c.Username, Store: store, Root: clean, ReadOnly: readOnly}, nil
 }
 
 func (c Claims) inGroup(g string) bool {
@@ -227,11 +228,44 @@ func CheckNotReserved(cleanRoot string) error {
 	return nil
 }
 
-// CheckRootTemplate checks a root template as config validation does:
-// known placeholders only, a clean prefix once they are filled in, neither
-// "" nor inside ReservedPrefix.
+// SplitRoot splits a root template of [auth].root, [[auth.users]].root or
+// [[auth.rules]].root into the store it names and the path in it:
+// "finance:teams/{username}/" is the path "teams/{username}/" of the store
+// "finance"; a root without "NAME:" (no ":" before the first "/") is in
+// the default store, "". It is the one place that reads the "NAME:" form;
+// CheckStoreName checks the name.
+func SplitRoot(t string) (store, root string) {
+	i := strings.IndexByte(t, ':')
+	if i < 0 || strings.Contains(t[:i], "/") {
+		return "", t
+	}
+	return t[:i], t[i+1:]
+}
+
+// CheckStoreName checks the name of a store ([s3.stores.NAME], the NAME: of
+// a root): 1 to 32 characters from [a-z0-9_-].
+func CheckStoreName(name string) error {
+	if name == "" || len(name) > 32 {
+		return errors.New("a store name must be 1 to 32 characters")
+	}
+	for _, c := range name {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return errors.New("a store name may only contain a-z, 0-9, '_' and '-'")
+		}
+	}
+	return nil
+}
+
+// CheckRootTemplate checks a root template as config validation does: a
+// valid store name if it names one, known placeholders only, a clean prefix
+// once they are filled in, neither "" nor inside ReservedPrefix.
 func CheckRootTemplate(t string) error {
-	s := t
+	store, s := SplitRoot(t)
+	if t != s {
+		if err := CheckStoreName(store); err != nil {
+			return err
+		}
+	}
 	for _, ph := range []string{"{username}", "{sub}", "{email}"} {
 		s = strings.ReplaceAll(s, ph, "x")
 	}

@@ -16,8 +16,12 @@ import (
 type Principal struct {
 	// Username is the sign-in name, for logs.
 	Username string
-	// Root is the user's key prefix below [s3].prefix, ending in "/" (or ""
-	// for the whole prefix). It has no empty, "." or ".." segment.
+	// Store is the named store ([s3.stores.NAME]) the user's whole
+	// namespace lives in, from the root's "NAME:" (SplitRoot); "" is the
+	// default store ([s3]).
+	Store string
+	// Root is the user's key prefix below the store's prefix, ending in "/"
+	// (or "" for the whole prefix). It has no empty, "." or ".." segment.
 	Root string
 	// ReadOnly principals get 403 on every write method.
 	ReadOnly bool

@@ -121,8 +121,9 @@ var ErrBusy = errors.New("auth: too many password checks at once")
 var _ Authenticator = (*Static)(nil)
 
 type staticEntry struct {
-	hash []byte
-	root string
+	hash  []byte
+	store string
+	root  string
 }
 
 // staticUsers is one configured set of users.
@@ -195,6 +196,12 @@ func buildStaticUsers(users []StaticUser, rootTemplate string, old *staticUsers)
 		if u.Root != "" {
 			tmpl = u.Root
 		}
+		store, tmpl := SplitRoot(tmpl)
+		if store != "" {
+			if err := CheckStoreName(store); err != nil {
+				return nil, fmt.Errorf("auth: user %q: root: %w", u.Name, err)
+			}
+		}
 		root, err := ExpandRoot(tmpl, u.Name)
 		if err != nil {
 			return nil, fmt.Errorf("auth: user %q: root: %w", u.Name, err)
@@ -202,9 +209,9 @@ func buildStaticUsers(users []StaticUser, rootTemplate string, old *staticUsers)
 		if strings.HasPrefix(root, ReservedPrefix) {
 			return nil, fmt.Errorf("auth: user %q: root must not be inside the reserved prefix %s", u.Name, ReservedPrefix)
 		}
-		e := &staticEntry{hash: []byte(u.PasswordHash), root: root}
+		e := &staticEntry{hash: []byte(u.PasswordHash), store: store, root: root}
 		if old != nil {
-			if prev, ok := old.m[u.Name]; ok && prev.root == root && string(prev.hash) == u.PasswordHash {
+			if prev, ok := old.m[u.Name]; ok && prev.store == store && prev.root == root && string(prev.hash) == u.PasswordHash {
 				e = prev
 			}
 		}
@@ -329,7 +336,7 @@ func (s *Static) verify(ctx context.Context, key [32]byte, name, pw string) (Pri
 	if err != nil || !known {
 		return Principal{}, false, nil
 	}
-	p := Principal{Username: name, Root: u.root}
+	p := Principal{Username: name, Store: u.store, Root: u.root}
 	now := s.now()
 	s.cache.Put(key, staticHit{p: p, entry: u}, now.Add(cacheIdle), now)
 	return p, true, nil

@@ -13,13 +13,52 @@ import (
 
 // S3Config returns the s3vfs configuration: the fields of [s3] merged over
 // [s3].url (a field set one by one wins), as s3vfs checked it.
-func (c *Config) S3Config() s3vfs.Config { return c.v.store }
+func (c *Config) S3Config() s3vfs.Config { return c.v.def.store }
+
+// StoreConfig is one store of the config: its name ("" for [s3]), the
+// s3vfs configuration as s3vfs checked it, its key prefix, and whether the
+// bucket is checked at start-up and after what age the janitor aborts
+// abandoned uploads.
+type StoreConfig struct {
+	// Name is "" for [s3], else NAME of [s3.stores.NAME].
+	Name string
+	// S3 is the store's s3vfs configuration (Bucket may be s3vfs.AnyBucket).
+	S3 s3vfs.Config
+	// Prefix is the store's key prefix ("" or ending in "/").
+	Prefix string
+	// CheckBucket is its check_bucket (default true).
+	CheckBucket bool
+	// AbandonedUploadAge is its abandoned_upload_age; 0 = no janitor.
+	AbandonedUploadAge time.Duration
+	// Describe is a one-line, secret-free summary for logs.
+	Describe string
+}
+
+// Stores returns every store: [s3] first (Name ""), then [s3.stores.NAME]
+// by name.
+func (c *Config) Stores() []StoreConfig {
+	out := []StoreConfig{c.v.def.config("")}
+	names := make([]string, 0, len(c.v.stores))
+	for n := range c.v.stores {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		out = append(out, c.v.stores[n].config(n))
+	}
+	return out
+}
+
+func (v storeValues) config(name string) StoreConfig {
+	return StoreConfig{Name: name, S3: v.store, Prefix: v.s3.Prefix, CheckBucket: v.checkBucket,
+		AbandonedUploadAge: v.abandonedAge, Describe: v.describe()}
+}
 
 // S3CredentialSource returns the effective [s3].credentials: "static",
 // "default" or "iam_lookup". The CrushFTP form access_key_id = "iam_lookup"
 // (secret "lookup"), in the URL or the fields, means "iam_lookup"; keys
 // without a source mean "static"; nothing means "default".
-func (c *Config) S3CredentialSource() string { return c.v.store.Credentials }
+func (c *Config) S3CredentialSource() string { return c.v.def.store.Credentials }
 
 // AppPasswordMaxAge returns [auth.oidc].app_password_max_age: 0 = app
 // passwords never expire.
@@ -58,7 +97,7 @@ func (c *Config) BodyIdleTimeout() time.Duration { return c.v.bodyIdle }
 
 // AbandonedUploadAge returns [s3].abandoned_upload_age: 0 turns the
 // janitor off.
-func (c *Config) AbandonedUploadAge() time.Duration { return c.v.abandonedAge }
+func (c *Config) AbandonedUploadAge() time.Duration { return c.v.def.abandonedAge }
 
 // S3Settings are the effective connection settings after merging the
 // [s3] fields over [s3].url.
@@ -83,13 +122,12 @@ type S3Settings struct {
 }
 
 // S3Settings returns the [s3] fields merged over [s3].url.
-func (c *Config) S3Settings() S3Settings { return c.v.s3 }
+func (c *Config) S3Settings() S3Settings { return c.v.def.s3 }
 
-// mergeS3 merges the [s3] fields over u ([s3].url, nil if none or
-// unreadable): a field set one by one wins. Region from an AWS host name
+// mergeS3 merges the fields of a store's table s over u (its url, nil if
+// none or unreadable): a field set one by one wins. Region from an AWS host name
 // in the URL is used only when region is left at its default.
-func (c *Config) mergeS3(u *S3URL) S3Settings {
-	s := c.S3
+func mergeS3(s *S3, u *S3URL) S3Settings {
 	out := S3Settings{
 		Endpoint:        s.Endpoint,
 		Region:          s.Region,
@@ -130,25 +168,27 @@ func (c *Config) Prefix() string { return c.S3Settings().Prefix }
 
 // CheckBucket reports whether the bucket is checked at start-up
 // ([s3].check_bucket, default true).
-func (c *Config) CheckBucket() bool { return c.S3.CheckBucket == nil || *c.S3.CheckBucket }
+func (c *Config) CheckBucket() bool { return c.v.def.checkBucket }
 
 // TLS reports whether the listener serves HTTPS.
 func (c *Config) TLS() bool { return c.Server.TLSCert != "" && c.Server.TLSKey != "" }
 
 // RoleDuration returns [s3].role_duration.
-func (c *Config) RoleDuration() time.Duration { return c.v.roleDuration }
+func (c *Config) RoleDuration() time.Duration { return c.v.def.roleDuration }
 
 // Describe returns a one-line, secret-free summary of where the gateway
-// stores data, for start-up logs: endpoint, bucket, prefix and the key ID
-// (never the secret).
-func (c *Config) Describe() string {
-	s := c.S3Settings()
+// stores data ([s3]), for start-up logs: endpoint, bucket, prefix and the
+// key ID (never the secret).
+func (c *Config) Describe() string { return c.v.def.describe() }
+
+func (v storeValues) describe() string {
+	s := v.s3
 	ep := s.Endpoint
 	if ep == "" {
 		region := s.Region
 		if region == "" {
 			region = "region from the instance"
-			if c.S3CredentialSource() != "iam_lookup" {
+			if v.store.Credentials != "iam_lookup" {
 				region = DefaultRegion
 			}
 		}
@@ -158,11 +198,11 @@ func (c *Config) Describe() string {
 	if s.Prefix != "" {
 		out += " prefix=" + s.Prefix
 	}
-	if s.AccessKeyID != "" && c.S3CredentialSource() == "static" {
+	if s.AccessKeyID != "" && v.store.Credentials == "static" {
 		out += " access_key_id=" + s.AccessKeyID
 	}
-	if c.S3.Provider != "" {
-		out += " provider=" + c.S3.Provider
+	if v.store.Provider != "" {
+		out += " provider=" + v.store.Provider
 	}
 	return out
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -177,6 +178,11 @@ type S3 struct {
 	StorageClass string `toml:"storage_class"`
 	// ACL is a canned ACL sent with every object written; "" = none.
 	ACL string `toml:"acl"`
+	// Stores are the named stores of [s3.stores.NAME] (only in [s3]):
+	// each table has every key of [s3] and inherits none of its values,
+	// only the built-in defaults. A root names one as "NAME:path"; bucket =
+	// "*" serves every bucket its credentials can list.
+	Stores map[string]*S3 `toml:"stores"`
 }
 
 // Auth is the [auth] table with its sub-tables.
@@ -325,6 +331,25 @@ func Default() *Config {
 	}
 }
 
+// storeDefaults gives the keys of [s3.stores.NAME] that the table leaves
+// out the defaults of [s3] (Default), never [s3]'s own values: each store
+// states what it needs.
+func storeDefaults(md toml.MetaData, name string, st *S3) {
+	if st == nil {
+		return
+	}
+	def := reflect.ValueOf(Default().S3)
+	v := reflect.ValueOf(st).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		key := strings.Split(t.Field(i).Tag.Get("toml"), ",")[0]
+		if def.Field(i).IsZero() || md.IsDefined("s3", "stores", name, key) {
+			continue
+		}
+		v.Field(i).Set(def.Field(i))
+	}
+}
+
 // LoadFile reads and checks the config file at path. See Parse.
 func LoadFile(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
@@ -359,6 +384,9 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 			p.Line = line
 		}
 		problems = append(problems, p)
+	}
+	for name, st := range c.S3.Stores {
+		storeDefaults(md, name, st)
 	}
 	problems = append(problems, expandEnv(c, lookupEnv)...)
 	v, err := c.check()

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"strings"
 )
 
@@ -53,6 +54,14 @@ func walkStrings(v reflect.Value, key string, fn func(string, reflect.Value)) {
 	case reflect.Pointer:
 		if !v.IsNil() {
 			walkStrings(v.Elem(), key, fn)
+		}
+	case reflect.Map:
+		// Maps of pointers only ([s3.stores.NAME]): their values are
+		// settable through the pointer.
+		keys := v.MapKeys()
+		sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+		for _, k := range keys {
+			walkStrings(v.MapIndex(k), key+"."+k.String(), fn)
 		}
 	}
 }

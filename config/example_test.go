@@ -39,6 +39,14 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 					walk(ft)
 					continue
 				}
+				if ft.Kind() == reflect.Map {
+					// [s3.stores.NAME]: the keys of [s3] again, shown
+					// as tables.
+					if !regexp.MustCompile(`(?m)^#? ?\[s3\.` + name + `\.[a-z0-9_-]+\]`).Match(data) {
+						t.Errorf("the tables of %q are not documented", name)
+					}
+					continue
+				}
 				keys = append(keys, name)
 			}
 		}

@@ -78,7 +78,7 @@ func TestEveryS3vfsFieldHasAKey(t *testing.T) {
 		case "PathStyleSet", "HTTPClient", "Logger": // not settings of the file
 			continue
 		}
-		if k := s3Key(f); k == "s3" || k == "s3." {
+		if k := s3Key("s3", f); k == "s3" || k == "s3." {
 			t.Errorf("s3vfs.Config.%s has no [s3] key", f)
 		}
 	}

@@ -24,10 +24,8 @@ import (
 type values struct {
 	bodyIdle                  time.Duration
 	proxies                   []netip.Prefix
-	s3                        S3Settings
-	store                     s3vfs.Config // what S3Config returns
-	roleDuration              time.Duration
-	abandonedAge              time.Duration
+	def                       storeValues            // [s3]
+	stores                    map[string]storeValues // [s3.stores.NAME]
 	appPasswordMaxAge         time.Duration
 	quota                     int64
 	lockOwner                 int64
@@ -202,48 +200,86 @@ func (c *Config) check() (values, error) {
 	return v, errors.Join(ps...)
 }
 
-// checkS3 parses [s3] once (s3.url, sizes, durations), merges the fields
+// storeValues are what one store's table ([s3] or [s3.stores.NAME])
+// means, each value parsed once.
+type storeValues struct {
+	s3           S3Settings
+	store        s3vfs.Config // what S3Config / StoreConfigs return
+	roleDuration time.Duration
+	abandonedAge time.Duration
+	checkBucket  bool
+}
+
+// checkS3 checks [s3] (the default store) and each [s3.stores.NAME] with
+// checkStore: every store states its own keys, nothing is inherited from
+// [s3] but the built-in defaults.
+func (c *Config) checkS3(add adder, v *values) {
+	v.def = checkStore(add, "s3", &c.S3)
+	if len(c.S3.Stores) > 0 {
+		v.stores = make(map[string]storeValues, len(c.S3.Stores))
+	}
+	for name, st := range c.S3.Stores {
+		key := "s3.stores." + name
+		if err := auth.CheckStoreName(name); err != nil {
+			add(key, "%v", err)
+		}
+		if st == nil {
+			continue
+		}
+		if len(st.Stores) > 0 {
+			add(key+".stores", "stores do not nest: declare every store as [s3.stores.NAME]")
+		}
+		v.stores[name] = checkStore(add, key, st)
+	}
+	if v.def.store.Bucket == s3vfs.AnyBucket {
+		add("s3.bucket", `must name one bucket: the default store keeps davgw's own data (%s); give bucket = "*" to a store of [s3.stores.NAME]`, auth.ReservedPrefix)
+	}
+}
+
+// checkStore parses one store's table s (key is "s3" or
+// "s3.stores.NAME") once (its url, sizes, durations), merges the fields
 // over the URL, and has s3vfs check the result: its problems name their
 // fields, mapped here to TOML keys. Only what is particular to the file
 // (the URL, the prefix, the CrushFTP iam_lookup form, an explicit 0, the
 // janitor) is checked here.
-func (c *Config) checkS3(add adder, v *values) {
-	s := &c.S3
+func checkStore(add adder, key string, s *S3) storeValues {
+	var v storeValues
 	var fromURL *S3URL
 	if s.URL != "" {
 		u, err := ParseS3URL(s.URL)
 		if err != nil {
-			add("s3.url", "%v", err)
+			add(key+".url", "%v", err)
 		}
 		fromURL = u
 	}
-	v.s3 = c.mergeS3(fromURL)
+	v.s3 = mergeS3(s, fromURL)
+	v.checkBucket = s.CheckBucket == nil || *s.CheckBucket
 	if err := checkPrefix(s.Prefix); err != nil {
-		add("s3.prefix", "%v", err)
+		add(key+".prefix", "%v", err)
 	}
 	if v.s3.AccessKeyID == "iam_lookup" && v.s3.SecretAccessKey != "" && v.s3.SecretAccessKey != "lookup" {
-		add("s3.secret_access_key", `must be "lookup" or empty with access_key_id = "iam_lookup" (the EC2 instance role)`)
+		add(key+".secret_access_key", `must be "lookup" or empty with access_key_id = "iam_lookup" (the EC2 instance role)`)
 	}
 	if s.UploadConcurrency == 0 {
 		// 0 would be s3vfs's default; in the file it is a mistake.
-		add("s3.upload_concurrency", "must be between 1 and %d", s3vfs.MaxUploadConcurrency)
+		add(key+".upload_concurrency", "must be between 1 and %d", s3vfs.MaxUploadConcurrency)
 	}
-	if d, ok := add.duration("s3.abandoned_upload_age", s.AbandonedUploadAge); ok {
+	if d, ok := add.duration(key+".abandoned_upload_age", s.AbandonedUploadAge); ok {
 		if d != 0 && d < time.Hour {
-			add("s3.abandoned_upload_age", `must be at least 1h (uploads younger than that may still be running), or "0" to turn the janitor off`)
+			add(key+".abandoned_upload_age", `must be at least 1h (uploads younger than that may still be running), or "0" to turn the janitor off`)
 		}
 		v.abandonedAge = d
 	}
 	failed := map[string]bool{} // fields whose text did not parse: said already
-	partSize, ok := add.size("s3.part_size", s.PartSize, false)
+	partSize, ok := add.size(key+".part_size", s.PartSize, false)
 	failed["PartSize"] = !ok
-	uploadMemory, ok := add.size("s3.upload_memory", s.UploadMemory, true)
+	uploadMemory, ok := add.size(key+".upload_memory", s.UploadMemory, true)
 	failed["UploadMemory"] = !ok
-	v.roleDuration, ok = add.duration("s3.role_duration", s.RoleDuration)
+	v.roleDuration, ok = add.duration(key+".role_duration", s.RoleDuration)
 	failed["RoleDuration"] = !ok
 	if fromURL == nil && s.URL != "" {
 		for f := range fromS3URL {
-			failed[f] = true // the unreadable s3.url may have held it
+			failed[f] = true // the unreadable url may have held it
 		}
 	}
 
@@ -280,16 +316,17 @@ func (c *Config) checkS3(add adder, v *values) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
+		name := func(field string) string { return strings.TrimPrefix(s3Key(key, field), key+".") }
 		for _, e := range unjoin(err) {
 			var ce *s3vfs.ConfigError
 			if !errors.As(e, &ce) {
-				add("s3", "%v", e)
+				add(key, "%v", e)
 				continue
 			}
 			if failed[ce.Field] || slices.ContainsFunc(ce.Related, func(f string) bool { return failed[f] }) {
 				continue
 			}
-			add(s3Key(ce.Field), "%s", ce.Message(s3Name))
+			add(s3Key(key, ce.Field), "%s", ce.Message(name))
 		}
 	}
 
@@ -306,22 +343,21 @@ func (c *Config) checkS3(add adder, v *values) {
 		cfg.Region = DefaultRegion
 	}
 	v.store = cfg
+	return v
 }
 
 // fromS3URL are the s3vfs fields that s3.url can give.
 var fromS3URL = map[string]bool{"Endpoint": true, "Region": true, "Bucket": true, "AccessKeyID": true, "SecretAccessKey": true, "SessionToken": true, "Credentials": true}
 
-// s3Key is the TOML key of an s3vfs.Config field: [s3] names its keys
-// after the same fields.
-func s3Key(field string) string {
+// s3Key is the TOML key of an s3vfs.Config field in the store table
+// table ("s3" or "s3.stores.NAME"): a store's table names its keys after
+// the same fields.
+func s3Key(table, field string) string {
 	if f, ok := reflect.TypeFor[S3]().FieldByName(field); ok {
-		return "s3." + f.Tag.Get("toml")
+		return table + "." + f.Tag.Get("toml")
 	}
-	return "s3"
+	return table
 }
-
-// s3Name is the key of a field as a message names it (without "s3.").
-func s3Name(field string) string { return strings.TrimPrefix(s3Key(field), "s3.") }
 
 func (c *Config) validateAuth(add adder, v *values) {
 	a := &c.Auth
@@ -381,6 +417,14 @@ func (c *Config) validateAuth(add adder, v *values) {
 		add("auth.oidc.password_grant", "needs auth.oidc.issuer")
 	}
 
+	c.checkRootStore(add, "auth.root", a.Root)
+	for i, u := range a.Users {
+		c.checkRootStore(add, fmt.Sprintf("auth.users[%d].root", i), u.Root)
+	}
+	for i, r := range a.Rules {
+		c.checkRootStore(add, fmt.Sprintf("auth.rules[%d].root", i), r.Root)
+	}
+
 	seen := map[string]int{}
 	for i, u := range a.Users {
 		key := fmt.Sprintf("auth.users[%d]", i)
@@ -419,6 +463,18 @@ func (c *Config) validateAuth(add adder, v *values) {
 	}
 	if len(a.Rules) > 0 && o.Issuer == "" {
 		add("auth.rules", "group rules apply to OIDC users: set auth.oidc.issuer")
+	}
+}
+
+// checkRootStore checks that the store a root names ("NAME:path") is
+// declared as [s3.stores.NAME].
+func (c *Config) checkRootStore(add adder, key, root string) {
+	store, rest := auth.SplitRoot(root)
+	if rest == root || auth.CheckStoreName(store) != nil {
+		return // the default store, or a bad name (said by the root's check)
+	}
+	if c.S3.Stores[store] == nil {
+		add(key, "names the store %q, which is not declared: add a [s3.stores.%s] table", store, store)
 	}
 }
 
@@ -484,7 +540,12 @@ func checkPrefix(p string) error {
 // checkRootTemplate checks a root template: known placeholders only, and a
 // clean prefix once they are filled in.
 func checkRootTemplate(t string) error {
-	s := t
+	store, s := auth.SplitRoot(t)
+	if s != t {
+		if err := auth.CheckStoreName(store); err != nil {
+			return err
+		}
+	}
 	for _, ph := range []string{"{username}", "{sub}", "{email}"} {
 		s = strings.ReplaceAll(s, ph, "x")
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"time"
 
 	"golang.org/x/net/webdav"
@@ -202,4 +203,11 @@ func (fl *File) Stat() (os.FileInfo, error) {
 // Write is refused: uploads go through FS.Create.
 func (fl *File) Write([]byte) (int, error) {
 	return 0, &fs.PathError{Op: "write", Path: fl.path, Err: fs.ErrPermission}
+}
+
+// FolderInfo is the FileInfo of a folder that no listing of this FS
+// describes (a bucket in the gateway's list of buckets), modified at
+// modTime (zero = unknown: now, as for folders without a marker).
+func FolderInfo(name string, modTime time.Time) *FileInfo {
+	return &FileInfo{name: path.Base(Clean(name)), dir: true, modTime: modTimeOrNow(modTime), metaLoaded: true}
 }

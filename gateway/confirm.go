@@ -204,7 +204,12 @@ func (rq *request) nameFromURL(raw string) (name string, ok bool) {
 	if !rq.g.sameServer(u.Host, rq.r) {
 		return "", false
 	}
-	return rq.g.davName(u.Path)
+	name, ok = rq.g.davName(u.Path)
+	if !ok {
+		return "", false
+	}
+	name, err = rq.localName(name)
+	return name, err == nil
 }
 
 // preconfirmed is the LockSystem handed to x/net/webdav for PROPPATCH after

@@ -37,6 +37,12 @@ func (rq *request) copyMove() error {
 	if !ok || davfs.IsReserved(dst) {
 		return failWith(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
 	}
+	if dst, err = rq.localName(dst); err != nil {
+		return err
+	}
+	if davfs.IsReserved(dst) {
+		return failWith(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
+	}
 
 	if rq.g.opts.AppleFiles == AppleReject && IsAppleFile(path.Base(dst)) {
 		return failWith(http.StatusForbidden, errAppleRejected)
@@ -85,7 +91,7 @@ func (rq *request) copyMove() error {
 	// A COPY adds bytes: it must fit the quota like a PUT. (A MOVE of a
 	// file adds nothing; it may free a replaced destination.)
 	var added, freed int64
-	if q := rq.g.quota; q != nil {
+	if q := rq.parts.quota; q != nil {
 		if d, err := rq.fs.LookupFresh(ctx, dst, false); err == nil && !d.IsDir() && overwrite {
 			freed = d.Size()
 		}
@@ -101,7 +107,7 @@ func (rq *request) copyMove() error {
 	}
 	// Reserved while the copy runs, so concurrent writes cannot pass the
 	// quota together (a MOVE reserves nothing).
-	quota, err := rq.g.quota.reserve(ctx, rq.root, added, freed)
+	quota, err := rq.parts.quota.reserve(ctx, rq.root, added, freed)
 	if err != nil {
 		return failWith(statusFor(err, http.StatusInternalServerError), err)
 	}

@@ -38,12 +38,9 @@ type Gateway struct {
 	davBase string // DAVPrefix without its trailing slash, e.g. "/dav"
 	pubHost string // host of PublicURL, "" if none
 	locks   *locks.Table
-	indexes *davfs.IndexLocks
-	icache  *davfs.IndexCache
-	dcache  *davfs.DirCache
-	moves   *davfs.MoveLog
-	batcher *davfs.IndexBatcher
-	quota   *quotaTracker // nil without a quota
+	// stores are the default store ("") and Options.Stores, each with its
+	// caches, index batcher and quota.
+	stores map[string]*namedStore
 	// The uploads of each user and each client address, with their
 	// memory shares.
 	userUploads, addrUploads *s3vfs.SharePool
@@ -120,46 +117,40 @@ func New(opts Options) (*Gateway, error) {
 		lockTable = locks.NewMemory(locks.Limits{})
 	}
 	userUploads, addrUploads := newUploadPools(opts.Store, opts.Uploads)
-	var quota *quotaTracker
-	if opts.QuotaBytes > 0 {
-		quota = newQuotaTracker(opts.QuotaBytes, opts.Store, logger)
-	}
-	batcher := davfs.NewIndexBatcher()
-	batcher.OnError = func(err error) {
-		logger.LogAttrs(context.Background(), slog.LevelWarn, "index", slog.String("error", err.Error()))
-	}
 	g := &Gateway{
-		batcher:     batcher,
 		userUploads: userUploads,
 		addrUploads: addrUploads,
-		quota:       quota,
-		indexes:     &davfs.IndexLocks{},
-		// A few seconds: a listing and the requests that follow it share
-		// one read of the folder's index.
-		icache: davfs.NewIndexCache(3*time.Second, 32<<20),
-		// What was listed or written: a PUT into a known folder is one
-		// PutObject. Changes made elsewhere are missed for at most its TTL.
-		dcache:  davfs.NewDirCache(davfs.DefaultDirCacheTTL, 200000),
-		moves:   davfs.NewMoveLog(davfs.DefaultMoveLogTTL, 10000),
-		opts:    opts,
-		davBase: strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
-		pubHost: pubHost,
-		locks:   lockTable,
-		log:     logger,
+		opts:        opts,
+		davBase:     strings.TrimSuffix(path.Clean(opts.DAVPrefix), "/"),
+		pubHost:     pubHost,
+		locks:       lockTable,
+		log:         logger,
+	}
+	if err := g.newStores(); err != nil {
+		return nil, err
 	}
 	g.SetRequestLimits(opts.Requests)
 	return g, nil
 }
 
 // Close writes what the gateway still holds for S3 (the kept times of
-// recent uploads, see davfs.IndexBatcher); call it once requests are done.
+// recent uploads in every store, see davfs.IndexBatcher); call it once
+// requests are done.
 func (g *Gateway) Close(ctx context.Context) error {
-	return g.batcher.Close(ctx)
+	var errs []error
+	for _, p := range g.allParts() {
+		errs = append(errs, p.batcher.Close(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // WritePending writes at once what Close would write, and keeps serving.
 func (g *Gateway) WritePending(ctx context.Context) error {
-	return g.batcher.WriteUnder(ctx, "")
+	var errs []error
+	for _, p := range g.allParts() {
+		errs = append(errs, p.batcher.WriteUnder(ctx, ""))
+	}
+	return errors.Join(errs...)
 }
 
 // davName maps a URL path to a clean name in the WebDAV namespace. ok is
@@ -224,7 +215,14 @@ type request struct {
 	r     *http.Request
 	w     *recorder
 	user  auth.Principal
-	fs    *davfs.FS
+	home  *namedStore // the user's store
+	parts *storeParts // of the store, or of the bucket in a store of every bucket
+	// bucket is the bucket of the request in a store of every bucket.
+	bucket string
+	// base is the URL path of the store's top ("/dav", "/dav/BUCKET" in
+	// a store of every bucket): the names below are relative to it.
+	base  string
+	fs    *davfs.FS // nil for the list of buckets
 	locks *locks.Root
 	root  string // the user's key prefix
 	name  string
@@ -293,7 +291,7 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 		}
 		return refused
 	}
-	rec.user = user.Username
+	rec.user, rec.store = user.Username, user.Store
 	if user.ReadOnly && isWrite(r.Method) {
 		return failWith(http.StatusForbidden, errors.New("read-only user"))
 	}
@@ -301,27 +299,19 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 	if davfs.IsReserved(name) {
 		return failWith(http.StatusNotFound, errors.New("reserved name"))
 	}
-	root := g.opts.Prefix + user.Root
 	rq := &request{
-		g:    g,
-		r:    r,
-		w:    rec,
-		user: user,
-		fs: davfs.New(davfs.S3Store{Store: g.opts.Store}, root, davfs.Options{
-			MaxEntries: g.opts.MaxPropfindEntries,
-			Hide:       g.hidden,
-			IndexLocks: g.indexes,
-			IndexCache: g.icache,
-			DirCache:   g.dcache,
-			Moves:      g.moves,
-			Batcher:    g.batcher,
-			// SSE-KMS and SSE-C ETags look like MD5s but are not.
-			ETagsNotMD5: !g.opts.Store.ETagsAreMD5(),
-		}),
-		locks: g.locks.ForRoot(root).By(user.Username),
-		root:  root,
+		g:     g,
+		r:     r,
+		w:     rec,
+		user:  user,
 		name:  name,
 		slash: strings.HasSuffix(r.URL.Path, "/"),
+	}
+	if err := rq.place(r.Context()); err != nil {
+		return err
+	}
+	if rq.fs == nil {
+		return rq.serveBucketList()
 	}
 	err = rq.serve()
 	if ws := rq.fs.Warnings(); len(ws) > 0 {
@@ -393,14 +383,14 @@ func isWrite(method string) bool {
 // and PROPPATCH answers are small) with the error x/net met, for relay.
 func (rq *request) delegate(ls webdav.LockSystem) (*bufferedWriter, error) {
 	r := rq.r
-	r.URL.Path = path.Join(rq.g.davBase, rq.name)
+	r.URL.Path = path.Join(rq.base, rq.name)
 	if rq.name == "/" {
-		r.URL.Path = rq.g.davBase + "/"
+		r.URL.Path = rq.base + "/"
 	}
 	r.URL.RawPath = ""
 	var met error
 	h := &webdav.Handler{
-		Prefix:     rq.g.davBase,
+		Prefix:     rq.base,
 		FileSystem: rq.fs,
 		LockSystem: ls,
 		// x/net calls Logger once, after its answer, with the error

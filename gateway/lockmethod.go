@@ -58,7 +58,7 @@ func (rq *request) lock() error {
 	buf, met := rq.delegate(rq.locks)
 	out := buf.body.Bytes()
 	if buf.status < 300 {
-		out = fixLockRoot(out, rq.g.davBase)
+		out = fixLockRoot(out, rq.base)
 	}
 	return rq.relay(buf, met, out)
 }

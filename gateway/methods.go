@@ -395,7 +395,7 @@ func (rq *request) put() error {
 	if fi != nil {
 		replaced = fi.Size()
 	}
-	quota, err := rq.g.quota.reserve(ctx, rq.root, size, replaced)
+	quota, err := rq.parts.quota.reserve(ctx, rq.root, size, replaced)
 	if err != nil {
 		return failWith(statusFor(err, http.StatusInternalServerError), err)
 	}
@@ -477,7 +477,7 @@ func (rq *request) delete() error {
 		return err
 	}
 	var freed int64 = -1
-	if rq.g.quota != nil && fi.IsDir() {
+	if rq.parts.quota != nil && fi.IsDir() {
 		if n, err := rq.fs.TreeSize(ctx, rq.name); err == nil {
 			freed = n // so the space is free at once, not after the next count
 		}
@@ -485,7 +485,7 @@ func (rq *request) delete() error {
 	if err := rq.fs.RemoveAll(ctx, rq.name); err != nil {
 		return err
 	}
-	if q := rq.g.quota; q != nil {
+	if q := rq.parts.quota; q != nil {
 		switch {
 		case !fi.IsDir():
 			q.add(rq.root, -fi.Size())

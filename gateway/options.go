@@ -17,6 +17,10 @@ type Options struct {
 	// Prefix is [s3].prefix: every key the gateway touches starts with it.
 	// "" or ending in "/".
 	Prefix string
+	// Stores are the named stores ([s3.stores.NAME]) by name: a
+	// Principal whose Store names one lives in it; Store and Prefix are
+	// the default store ("").
+	Stores map[string]NamedStore
 	// DAVPrefix is the URL path of the WebDAV namespace; "" =
 	// DefaultDAVPrefix.
 	DAVPrefix string

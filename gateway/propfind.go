@@ -24,19 +24,9 @@ import (
 // client must never take part of a listing for all of it (a sync tool
 // would delete what it did not see).
 func (rq *request) propfind() error {
-	body, err := rq.readXMLBody()
+	pf, body, depth, err := rq.readPropfind()
 	if err != nil {
 		return err
-	}
-	pf, err := parsePropfind(body)
-	if err != nil {
-		return failWith(http.StatusBadRequest, err)
-	}
-	depth := strings.ToLower(strings.TrimSpace(rq.r.Header.Get("Depth")))
-	switch depth {
-	case "0", "1", "", "infinity":
-	default:
-		return failWith(http.StatusBadRequest, errors.New("bad Depth"))
 	}
 	ctx := rq.propfindContext(pf, body)
 
@@ -59,10 +49,7 @@ func (rq *request) propfind() error {
 		return err
 	}
 	if fi.IsDir() && depth != "0" && depth != "1" {
-		refused := failWith(http.StatusForbidden, nil).withHeader("Content-Type", "application/xml; charset=utf-8")
-		refused.body = []byte(`<?xml version="1.0" encoding="utf-8"?>` + "\n" +
-			`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>` + "\n")
-		return refused
+		return finiteDepthRefused()
 	}
 
 	ms := newMultistatus(rq.w)
@@ -100,9 +87,36 @@ func (rq *request) propfind() error {
 	return cutAnswer(err) // never a partial listing that looks whole
 }
 
+// readPropfind reads and parses a PROPFIND's body and Depth ("0", "1",
+// "" or "infinity"; another is 400).
+func (rq *request) readPropfind() (pf propfindBody, body []byte, depth string, err error) {
+	if body, err = rq.readXMLBody(); err != nil {
+		return pf, nil, "", err
+	}
+	if pf, err = parsePropfind(body); err != nil {
+		return pf, nil, "", failWith(http.StatusBadRequest, err)
+	}
+	depth = strings.ToLower(strings.TrimSpace(rq.r.Header.Get("Depth")))
+	switch depth {
+	case "0", "1", "", "infinity":
+	default:
+		return pf, nil, "", failWith(http.StatusBadRequest, errors.New("bad Depth"))
+	}
+	return pf, body, depth, nil
+}
+
+// finiteDepthRefused is the answer to a PROPFIND of a folder with Depth
+// infinity (or none): 403 with DAV:propfind-finite-depth.
+func finiteDepthRefused() *httpError {
+	refused := failWith(http.StatusForbidden, nil).withHeader("Content-Type", "application/xml; charset=utf-8")
+	refused.body = []byte(`<?xml version="1.0" encoding="utf-8"?>` + "\n" +
+		`<D:error xmlns:D="DAV:"><D:propfind-finite-depth/></D:error>` + "\n")
+	return refused
+}
+
 // href is the URL path of a resource in answers: folders end in "/".
 func (rq *request) href(name string, dir bool) string {
-	h := path.Join(rq.g.davBase, name)
+	h := path.Join(rq.base, name)
 	if dir && h != "/" {
 		h += "/"
 	}
@@ -119,14 +133,14 @@ func (rq *request) propfindContext(pf propfindBody, body []byte) context.Context
 	if bytes.Contains(body, []byte("http://owncloud.org/ns")) && bytes.Contains(body, []byte("checksums")) {
 		ctx = davfs.WithChecksums(ctx)
 	}
-	if q := rq.g.quota; q != nil && bytes.Contains(body, []byte("quota")) {
+	if q := rq.parts.quota; q != nil && bytes.Contains(body, []byte("quota")) {
 		if used, known := q.used(rq.root); known {
 			ctx = davfs.WithQuota(ctx, used, max(0, q.limit-used))
 		}
 	}
 	if bytes.Contains(body, []byte("lockdiscovery")) {
 		ctx = davfs.WithLockDiscovery(ctx, func(name string) []byte {
-			return lockDiscoveryXML(rq.locks.Discover(time.Now(), name), rq.g.davBase)
+			return lockDiscoveryXML(rq.locks.Discover(time.Now(), name), rq.base)
 		})
 	}
 	return ctx

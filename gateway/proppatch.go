@@ -27,7 +27,7 @@ func (rq *request) proppatch() error {
 	defer release()
 	// Dead properties are stored (in the folder's index), so they count
 	// towards the quota: the body's size, a bound of what the patch adds.
-	quota, err := rq.g.quota.reserve(rq.r.Context(), rq.root, int64(len(body)), 0)
+	quota, err := rq.parts.quota.reserve(rq.r.Context(), rq.root, int64(len(body)), 0)
 	if err != nil {
 		return failWith(statusFor(err, http.StatusInternalServerError), err)
 	}

@@ -27,6 +27,7 @@ type recorder struct {
 	http.ResponseWriter
 	id      string
 	user    string
+	store   string // the user\'s named store; "" = the default one
 	addr    string // the client address (TrustedProxies.ClientAddr)
 	proxy   string // the peer, when it is a trusted proxy that forwarded addr
 	status  int
@@ -271,6 +272,9 @@ func (g *Gateway) finish(rec *recorder, r *http.Request) {
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("duration", time.Since(rec.start)),
 		slog.Int64("s3_calls", rec.s3calls.Load()),
+	}
+	if rec.store != "" {
+		attrs = append(attrs, slog.String("store", rec.store))
 	}
 	if rec.proxy != "" {
 		attrs = append(attrs, slog.String("proxy", rec.proxy))

@@ -56,7 +56,8 @@ type Config struct {
 	// Region is the signing region; "" = the instance's region (from the
 	// metadata service) with CredentialsIMDS, else "us-east-1".
 	Region string
-	// Bucket is the bucket name (required).
+	// Bucket is the bucket name (required); AnyBucket makes a Store whose
+	// ForBucket serves every bucket the credentials can list.
 	Bucket string
 	// PathStyle addresses the bucket as Endpoint/Bucket instead of
 	// Bucket.Endpoint (needed by most S3-compatible stores). When false
@@ -211,7 +212,7 @@ func (c Config) Validate() error {
 	}
 	if c.Bucket == "" {
 		bad("Bucket", "is required")
-	} else if len(c.Bucket) < 3 || len(c.Bucket) > 255 || strings.ContainsAny(c.Bucket, `/\ ?#`) || hasControl(c.Bucket) {
+	} else if c.Bucket != AnyBucket && len(c.Bucket) < 3 || len(c.Bucket) > 255 || strings.ContainsAny(c.Bucket, `/\ ?#`) || hasControl(c.Bucket) {
 		bad("Bucket", `is not a bucket name: 3 to 255 characters, without "/", "\", spaces, "?", "#" or control characters`)
 	}
 	if c.Endpoint != "" && !webURL(c.Endpoint, "http", "https") {

@@ -255,8 +255,32 @@ func (s *Store) AbortAbandonedUploads(ctx context.Context, opts JanitorOptions) 
 	return res, errors.Join(errs...)
 }
 
+// sweepUploads is one sweep of RunJanitor: AbortAbandonedUploads in the
+// bucket, or in a Store of AnyBucket in each bucket it lists.
+func (s *Store) sweepUploads(ctx context.Context, opts JanitorOptions) (SweepResult, error) {
+	if !s.AnyBucket() {
+		return s.AbortAbandonedUploads(ctx, opts)
+	}
+	buckets, err := s.ListBuckets(ctx)
+	if err != nil {
+		return SweepResult{}, fmt.Errorf("janitor: %w", err)
+	}
+	var all SweepResult
+	var errs []error
+	for _, b := range buckets {
+		res, err := s.ForBucket(b.Name).AbortAbandonedUploads(ctx, opts)
+		all.Seen, all.Active = all.Seen+res.Seen, all.Active+res.Active
+		all.Aborted = append(all.Aborted, res.Aborted...)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("bucket %s: %w", b.Name, err))
+		}
+	}
+	return all, errors.Join(errs...)
+}
+
 // RunJanitor sweeps at once and then every opts.Interval until ctx ends
-// (see AbortAbandonedUploads). Run it in its own goroutine.
+// (see AbortAbandonedUploads); a Store of AnyBucket sweeps every bucket it
+// lists. Run it in its own goroutine.
 func (s *Store) RunJanitor(ctx context.Context, opts JanitorOptions) {
 	opts = opts.withDefaults()
 	if opts.Prefix == "" {
@@ -267,7 +291,7 @@ func (s *Store) RunJanitor(ctx context.Context, opts JanitorOptions) {
 	sweep := func() {
 		sctx, cancel := context.WithTimeout(ctx, cleanupTimeout*10)
 		defer cancel()
-		res, err := s.AbortAbandonedUploads(sctx, opts)
+		res, err := s.sweepUploads(sctx, opts)
 		if err != nil && ctx.Err() == nil {
 			opts.Logger.Warn("janitor: sweep of abandoned multipart uploads failed; grant s3:ListBucketMultipartUploads, "+
 				"s3:ListMultipartUploadParts and s3:AbortMultipartUpload",

@@ -242,7 +242,7 @@ func (o *objectOptions) apply(in any) {
 	case *s3.ListPartsInput:
 		in.SSECustomerAlgorithm, in.SSECustomerKey, in.SSECustomerKeyMD5 = alg, key, md
 	case *s3.HeadBucketInput, *s3.ListObjectsV2Input, *s3.DeleteObjectInput, *s3.DeleteObjectsInput,
-		*s3.AbortMultipartUploadInput, *s3.ListMultipartUploadsInput:
+		*s3.AbortMultipartUploadInput, *s3.ListMultipartUploadsInput, *s3.ListBucketsInput:
 		// Nothing about an object's bytes.
 	default:
 		panic(fmt.Sprintf("s3vfs: object options for %T are not defined", in))
@@ -391,4 +391,10 @@ func (c optionsClient) AbortMultipartUpload(ctx context.Context, in *s3.AbortMul
 func (c optionsClient) ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
 	c.opts.apply(in)
 	return c.next.ListMultipartUploads(ctx, in, optFns...)
+}
+
+// ListBuckets applies the object options (none), then calls S3.
+func (c optionsClient) ListBuckets(ctx context.Context, in *s3.ListBucketsInput, optFns ...func(*s3.Options)) (*s3.ListBucketsOutput, error) {
+	c.opts.apply(in)
+	return c.next.ListBuckets(ctx, in, optFns...)
 }

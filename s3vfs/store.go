@@ -37,6 +37,7 @@ type s3API interface {
 	ListParts(ctx context.Context, in *s3.ListPartsInput, optFns ...func(*s3.Options)) (*s3.ListPartsOutput, error)
 	AbortMultipartUpload(ctx context.Context, in *s3.AbortMultipartUploadInput, optFns ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error)
 	ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, optFns ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
+	ListBuckets(ctx context.Context, in *s3.ListBucketsInput, optFns ...func(*s3.Options)) (*s3.ListBucketsOutput, error)
 }
 
 var _ s3API = (*s3.Client)(nil)
@@ -249,8 +250,13 @@ func (s *Store) UploadMemory() int64 { return s.memoryBudget }
 func (s *Store) UploadConcurrency() int { return s.concurrency }
 
 // CheckBucket verifies with HeadBucket that the bucket exists and the
-// credentials reach it (ErrNotFound, ErrAccessDenied, ErrUnavailable).
+// credentials reach it (ErrNotFound, ErrAccessDenied, ErrUnavailable); a
+// Store of AnyBucket checks that the credentials can list the buckets.
 func (s *Store) CheckBucket(ctx context.Context) error {
+	if s.AnyBucket() {
+		_, err := s.ListBuckets(ctx)
+		return err
+	}
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket})
 	if err != nil {
 		return opError("head bucket", s.bucket, err)

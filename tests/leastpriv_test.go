@@ -17,7 +17,6 @@ import (
 // else.
 var allowedPermissions = map[string]bool{
 	"s3:GetBucketLocation":          true,
-	"s3:ListAllMyBuckets":           true,
 	"s3:ListBucket":                 true,
 	"s3:ListBucketMultipartUploads": true,
 	"s3:PutObject":                  true,
@@ -27,6 +26,10 @@ var allowedPermissions = map[string]bool{
 	"s3:GetObject":                  true,
 	"s3:GetObjectAttributes":        true,
 }
+
+// bucketRootPermissions are what a store with bucket = "*" adds
+// (docs/iam-policy-every-bucket.json): its calls only.
+var bucketRootPermissions = map[string]bool{"s3:ListAllMyBuckets": true}
 
 // optionPermissions are what [s3]'s object options add to that list
 // (docs/s3.md "Encryption, storage class and ACL"): a call carrying the
@@ -67,11 +70,10 @@ func permissionsFor(c s3Call) ([]string, error) {
 			return []string{"s3:ListBucketMultipartUploads"}, nil
 		case !obj && q.Has("location"):
 			return []string{"s3:GetBucketLocation"}, nil
+		case c.Bucket == "":
+			return []string{"s3:ListAllMyBuckets"}, nil // ListBuckets
 		case !obj:
-			// ListObjects(V2) on the bucket; GET / (ListBuckets) looks the
-			// same to a path-style recorder and needs s3:ListAllMyBuckets,
-			// which is allowed too.
-			return []string{"s3:ListBucket"}, nil
+			return []string{"s3:ListBucket"}, nil // ListObjects(V2)
 		case q.Has("uploadId"):
 			return []string{"s3:ListMultipartUploadParts"}, nil
 		case q.Has("attributes"):
@@ -168,7 +170,7 @@ func checkLeastPrivilege(w io.Writer) int {
 			}
 			for _, perm := range ps {
 				perms[perm]++
-				if !allowedPermissions[perm] && !optionPermission(c, perm) {
+				if !allowedPermissions[perm] && !optionPermission(c, perm) && !(p.everyBucket && bucketRootPermissions[perm]) {
 					bad = append(bad, fmt.Sprintf("%s needs %s", c, perm))
 				}
 			}

@@ -48,7 +48,8 @@ type signInOptions struct {
 	opaqueTokens                   string        // "" = introspect
 	listener                       net.Listener  // nil = a free 127.0.0.1 port
 	trustedProxies                 gateway.TrustedProxies
-	pendingPerAddress, maxPending  int // 0 = web's defaults
+	pendingPerAddress, maxPending  int                           // 0 = web's defaults
+	stores                         map[string]gateway.NamedStore // [s3.stores.NAME]
 }
 
 // newSignInEnv starts a gateway on a free 127.0.0.1 port; it stops with
@@ -101,7 +102,7 @@ func newSignInEnv(t *testing.T, b *backend, o signInOptions) *signInEnv {
 	}
 	gw, err := gateway.New(gateway.Options{
 		Store: store, DAVPrefix: "/dav/", Auth: chain, Realm: "davgw-test", Logger: logger,
-		PublicURL: pub, Web: pages, Ready: oc.Ready, TrustedProxies: o.trustedProxies,
+		PublicURL: pub, Web: pages, Ready: oc.Ready, TrustedProxies: o.trustedProxies, Stores: o.stores,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 // s3Call is one S3 request the gateway made, as the counting proxy saw it.
 type s3Call struct {
 	Method     string
+	Bucket     string // "" for a call on the service (ListBuckets)
 	Key        string // object key (path without the bucket), unescaped
 	Query      url.Values
 	CopySource string // x-amz-copy-source, for CopyObject / UploadPartCopy
@@ -132,6 +133,9 @@ type countingProxy struct {
 	srv       *http.Server
 	ln        net.Listener
 	transport *http.Transport
+	// everyBucket: the proxy of a store with bucket = "*", whose calls may
+	// need bucketRootPermissions too.
+	everyBucket bool
 
 	mu    sync.Mutex
 	calls []s3Call
@@ -414,12 +418,10 @@ func (w *statusWriter) Flush() {
 func (p *countingProxy) record(r *http.Request) int {
 	// Path-style: /bucket/key...
 	path := strings.TrimPrefix(r.URL.Path, "/")
-	key := ""
-	if i := strings.IndexByte(path, '/'); i >= 0 {
-		key = path[i+1:]
-	}
+	bucket, key, _ := strings.Cut(path, "/")
 	c := s3Call{
 		Method:     r.Method,
+		Bucket:     bucket,
 		Key:        key,
 		Query:      r.URL.Query(),
 		CopySource: r.Header.Get("X-Amz-Copy-Source"),

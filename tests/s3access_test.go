@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/davgw/davgw/gateway"
 	"github.com/davgw/davgw/s3vfs"
 )
 
@@ -59,7 +57,7 @@ func getSTSServer(tb testing.TB) *stsServer {
 // the least-privilege actions of docs/iam-policy.json on the bucket.
 func stsIAMConfig() string {
 	key := base64.StdEncoding.EncodeToString([]byte("davgw-test-sts-signing-key-32byt"))
-	actions := `["s3:GetBucketLocation","s3:ListAllMyBuckets","s3:ListBucket","s3:ListBucketMultipartUploads",` +
+	actions := `["s3:GetBucketLocation","s3:ListBucket","s3:ListBucketMultipartUploads",` +
 		`"s3:PutObject","s3:AbortMultipartUpload","s3:ListMultipartUploadParts","s3:DeleteObject","s3:GetObject","s3:GetObjectAttributes"]`
 	return fmt.Sprintf(`{
   "identities": [
@@ -150,20 +148,9 @@ func startSeaweedSTS() (*stsServer, error) {
 // the end of the test. b (may be nil) is the back end for the S3 helpers.
 func gatewayOver(tb testing.TB, b *backend, store *s3vfs.Store) *davEnv {
 	tb.Helper()
-	gw, err := gateway.New(gateway.Options{
-		Store:     store,
-		Prefix:    stsPrefixFor(b),
-		DAVPrefix: "/dav/",
-		Auth:      staticAuth(tb),
-		Realm:     "davgw-test",
-		Logger:    slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	tb.Cleanup(srv.Close)
-	return &davEnv{b: b, srv: srv, URL: srv.URL, store: store}
+	e := gatewayStores(tb, staticAuth(tb), store, stsPrefixFor(b), nil)
+	e.b = b
+	return e
 }
 
 // stsPrefixFor is the gateway prefix: the STS bucket's role is scoped to

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -22,7 +21,18 @@ import (
 // the forward proxy fp (nil = none).
 func stsStore(tb testing.TB, srv *stsServer, fp *countingForwardProxy, externalID string) *s3vfs.Store {
 	tb.Helper()
-	cfg := s3vfs.Config{
+	cfg := stsConfig(srv, externalID)
+	if fp != nil {
+		cfg.Proxy = fp.URL
+	}
+	return newStore(tb, cfg)
+}
+
+// stsConfig is the configuration of a Store that assumes the davgw role
+// with the admin keys and externalID, its S3 calls through the counting
+// proxy.
+func stsConfig(srv *stsServer, externalID string) s3vfs.Config {
+	return s3vfs.Config{
 		Endpoint:        srv.proxy.URL,
 		Region:          "us-east-1",
 		Bucket:          stsBucket,
@@ -36,14 +46,6 @@ func stsStore(tb testing.TB, srv *stsServer, fp *countingForwardProxy, externalI
 		STSEndpoint:     srv.endpoint,
 		PartSize:        gatewayPartSize,
 	}
-	if fp != nil {
-		cfg.Proxy = fp.URL
-	}
-	store, err := s3vfs.New(context.Background(), cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return store
 }
 
 // TestAssumeRoleKeepsWorkingAcrossACredentialRefresh runs the gateway

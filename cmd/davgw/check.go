@@ -24,19 +24,20 @@ const probeTimeout = 30 * time.Second
 type checker struct {
 	w      io.Writer
 	failed bool
+	label  string // names the store the lines are about, e.g. " [store finance]"
 }
 
 func (c *checker) pass(format string, args ...any) {
-	fmt.Fprintf(c.w, "✓ %s\n", fmt.Sprintf(format, args...))
+	fmt.Fprintf(c.w, "✓ %s%s\n", fmt.Sprintf(format, args...), c.label)
 }
 
 func (c *checker) skip(format string, args ...any) {
-	fmt.Fprintf(c.w, "- %s\n", fmt.Sprintf(format, args...))
+	fmt.Fprintf(c.w, "- %s%s\n", fmt.Sprintf(format, args...), c.label)
 }
 
 func (c *checker) fail(what string, err error, fix string) {
 	c.failed = true
-	fmt.Fprintf(c.w, "✗ %s: %v\n", what, err)
+	fmt.Fprintf(c.w, "✗ %s%s: %v\n", what, c.label, err)
 	if fix != "" {
 		fmt.Fprintf(c.w, "    fix: %s\n", fix)
 	}
@@ -76,21 +77,41 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return exitOK
 }
 
-// probeS3 runs every S3 probe against the configured bucket, on a scratch
-// key it removes afterwards.
+// probeS3 probes every store ([s3], then each [s3.stores.NAME]), each
+// line naming its store.
 func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
-	s := cfg.S3Settings()
-	bucketARN := "arn:aws:s3:::" + s.Bucket
-	objectARN := bucketARN + "/" + s.Prefix + "*"
+	for _, sc := range cfg.Stores() {
+		c.label = " [store " + storeLabel(sc.Name) + "]"
+		probeStore(ctx, c, sc)
+	}
+	c.label = ""
+}
 
-	store, err := s3vfs.New(ctx, cfg.S3Config())
+// storeLabel names a store in `davgw check` lines and logs: "default"
+// for [s3], else its name.
+func storeLabel(name string) string {
+	if name == "" {
+		return "default"
+	}
+	return name
+}
+
+// probeStore runs every S3 probe against one store's bucket, on a scratch
+// key it removes afterwards; a store of every bucket has its ListBuckets
+// and a listing of each bucket probed, no writes.
+func probeStore(ctx context.Context, c *checker, sc config.StoreConfig) {
+	s := sc.S3
+	bucketARN := "arn:aws:s3:::" + s.Bucket
+	objectARN := bucketARN + "/" + sc.Prefix + "*"
+
+	store, err := s3vfs.New(ctx, s)
 	if err != nil {
-		c.fail("S3 client", err, credentialFix(cfg))
+		c.fail("S3 client", err, credentialFix(s))
 		return
 	}
-	c.pass("S3 client for %s", cfg.Describe())
+	c.pass("S3 client for %s", sc.Describe)
 	c.pass("writes ask for %s; the probes below use them", store.ObjectOptions())
-	if !probeCredentials(ctx, c, cfg, store) {
+	if !probeCredentials(ctx, c, s, store) {
 		return
 	}
 
@@ -105,25 +126,22 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 		return true
 	}
 
-	if cfg.CheckBucket() {
+	if store.AnyBucket() {
+		probeBuckets(ctx, c, store, sc.Prefix, probe)
+		return
+	}
+	if sc.CheckBucket {
 		if !probe("bucket "+s.Bucket+" reachable (HeadBucket)", store.CheckBucket,
 			"check the keys, [s3].endpoint, region, bucket and path_style; the credentials need s3:ListBucket on "+bucketARN) {
 			return
 		}
 	} else {
-		c.skip("bucket check skipped ([s3].check_bucket = false)")
+		c.skip("bucket check skipped (check_bucket = false)")
 	}
 
-	probe("list "+displayPrefix(s.Prefix)+" (ListObjectsV2)", func(ctx context.Context) error {
-		for _, err := range store.List(ctx, s3vfs.ListOptions{Prefix: s.Prefix, Delimiter: "/", MaxKeys: 1, Limit: 1}) {
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}, "grant s3:ListBucket on "+bucketARN)
+	probeList(store, sc.Prefix, displayPrefix(sc.Prefix), probe)
 
-	key := s.Prefix + ".davgw-check-" + randomHex(8)
+	key := sc.Prefix + ".davgw-check-" + randomHex(8)
 	copyKey := key + "-copy"
 	mpKey := key + "-multipart"
 	defer func() {
@@ -138,7 +156,7 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 		var err error
 		put, err = store.PutObject(ctx, key, body, s3vfs.WriteOptions{Size: int64(len(body)), ContentType: "text/plain"})
 		return err
-	}, "grant s3:PutObject on "+objectARN+objectOptionsFix(cfg, true)) {
+	}, "grant s3:PutObject on "+objectARN+objectOptionsFix(s, true)) {
 		return
 	}
 	var head s3vfs.ObjectInfo
@@ -152,7 +170,7 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 			return fmt.Errorf("ETag %s differs from the PutObject ETag %s", head.ETag, put.ETag)
 		}
 		return err
-	}, "grant s3:GetObject on "+objectARN+objectOptionsFix(cfg, false))
+	}, "grant s3:GetObject on "+objectARN+objectOptionsFix(s, false))
 	probe("get (GetObject)", func(ctx context.Context) error {
 		r := store.NewReader(ctx, key, s3vfs.ObjectInfo{Key: key, Size: int64(len(body)), ETag: head.ETag})
 		defer r.Close()
@@ -161,12 +179,12 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 			return errors.New("the body read back differs from the body written")
 		}
 		return err
-	}, "grant s3:GetObject on "+objectARN+objectOptionsFix(cfg, false))
+	}, "grant s3:GetObject on "+objectARN+objectOptionsFix(s, false))
 	probe("copy (CopyObject)", func(ctx context.Context) error {
 		_, err := store.Copy(ctx, key, head, copyKey, s3vfs.CopyOptions{})
 		return err
 	}, "grant s3:GetObject and s3:PutObject on "+objectARN)
-	probeMultipart(ctx, c, cfg, store, mpKey, probe, bucketARN, objectARN)
+	probeMultipart(ctx, c, s, store, mpKey, probe, bucketARN, objectARN)
 	probe("delete (DeleteObject, DeleteObjects)", func(ctx context.Context) error {
 		if err := store.Delete(ctx, []string{key, copyKey}); err != nil {
 			return err
@@ -179,6 +197,41 @@ func probeS3(ctx context.Context, c *checker, cfg *config.Config) {
 		}
 		return nil
 	}, "grant s3:DeleteObject on "+objectARN)
+}
+
+// probeList probes a listing of prefix in store's bucket, shown as where.
+func probeList(store *s3vfs.Store, prefix, where string, probe func(string, func(context.Context) error, string) bool) {
+	probe("list "+where+" (ListObjectsV2)", func(ctx context.Context) error {
+		for _, err := range store.List(ctx, s3vfs.ListOptions{Prefix: prefix, Delimiter: "/", MaxKeys: 1, Limit: 1}) {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}, "grant s3:ListBucket on arn:aws:s3:::"+store.Bucket())
+}
+
+// probeBuckets probes a store of every bucket: ListBuckets, then a listing
+// of each bucket (at most 20); it writes nothing, there being no one
+// bucket for a scratch key.
+func probeBuckets(ctx context.Context, c *checker, store *s3vfs.Store, prefix string, probe func(string, func(context.Context) error, string) bool) {
+	var list []s3vfs.BucketInfo
+	if !probe("buckets listed (ListBuckets)", func(ctx context.Context) error {
+		var err error
+		list, err = store.ListBuckets(ctx)
+		return err
+	}, "grant s3:ListAllMyBuckets (on \"*\"): a store with bucket = \"*\" lists the buckets with it") {
+		return
+	}
+	c.pass("%d bucket(s) to show as folders", len(list))
+	for i, b := range list {
+		if i == 20 {
+			c.skip("%d more buckets not probed", len(list)-i)
+			break
+		}
+		probeList(store.ForBucket(b.Name), prefix, b.Name+"/"+prefix, probe)
+	}
+	c.skip("writes not probed: a store of every bucket has no one bucket for a scratch key")
 }
 
 // hint picks a fix for an S3 error: the probe's own for access problems,

@@ -6,14 +6,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/davgw/davgw/config"
 	"github.com/davgw/davgw/s3vfs"
 )
 
 // probeCredentials prints where the credentials come from and whether they
 // resolve (an IMDS or STS call when they are not static). It reports false
 // when they do not, as every later probe would fail the same way.
-func probeCredentials(ctx context.Context, c *checker, cfg *config.Config, store *s3vfs.Store) bool {
+func probeCredentials(ctx context.Context, c *checker, cfg s3vfs.Config, store *s3vfs.Store) bool {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	keyID, expires, err := store.ResolveCredentials(pctx)
@@ -30,9 +29,9 @@ func probeCredentials(ctx context.Context, c *checker, cfg *config.Config, store
 }
 
 // credentialFix is the fix printed when credentials do not resolve.
-func credentialFix(cfg *config.Config) string {
+func credentialFix(cfg s3vfs.Config) string {
 	var fix string
-	switch cfg.S3CredentialSource() {
+	switch cfg.Credentials {
 	case "iam_lookup":
 		fix = "run on an EC2 instance with an instance profile (role) attached, and IMDSv2 reachable: hop limit 2 in containers " +
 			"(aws ec2 modify-instance-metadata-options --http-put-response-hop-limit 2); [s3].imds_endpoint overrides the address; " +
@@ -42,7 +41,7 @@ func credentialFix(cfg *config.Config) string {
 	default:
 		fix = "check [s3].access_key_id and secret_access_key (or the keys in [s3].url)"
 	}
-	if cfg.S3.RoleARN != "" {
+	if cfg.RoleARN != "" {
 		fix += "; for role_arn: the role's trust policy must allow sts:AssumeRole by these credentials" +
 			" (with the external_id if it asks for one), role_duration within the role's maximum, sts_endpoint reachable"
 	}
@@ -53,7 +52,7 @@ func credentialFix(cfg *config.Config) string {
 // on its own, and reports each: CreateMultipartUpload, UploadPart,
 // ListMultipartUploads, ListParts and AbortMultipartUpload. The upload is
 // aborted whatever happens.
-func probeMultipart(ctx context.Context, c *checker, cfg *config.Config, store *s3vfs.Store, mpKey string,
+func probeMultipart(ctx context.Context, c *checker, cfg s3vfs.Config, store *s3vfs.Store, mpKey string,
 	probe func(string, func(context.Context) error, string) bool, bucketARN, objectARN string) {
 	var up s3vfs.Upload
 	if !probe("multipart create (CreateMultipartUpload)", func(ctx context.Context) error {
@@ -98,8 +97,7 @@ func probeMultipart(ctx context.Context, c *checker, cfg *config.Config, store *
 // objectOptionsFix is what a refused write (write) or read may also need
 // because of [s3]'s object options: the bucket policy may ask for
 // encryption, KMS keys and ACLs need permissions of their own.
-func objectOptionsFix(cfg *config.Config, write bool) string {
-	s := cfg.S3
+func objectOptionsFix(s s3vfs.Config, write bool) string {
 	customer := s.SSECustomerKey != "" || s.SSECustomerKeyFile != ""
 	var fix string
 	if s.SSE == s3vfs.SSEKMS {

@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 
 	"github.com/davgw/davgw/auth"
@@ -47,6 +48,10 @@ func (r *configReloader) reload() {
 		r.log.Error("SIGHUP: [[auth.users]] added to a gateway that started without static users: restart to use them; nothing changed", "file", r.path)
 		return
 	}
+	if !sameStoreNames(r.cfg, cfg) {
+		r.log.Error("SIGHUP: [s3.stores.NAME] tables added or removed: restart to change the stores; nothing changed", "file", r.path)
+		return
+	}
 	// Check every part before changing any.
 	if err := r.static.Replace(staticUsers(cfg), cfg.Auth.Root); err != nil {
 		r.log.Error("SIGHUP: [[auth.users]]; nothing changed", "err", err)
@@ -68,6 +73,14 @@ func (r *configReloader) reload() {
 	if len(restart) > 0 {
 		r.log.Warn("SIGHUP: changed settings that take effect only after a restart", "tables", restart)
 	}
+}
+
+// sameStoreNames reports whether old and new declare the same named
+// stores: a reload cannot add one (its clients are made at start) and a
+// root may name only one that runs.
+func sameStoreNames(old, new *config.Config) bool {
+	a, b := old.Stores(), new.Stores()
+	return slices.EqualFunc(a, b, func(x, y config.StoreConfig) bool { return x.Name == y.Name })
 }
 
 // restartNeeded names the tables that differ between old and new in

@@ -75,6 +75,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 type setup struct {
 	store     *s3vfs.Store
 	prefix    string
+	stores    map[string]gateway.NamedStore // [s3.stores.NAME]
 	davPrefix string
 	auth      auth.Authenticator
 	web       http.Handler // sign-in pages; nil without OIDC
@@ -138,6 +139,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	gw, err := gateway.New(gateway.Options{
 		Store:              s.store,
 		Prefix:             s.prefix,
+		Stores:             s.stores,
 		DAVPrefix:          s.davPrefix,
 		Auth:               s.auth,
 		Realm:              s.realm,
@@ -297,23 +299,12 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 	if tlsKey != "" && !filepath.IsAbs(tlsKey) {
 		tlsKey = filepath.Join(filepath.Dir(path), tlsKey)
 	}
-	s3cfg := cfg.S3Config()
-	s3cfg.Logger = log
-	store, err := s3vfs.New(ctx, s3cfg)
+	stores, err := openStores(ctx, cfg, log)
 	if err != nil {
 		log.Error("s3", "err", err)
 		return nil, exitRuntime
 	}
-	log.Info("s3", "store", cfg.Describe(), "credentials", store.CredentialSource(), "writes", store.ObjectOptions())
-	if cfg.CheckBucket() {
-		cctx, cancel := context.WithTimeout(ctx, checkBucketTime)
-		err := store.CheckBucket(cctx)
-		cancel()
-		if err != nil {
-			log.Error("the bucket is not reachable; run `davgw check` for details", "err", err)
-			return nil, exitRuntime
-		}
-	}
+	store := stores[""].Store
 	a, err := auth.NewStatic(staticUsers(cfg), cfg.Auth.Root)
 	if err != nil {
 		log.Error("auth", "err", err)
@@ -341,11 +332,12 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		return nil, exitUsage
 	}
 	ok = true
-	stopJanitor := startJanitor(ctx, store, cfg, log)
+	stopJanitor := startJanitors(ctx, cfg, stores, log)
 	return &setup{
 		locks:     lockTable,
 		store:     store,
 		prefix:    cfg.Prefix(),
+		stores:    namedStores(stores),
 		davPrefix: cfg.Server.DAVPrefix,
 		auth:      si.auth,
 		web:       si.web,
@@ -368,6 +360,54 @@ func setupFromConfig(ctx context.Context, path, listen string, log *slog.Logger,
 		reload: &configReloader{path: path, log: log, cfg: cfg, static: a, staticInChain: si.static,
 			mapper: si.mapper, locks: lockTable},
 	}, exitOK
+}
+
+// openStores builds the S3 client of every store ([s3] as "", each
+// [s3.stores.NAME]) and checks each bucket (check_bucket). Stores whose
+// settings differ only in the bucket share one client and one credential
+// refresh (s3vfs.Store.ForBucket).
+func openStores(ctx context.Context, cfg *config.Config, log *slog.Logger) (map[string]gateway.NamedStore, error) {
+	out := map[string]gateway.NamedStore{}
+	clients := map[s3vfs.Config]*s3vfs.Store{}
+	for _, sc := range cfg.Stores() {
+		c := sc.S3
+		c.Logger = log
+		shared := c
+		shared.Bucket = ""
+		store := clients[shared]
+		if store == nil {
+			var err error
+			if store, err = s3vfs.New(ctx, c); err != nil {
+				return nil, fmt.Errorf("store %s: %w", storeLabel(sc.Name), err)
+			}
+			clients[shared] = store
+		}
+		if store.Bucket() != c.Bucket {
+			store = store.ForBucket(c.Bucket)
+		}
+		log.Info("s3", "store", storeLabel(sc.Name), "s3", sc.Describe, "credentials", store.CredentialSource(), "writes", store.ObjectOptions())
+		if sc.CheckBucket {
+			cctx, cancel := context.WithTimeout(ctx, checkBucketTime)
+			err := store.CheckBucket(cctx)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("store %s: the bucket is not reachable; run `davgw check` for details: %w", storeLabel(sc.Name), err)
+			}
+		}
+		out[sc.Name] = gateway.NamedStore{Store: store, Prefix: sc.Prefix}
+	}
+	return out, nil
+}
+
+// namedStores are the stores other than the default one.
+func namedStores(all map[string]gateway.NamedStore) map[string]gateway.NamedStore {
+	out := make(map[string]gateway.NamedStore, len(all)-1)
+	for name, s := range all {
+		if name != "" {
+			out[name] = s
+		}
+	}
+	return out
 }
 
 // openShared opens [locks].store, the store gateways share: "memory"

@@ -37,11 +37,18 @@ var listeningRE = regexp.MustCompile(`url=(http://127\.0\.0\.1:\d+/dav/)`)
 // directory until stop is called, and returns its WebDAV URL and stdout.
 func serveEmbedded(t *testing.T) (url string, stdout *syncBuffer, stop func() int) {
 	t.Helper()
+	return serveWith(t)
+}
+
+// serveWith runs `davgw serve -listen 127.0.0.1:0 ARGS...` until stop is
+// called, and returns its WebDAV URL and stdout.
+func serveWith(t *testing.T, args ...string) (url string, stdout *syncBuffer, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "-listen", "127.0.0.1:0"}, strings.NewReader(""), stdout, stderr)
+		done <- run(ctx, append([]string{"serve", "-listen", "127.0.0.1:0"}, args...), strings.NewReader(""), stdout, stderr)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
