@@ -311,14 +311,15 @@ func (rq *request) serveBucketList() error {
 		return err
 	}
 	ms := newMultistatus(rq.w)
-	err = ms.response(rq.href("/", true), propstats(ctx, pf, "/", davfs.FolderInfo("/", time.Time{}), nil))
+	var sc propScratch
+	err = ms.response(rq.href("/", true), propstats(ctx, pf, "/", davfs.FolderInfo("/", time.Time{}), nil, &sc))
 	if depth == "1" {
 		for _, b := range list {
 			if err != nil {
 				break
 			}
 			name := path.Join("/", b.Name)
-			err = ms.response(rq.href(name, true), propstats(ctx, pf, name, davfs.FolderInfo(name, b.Created), nil))
+			err = ms.response(rq.href(name, true), propstats(ctx, pf, name, davfs.FolderInfo(name, b.Created), nil, &sc))
 		}
 	}
 	if err == nil {
