@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -237,23 +238,60 @@ func parallelRow(b *testing.B, e *davEnv, row benchRow, root string, reps, n int
 
 func benchSmallGet(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
 	ctx := context.Background()
-	return parallelRow(b, e, newRow("GET of a 1 KiB file, 16 clients", "req/s", true), root, reps, 3000, func(sys string, _, i int) error {
-		name := fmt.Sprintf("get/%02d.bin", i%benchGetFiles)
-		if sys == "direct" {
-			out, err := direct.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name)})
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(io.Discard, out.Body)
-			out.Body.Close()
+	const n = 3000
+	name := func(i int) string { return fmt.Sprintf("get/%02d.bin", i%benchGetFiles) }
+	directGet := func(i int) error {
+		out, err := direct.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name(i))})
+		if err != nil {
 			return err
 		}
-		st, got, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name, http.MethodGet, nil, nil, 0)
-		if err == nil && (st != http.StatusOK || got != 1024) {
-			err = fmt.Errorf("%s GET %s: %d, %d bytes", sys, name, st, got)
-		}
+		_, err = io.Copy(io.Discard, out.Body)
+		out.Body.Close()
 		return err
-	})
+	}
+	// The floor of any gateway: a bare net/http handler that relays
+	// GetObject with the same SDK client and does nothing else, on
+	// loopback like davgw. Its distance to direct is what one more HTTP
+	// exchange costs on this machine, measured in the same run.
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out, err := direct.GetObject(r.Context(), &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + strings.TrimPrefix(r.URL.Path, "/"))})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer out.Body.Close()
+		w.Header().Set("Content-Length", strconv.FormatInt(aws.ToInt64(out.ContentLength), 10))
+		_, _ = io.Copy(w, out.Body)
+	}))
+	defer relay.Close()
+	row := newRow("GET of a 1 KiB file, 16 clients", "req/s", true)
+	var floor []float64
+	for rep := range reps {
+		row = parallelRow(b, e, row, root, 1, n, func(sys string, _, i int) error {
+			if sys == "direct" {
+				return directGet(i)
+			}
+			st, got, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name(i), http.MethodGet, nil, nil, 0)
+			if err == nil && (st != http.StatusOK || got != 1024) {
+				err = fmt.Errorf("%s GET %s (repetition %d): %d, %d bytes", sys, name(i), rep, st, got)
+			}
+			return err
+		})
+		rate, err := parallel(n, func(i int) error {
+			st, got, err := davReq(ctx, "relay", relay.URL+"/"+name(i), http.MethodGet, nil, nil, 0)
+			if err == nil && (st != http.StatusOK || got != 1024) {
+				err = fmt.Errorf("relay GET %s: %d, %d bytes", name(i), st, got)
+			}
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		floor = append(floor, rate)
+	}
+	row.note = fmt.Sprintf("the floor of any gateway, measured in the same run: a bare net/http handler on loopback that only relays GetObject with the same SDK client (no WebDAV, no sign-in) did %s req/s [%s-%s], %.2fx of direct; davgw is %.2fx of that floor",
+		num(median(floor)), num(slices.Min(floor)), num(slices.Max(floor)), median(floor)/median(row.samples["direct"]), median(row.samples["davgw"])/median(floor))
+	return row
 }
 
 func benchSmallPut(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
