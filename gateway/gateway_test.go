@@ -33,13 +33,15 @@ func TestDavNameKeepsEveryPathInsideTheNamespace(t *testing.T) {
 		{"/dav/../alice/x", "", false},
 		{"/dav/a/../../alice", "", false},
 		{"/dav/./a", "", false},
-		{"/dav/a\x00b", "", false},
-		{"/dav/a\nb", "", false},
-		{`/dav/..\alice\x`, "", false}, // a backslash is refused: some stores take it for a separator
-		{"/dav/\xfe", "", false},       // not UTF-8
-		{"/dav/a\xffb/c", "", false},
-		{"/dav/a\uFFFEb", "", false}, // no XML character
-		{"/dav/a\uFFFF", "", false},
+		{"/dav/a\x00b", "/a‛00b", true}, // escaped into the key form (davfs.EncodeName)
+		{"/dav/a\nb", "/a‛0Ab", true},
+		{`/dav/..\alice\x`, "/..‛5Calice‛5Cx", true}, // a backslash is no separator
+		{"/dav/\xfe", "/‛FE", true},                  // not UTF-8
+		{"/dav/a\xffb/c", "/a‛FFb/c", true},
+		{"/dav/a\uFFFEb", "/a‛EF‛BF‛BEb", true}, // no XML character
+		{"/dav/a\uFFFF", "/a‛EF‛BF‛BF", true},
+		{"/dav/it‛s", "/it‛‛s", true},
+		{"/dav/a\xfe/../b", "", false},
 		{"/dav/a\uFFFDb", "/a\uFFFDb", true},
 	}
 	for _, c := range cases {

@@ -127,7 +127,7 @@ var liveProps = []liveProp{
 		if name == "/" {
 			return ""
 		}
-		return escapeText(fi.Name())
+		return escapeText(displayName(fi.Name()))
 	}},
 	{davName("getcontentlength"), false, func(_ context.Context, _ string, fi *davfs.FileInfo) string {
 		return strconv.FormatInt(fi.Size(), 10)

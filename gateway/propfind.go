@@ -101,11 +101,7 @@ func (rq *request) propfind() error {
 
 // href is the URL path of a resource in answers: folders end in "/".
 func (rq *request) href(name string, dir bool) string {
-	h := path.Join(rq.g.davBase, name)
-	if dir && h != "/" {
-		h += "/"
-	}
-	return h
+	return davPath(rq.g.davBase, name, dir)
 }
 
 // propfindContext tells davfs which extra properties the body asks for,
