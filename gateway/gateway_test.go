@@ -252,3 +252,34 @@ func TestXMLBodiesPastTheBoundsAreRefusedByTheTokenScan(t *testing.T) {
 		}
 	}
 }
+
+func TestAnswersShowNamesDecoded(t *testing.T) {
+	cases := []struct {
+		key     string // a name in key form, as davName gives it
+		dir     bool
+		href    string // unescaped URL path
+		display string
+	}{
+		{"/plain.txt", false, "/dav/plain.txt", "plain.txt"},
+		{"/a/folder", true, "/dav/a/folder/", "folder"},
+		{"/", true, "/dav/", ""},
+		{"/invalid‛FE", false, "/dav/invalid\xfe", "invalid‛FE"},
+		{"/cr‛0Dlf‛0Atab‛09", false, "/dav/cr\rlf\ntab\t", "cr\rlf\ntab\t"},
+		{"/vt‛0B", false, "/dav/vt\v", "vt‛0B"},
+		{"/back‛5Cslash", false, "/dav/back\\slash", `back\slash`},
+		{"/non‛EF‛BF‛BE", false, "/dav/non\uFFFE", "non‛EF‛BF‛BE"},
+		{"/it‛‛s", false, "/dav/it‛s", "it‛s"},
+	}
+	for _, c := range cases {
+		if got := davPath("/dav", c.key, c.dir); got != c.href {
+			t.Errorf("davPath(%q) = %q, want %q", c.key, got, c.href)
+		}
+		if c.key == "/" {
+			continue
+		}
+		base := c.key[strings.LastIndexByte(c.key, '/')+1:]
+		if got := displayName(base); got != c.display {
+			t.Errorf("displayName(%q) = %q, want %q", base, got, c.display)
+		}
+	}
+}
