@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,27 +13,38 @@ import (
 )
 
 // rcloneNames are names from rclone's own encoding list (FsEncoding) that
-// a Linux file system can hold, with the S3 keys docs/names.md gives them:
-// rclone's local backend reads them raw, and its webdav backend sends them
-// raw (percent-encoded), as it does to rclone serve webdav.
+// rclone's local backend reads from a Linux file system, with the S3 keys
+// they arrive under. rclone's webdav backend sends names percent-encoded,
+// a backslash raw (docs/names.md escapes it), but control characters as
+// the Unicode symbols rclone keeps them as inside (CR as U+240D ␍), as it
+// does to rclone serve webdav.
 var rcloneNames = []nameCase{
-	{"invalid utf-8\xfe", "invalid utf-8‛FE"},
-	{"\xc3", "‛C3"},
-	{"cr\rlf\nname", "cr‛0Dlf‛0Aname"},
-	{"\tleading HT", "‛09leading HT"},
-	{"trailing VT\v", "trailing VT‛0B"},
+	{"cr\rlf\nname", "cr␍lf␊name"},
+	{"\tleading HT", "␉leading HT"},
+	{"trailing VT\v", "trailing VT␋"},
+	{"del\x7f", "del␡"},
 	{`back\slash`, "back‛5Cslash"},
-	{"quote‛rune", "quote‛‛rune"},
 	{" leading space", ""},
 	{"trailing dot.", ""},
 	{"punctuation !#$%&'()*+,-.:;<=>?@[]^_`{|}~", ""},
 	{"ｆｕｌｌｗｉｄｔｈ", ""},
 }
 
+// rcloneRawNames are names rclone's local backend cannot read as they are
+// (it replaces bytes that are not UTF-8 with U+FFFD): rclone writes them
+// to the remote by name (rcat), as its FsEncoding test does.
+var rcloneRawNames = []nameCase{
+	{"invalid utf-8\xfe", "invalid utf-8‛FE"},
+	{"\xc3", "‛C3"},
+	{"a\xffb\r", "a‛FFb‛0D"},
+}
+
 // TestRclone176CopiesNamesFromItsEncodingList: on every back end, rclone
 // 1.76 copies files with those names to davgw (S3 then holds each under
-// its documented key), lists them, copies them back byte for byte under
-// the same names, and purges the folder, which leaves nothing in S3.
+// its documented key), lists them (a second copy transfers nothing),
+// checks and copies them back byte for byte under the same names; it
+// writes and reads names that are not UTF-8 by name; and its purge of the
+// folder leaves nothing in S3.
 func TestRclone176CopiesNamesFromItsEncodingList(t *testing.T) {
 	bin, err := toolPath("DAVGW_RCLONE176", "rclone", rcloneTestsVersion)
 	requireTool(t, err)
@@ -42,10 +54,10 @@ func TestRclone176CopiesNamesFromItsEncodingList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Mkdir(filepath.Join(src, "folder\xfe"), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(src, "folder\r"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(src, "folder\xfe", "inner\r"), []byte("inner"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(src, "folder\r", `inner\`), []byte("inner"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	forEachBackend(t, backendNames, func(t *testing.T, e *davEnv) {
@@ -63,8 +75,8 @@ func TestRclone176CopiesNamesFromItsEncodingList(t *testing.T) {
 						t.Errorf("S3 holds %q (exists=%v) under %q, want the file %q", got, ok, keyPrefix+"names/"+c.s3Key(), c.name)
 					}
 				}
-				if got, ok := e.getS3(t, keyPrefix+"names/folder‛FE/inner‛0D"); !ok || string(got) != "inner" {
-					t.Errorf("S3 holds %q (exists=%v) under names/folder‛FE/inner‛0D", got, ok)
+				if got, ok := e.getS3(t, keyPrefix+"names/folder␍/inner‛5C"); !ok || string(got) != "inner" {
+					t.Errorf("S3 holds %q (exists=%v) under names/folder␍/inner‛5C", got, ok)
 				}
 				// A second copy finds every file listed under its own name:
 				// nothing is transferred again.
@@ -78,11 +90,32 @@ func TestRclone176CopiesNamesFromItsEncodingList(t *testing.T) {
 				if d := dirDiff(t, src, back); d != "" {
 					t.Errorf("the copy back differs: %s", d)
 				}
-				rc.run(t, "purge", "dav:names")
-				if keys := e.b.keys(t, keyPrefix+"names/"); len(keys) != 0 {
-					t.Errorf("rclone purge left %q", keys)
+
+				for _, c := range rcloneRawNames {
+					body := "content of " + c.name
+					cmd := exec.Command(rc.bin, "rcat", "dav:raw/"+c.name)
+					cmd.Env, cmd.Stdin = rc.env, strings.NewReader(body)
+					if out, err := cmd.CombinedOutput(); err != nil {
+						t.Fatalf("rclone rcat %q: %v\n%s", c.name, err, tail(string(out), 3000))
+					}
+					if got, ok := e.getS3(t, keyPrefix+"raw/"+c.s3Key()); !ok || string(got) != body {
+						t.Errorf("S3 holds %q (exists=%v) under %q, want the file %q", got, ok, keyPrefix+"raw/"+c.s3Key(), c.name)
+					}
+					if got := rc.run(t, "cat", "dav:raw/"+c.name); !strings.HasSuffix(got, body) {
+						t.Errorf("rclone cat %q = %q", c.name, tail(got, 500))
+					}
 				}
-				expect(t, "PROPFIND of the purged folder", e.alice(t, "PROPFIND", dir+"names/", map[string]string{"Depth": "0"}, nil), http.StatusNotFound)
+				if n := len(strings.Fields(strings.ReplaceAll(rc.run(t, "lsf", "--format", "s", "dav:raw"), "\n", " "))); n != len(rcloneRawNames) {
+					t.Errorf("rclone lsf lists %d files, want %d", n, len(rcloneRawNames))
+				}
+
+				for _, f := range []string{"names", "raw"} {
+					rc.run(t, "purge", "dav:"+f)
+					if keys := e.b.keys(t, keyPrefix+f+"/"); len(keys) != 0 {
+						t.Errorf("rclone purge left %q", keys)
+					}
+					expect(t, "PROPFIND of the purged folder", e.alice(t, "PROPFIND", dir+f+"/", map[string]string{"Depth": "0"}, nil), http.StatusNotFound)
+				}
 			})
 		}
 	})
