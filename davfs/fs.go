@@ -172,12 +172,13 @@ func (f *FS) forgetLocal(name string) {
 }
 
 // validName reports whether a listed key segment can be served as a WebDAV
-// name: non-empty, not a dot segment, not one of the gateway's own (an
-// index, a staged copy), and canonical (CanonicalKeyName: the key of the
-// name it decodes to, so that name opens it again; this leaves out keys
-// that are not UTF-8 or hold control characters).
+// name: non-empty, at most MaxSegmentBytes, not a dot segment, not one of
+// the gateway's own (an index, a staged copy), and canonical
+// (CanonicalKeyName: the key of the name it decodes to, so that name opens
+// it again; this leaves out keys that are not UTF-8 or hold control
+// characters).
 func validName(s string) bool {
-	if s == "" || strings.HasPrefix(s, reservedPrefix) || s == ".davgw" || s == "." || s == ".." || strings.Contains(s, "/") {
+	if s == "" || len(s) > MaxSegmentBytes || strings.HasPrefix(s, reservedPrefix) || s == ".davgw" || s == "." || s == ".." || strings.Contains(s, "/") {
 		return false
 	}
 	return CanonicalKeyName(s)

@@ -86,6 +86,8 @@ func TestOnlyServableKeySegmentsAreNames(t *testing.T) {
 		{"quote‛‛rune", true},
 		{"cr‛0Dlf‛0A", true},
 		{"lone‛quote", false},
+		{strings.Repeat("x", 255), true},
+		{strings.Repeat("x", 256), false},
 		{"needless‛41", false},
 		{"lower‛fe", false},
 		{"raw\ncontrol", false},

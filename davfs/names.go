@@ -26,6 +26,13 @@ import (
 // no name maps to it, so listings leave it out (see CanonicalKeyName) and
 // it is deleted with its folder.
 
+// MaxSegmentBytes is the longest key segment (a name between slashes, in
+// key form) every store takes: those that keep keys as file names
+// (versitygw's POSIX back end, SeaweedFS, MinIO) take 255 bytes. AWS takes
+// longer ones; the gateway refuses names beyond it, and listings leave out
+// such keys, so that no name works on one store and fails on another.
+const MaxSegmentBytes = 255
+
 // QuoteRune starts an escape in a key: U+201B SINGLE HIGH-REVERSED-9
 // QUOTATION MARK, the rune rclone quotes with.
 const QuoteRune = '‛'

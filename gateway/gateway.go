@@ -199,9 +199,17 @@ func badName() *httpError {
 const maxKeyBytes = 1024
 
 // keyTooLong answers a name whose key (root included, in its escaped form,
-// plus the "/" of a folder's marker when dir) is longer than S3 allows,
+// plus the "/" of a folder's marker when dir) is longer than S3 allows, or
+// one of whose segments is longer in key form than davfs.MaxSegmentBytes,
 // before any store is asked; nil if it fits.
 func keyTooLong(root, name string, dir bool) *httpError {
+	for _, seg := range strings.Split(name, "/") {
+		if len(seg) > davfs.MaxSegmentBytes {
+			e := failWith(http.StatusBadRequest, fmt.Errorf("name too long: a segment of its S3 key would be %d bytes, more than %d", len(seg), davfs.MaxSegmentBytes))
+			e.body = fmt.Appendf(nil, "Bad Request: name too long: one of its segments would take %d bytes in its S3 key; at most %d fit every store (each escaped byte takes 5, see docs/names.md).\n", len(seg), davfs.MaxSegmentBytes)
+			return e
+		}
+	}
 	n := len(root) + len(strings.TrimPrefix(name, "/"))
 	if dir {
 		n++
@@ -210,7 +218,7 @@ func keyTooLong(root, name string, dir bool) *httpError {
 		return nil
 	}
 	e := failWith(http.StatusBadRequest, fmt.Errorf("name too long: its S3 key would be %d bytes, more than %d", n, maxKeyBytes))
-	e.body = []byte(fmt.Sprintf("Bad Request: name too long: its S3 key would be %d bytes; S3 allows at most %d (each escaped byte takes 5, see docs/names.md).\n", n, maxKeyBytes))
+	e.body = fmt.Appendf(nil, "Bad Request: name too long: its S3 key would be %d bytes; S3 allows at most %d (each escaped byte takes 5, see docs/names.md).\n", n, maxKeyBytes)
 	return e
 }
 

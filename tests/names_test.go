@@ -81,14 +81,17 @@ var roundTripNames = []nameCase{
 
 // refusedNames are raw path segments (as sent on the request line) that
 // the gateway refuses with 400, and the text the 400 names them with: dot
-// segments, and names whose S3 key would pass S3's 1024 bytes (500 bytes
-// that are not UTF-8 take 2500).
+// segments, names with a segment of more than 255 bytes in key form (what
+// every store takes; 52 bytes that are not UTF-8 take 260, 43 quote runes 258), and names
+// whose S3 key would pass S3's 1024 bytes.
 var refusedNames = []struct{ raw, text string }{
 	{"%2E%2E", `"."`},
 	{"%2E", `"."`},
 	{"a/%2E%2E/b", `"."`},
-	{strings.Repeat("x", 1025), "1024"},
-	{strings.Repeat("%FE", 500), "1024"},
+	{strings.Repeat("x", 256), "255"},
+	{strings.Repeat("%FE", 52), "260 bytes"},
+	{strings.Repeat("%E2%80%9B", 43), "258 bytes"}, // 129 bytes of quote runes, each doubled
+	{strings.Repeat(strings.Repeat("y", 250)+"/", 4) + "z", "1024"},
 }
 
 func namesCases() []conformanceCase {
