@@ -1,6 +1,7 @@
 // Package davfs is a webdav.FileSystem over one S3 key prefix.
 //
-// A path "/a/b.txt" maps to the key root+"a/b.txt". Folders are key prefixes;
+// A path "/a/b.txt" maps to the key root+"a/b.txt"; paths are in key form
+// (EncodeName, names.go: the gateway escapes what keys cannot hold). Folders are key prefixes;
 // MKCOL writes an empty marker object "a/" so that empty folders exist. S3
 // lets an object "a" and a prefix "a/" exist together (versitygw refuses it,
 // AWS and SeaweedFS do not); davfs resolves that deterministically: the
