@@ -1,6 +1,7 @@
 // Package davfs is a webdav.FileSystem over one S3 key prefix.
 //
-// A path "/a/b.txt" maps to the key root+"a/b.txt". Folders are key prefixes;
+// A path "/a/b.txt" maps to the key root+"a/b.txt"; paths are in key form
+// (EncodeName, names.go: the gateway escapes what keys cannot hold). Folders are key prefixes;
 // MKCOL writes an empty marker object "a/" so that empty folders exist. S3
 // lets an object "a" and a prefix "a/" exist together (versitygw refuses it,
 // AWS and SeaweedFS do not); davfs resolves that deterministically: the
@@ -172,13 +173,16 @@ func (f *FS) forgetLocal(name string) {
 }
 
 // validName reports whether a listed key segment can be served as a WebDAV
-// name: non-empty, not a dot segment, valid UTF-8, no NUL, and not one of
-// the gateway's own (an index, a staged copy).
+// name: non-empty, at most MaxSegmentBytes, not a dot segment, not one of
+// the gateway's own (an index, a staged copy), and canonical
+// (CanonicalKeyName: the key of the name it decodes to, so that name opens
+// it again; this leaves out keys that are not UTF-8 or hold control
+// characters).
 func validName(s string) bool {
-	if s == "" || strings.HasPrefix(s, reservedPrefix) || s == ".davgw" || s == "." || s == ".." || strings.ContainsRune(s, 0) || strings.Contains(s, "/") {
+	if s == "" || len(s) > MaxSegmentBytes || strings.HasPrefix(s, reservedPrefix) || s == ".davgw" || s == "." || s == ".." || strings.Contains(s, "/") {
 		return false
 	}
-	return strings.ToValidUTF8(s, "\uFFFD") == s
+	return CanonicalKeyName(s)
 }
 
 // Mkdir creates a folder marker. It fails with fs.ErrExist if name exists

@@ -82,6 +82,16 @@ func TestOnlyServableKeySegmentsAreNames(t *testing.T) {
 		{"a\x00b", false},
 		{"bad\xffutf8", false},
 		{"a/b", false},
+		{"bad‛FFutf8", true},
+		{"quote‛‛rune", true},
+		{"cr‛0Dlf‛0A", true},
+		{"lone‛quote", false},
+		{strings.Repeat("x", 255), true},
+		{strings.Repeat("x", 256), false},
+		{"needless‛41", false},
+		{"lower‛fe", false},
+		{"raw\ncontrol", false},
+		{`raw\backslash`, false},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%q is valid: %v", c.segment, c.valid), func(t *testing.T) {

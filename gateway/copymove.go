@@ -43,6 +43,9 @@ func (rq *request) copyMove() error {
 	if davfs.IsReserved(dst) {
 		return failWith(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
 	}
+	if e := keyTooLong(rq.root, dst, false); e != nil {
+		return e
+	}
 
 	if rq.g.opts.AppleFiles == AppleReject && IsAppleFile(path.Base(dst)) {
 		return failWith(http.StatusForbidden, errAppleRejected)

@@ -14,6 +14,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -153,9 +154,12 @@ func (g *Gateway) WritePending(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// davName maps a URL path to a clean name in the WebDAV namespace. ok is
-// false for paths outside the prefix and for paths with dot segments, NUL or
-// other control characters.
+// davName maps a URL path to a clean name in the WebDAV namespace, in its
+// key form (davfs.EncodeName: bytes that are not UTF-8, control characters,
+// backslashes, U+FFFE and U+FFFF are escaped, docs/names.md); everything
+// below the gateway sees names only in that form, and answers show them
+// decoded (urlPath, displayName). ok is false for paths outside the prefix
+// and for paths with dot segments.
 func (g *Gateway) davName(p string) (name string, ok bool) {
 	var rest string
 	switch {
@@ -171,29 +175,70 @@ func (g *Gateway) davName(p string) (name string, ok bool) {
 			return "", false
 		}
 	}
-	if !utf8.ValidString(rest) {
-		// S3 keys are UTF-8: stores replace or refuse the bytes, and the
-		// name could never be listed or opened again.
-		return "", false
-	}
-	for _, c := range rest {
-		// A backslash is a separator to some stores (SeaweedFS lists
-		// "a\\b" as "a/b"): such a file could be read but never listed.
-		// U+FFFE and U+FFFF are no XML characters: a listing would show
-		// another name (U+FFFD), one that could not be opened.
-		if c < 0x20 || c == 0x7f || c == '\\' || c == 0xfffe || c == 0xffff {
-			return "", false
-		}
-	}
-	return davfs.Clean(rest), true
+	return davfs.Clean(davfs.EncodeName(rest)), true
 }
 
 // badName is the answer to a path in the WebDAV namespace that davName
 // refuses; its text names the problem for the user.
 func badName() *httpError {
-	e := failWith(http.StatusBadRequest, errors.New("path with dot segments, control characters, backslashes, U+FFFE/U+FFFF or bytes that are not UTF-8"))
-	e.body = []byte("Bad Request: a name must be valid UTF-8, without control characters, backslashes, U+FFFE or U+FFFF, and no path segment may be \".\" or \"..\".\n")
+	e := failWith(http.StatusBadRequest, errors.New("path with dot segments"))
+	e.body = []byte("Bad Request: no path segment may be \".\" or \"..\".\n")
 	return e
+}
+
+// maxKeyBytes is S3's limit on the length of a key.
+const maxKeyBytes = 1024
+
+// keyTooLong answers a name whose key (root included, in its escaped form,
+// plus the "/" of a folder's marker when dir) is longer than S3 allows, or
+// one of whose segments is longer in key form than davfs.MaxSegmentBytes,
+// before any store is asked; nil if it fits.
+func keyTooLong(root, name string, dir bool) *httpError {
+	for _, seg := range strings.Split(name, "/") {
+		if len(seg) > davfs.MaxSegmentBytes {
+			e := failWith(http.StatusBadRequest, fmt.Errorf("name too long: a segment of its S3 key would be %d bytes, more than %d", len(seg), davfs.MaxSegmentBytes))
+			e.body = fmt.Appendf(nil, "Bad Request: name too long: one of its segments would take %d bytes in its S3 key; at most %d fit every store (each escaped byte takes 5, see docs/names.md).\n", len(seg), davfs.MaxSegmentBytes)
+			return e
+		}
+	}
+	n := len(root) + len(strings.TrimPrefix(name, "/"))
+	if dir {
+		n++
+	}
+	if n <= maxKeyBytes {
+		return nil
+	}
+	e := failWith(http.StatusBadRequest, fmt.Errorf("name too long: its S3 key would be %d bytes, more than %d", n, maxKeyBytes))
+	e.body = fmt.Appendf(nil, "Bad Request: name too long: its S3 key would be %d bytes; S3 allows at most %d (each escaped byte takes 5, see docs/names.md).\n", n, maxKeyBytes)
+	return e
+}
+
+// davPath is the URL path (unescaped) that answers show for a name in key
+// form: its name decoded, under the WebDAV prefix davBase; folders end in
+// "/".
+func davPath(davBase, name string, dir bool) string {
+	h := path.Join(davBase, davfs.DecodeName(name))
+	if dir && h != "/" {
+		h += "/"
+	}
+	return h
+}
+
+// displayName is the DAV:displayname of a base name in key form: the name
+// decoded where XML can carry it (valid UTF-8 of XML characters: tab, CR
+// and LF are written as character references), else the key form, which
+// always can (docs/names.md).
+func displayName(base string) string {
+	name := davfs.DecodeName(base)
+	if !utf8.ValidString(name) {
+		return base
+	}
+	for _, r := range name {
+		if (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0xfffe || r == 0xffff {
+			return base
+		}
+	}
+	return name
 }
 
 // inNamespace reports whether a URL path lies in the WebDAV namespace
@@ -312,6 +357,9 @@ func (g *Gateway) serve(rec *recorder, r *http.Request) error {
 	}
 	if rq.fs == nil {
 		return rq.serveBucketList()
+	}
+	if e := keyTooLong(rq.root, rq.name, r.Method == "MKCOL"); e != nil {
+		return e
 	}
 	err = rq.serve()
 	if ws := rq.fs.Warnings(); len(ws) > 0 {

@@ -33,13 +33,15 @@ func TestDavNameKeepsEveryPathInsideTheNamespace(t *testing.T) {
 		{"/dav/../alice/x", "", false},
 		{"/dav/a/../../alice", "", false},
 		{"/dav/./a", "", false},
-		{"/dav/a\x00b", "", false},
-		{"/dav/a\nb", "", false},
-		{`/dav/..\alice\x`, "", false}, // a backslash is refused: some stores take it for a separator
-		{"/dav/\xfe", "", false},       // not UTF-8
-		{"/dav/a\xffb/c", "", false},
-		{"/dav/a\uFFFEb", "", false}, // no XML character
-		{"/dav/a\uFFFF", "", false},
+		{"/dav/a\x00b", "/a‛00b", true}, // escaped into the key form (davfs.EncodeName)
+		{"/dav/a\nb", "/a‛0Ab", true},
+		{`/dav/..\alice\x`, "/..‛5Calice‛5Cx", true}, // a backslash is no separator
+		{"/dav/\xfe", "/‛FE", true},                  // not UTF-8
+		{"/dav/a\xffb/c", "/a‛FFb/c", true},
+		{"/dav/a\uFFFEb", "/a‛EF‛BF‛BEb", true}, // no XML character
+		{"/dav/a\uFFFF", "/a‛EF‛BF‛BF", true},
+		{"/dav/it‛s", "/it‛‛s", true},
+		{"/dav/a\xfe/../b", "", false},
 		{"/dav/a\uFFFDb", "/a\uFFFDb", true},
 	}
 	for _, c := range cases {
@@ -247,6 +249,37 @@ func TestXMLBodiesPastTheBoundsAreRefusedByTheTokenScan(t *testing.T) {
 		enough := `<D:propfind xmlns:D="DAV:"><D:prop>` + strings.Repeat("<D:x/>", n-2) + `</D:prop></D:propfind>`
 		if err := checkNamespaces([]byte(enough), limits); err != nil {
 			t.Errorf("limits %+v: a body of %d elements: %v, want accepted", limits, n, err)
+		}
+	}
+}
+
+func TestAnswersShowNamesDecoded(t *testing.T) {
+	cases := []struct {
+		key     string // a name in key form, as davName gives it
+		dir     bool
+		href    string // unescaped URL path
+		display string
+	}{
+		{"/plain.txt", false, "/dav/plain.txt", "plain.txt"},
+		{"/a/folder", true, "/dav/a/folder/", "folder"},
+		{"/", true, "/dav/", ""},
+		{"/invalid‛FE", false, "/dav/invalid\xfe", "invalid‛FE"},
+		{"/cr‛0Dlf‛0Atab‛09", false, "/dav/cr\rlf\ntab\t", "cr\rlf\ntab\t"},
+		{"/vt‛0B", false, "/dav/vt\v", "vt‛0B"},
+		{"/back‛5Cslash", false, "/dav/back\\slash", `back\slash`},
+		{"/non‛EF‛BF‛BE", false, "/dav/non\uFFFE", "non‛EF‛BF‛BE"},
+		{"/it‛‛s", false, "/dav/it‛s", "it‛s"},
+	}
+	for _, c := range cases {
+		if got := davPath("/dav", c.key, c.dir); got != c.href {
+			t.Errorf("davPath(%q) = %q, want %q", c.key, got, c.href)
+		}
+		if c.key == "/" {
+			continue
+		}
+		base := c.key[strings.LastIndexByte(c.key, '/')+1:]
+		if got := displayName(base); got != c.display {
+			t.Errorf("displayName(%q) = %q, want %q", base, got, c.display)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -116,7 +115,7 @@ func fixLockRoot(body []byte, davBase string) []byte {
 		}{Text: &name}); err != nil {
 			return m
 		}
-		href := (&url.URL{Path: path.Join(davBase, name)}).EscapedPath()
+		href := (&url.URL{Path: davPath(davBase, name, false)}).EscapedPath()
 		var esc bytes.Buffer
 		_ = xml.EscapeText(&esc, []byte(href))
 		return []byte("<D:lockroot><D:href>" + esc.String() + "</D:href></D:lockroot>")
@@ -140,7 +139,7 @@ func lockDiscoveryXML(active []locks.Active, davBase string) []byte {
 		b.WriteString(`<D:timeout>Second-` + strconv.FormatInt(int64(max(l.Left, 0)/time.Second), 10) + `</D:timeout><D:locktoken><D:href>`)
 		_ = xml.EscapeText(&b, []byte(l.Token))
 		b.WriteString(`</D:href></D:locktoken><D:lockroot><D:href>`)
-		_ = xml.EscapeText(&b, []byte((&url.URL{Path: path.Join(davBase, l.Name)}).EscapedPath()))
+		_ = xml.EscapeText(&b, []byte((&url.URL{Path: davPath(davBase, l.Name, false)}).EscapedPath()))
 		b.WriteString(`</D:href></D:lockroot></D:activelock>`)
 	}
 	return b.Bytes()

@@ -126,7 +126,7 @@ var liveProps = []liveProp{
 		if name == "/" {
 			return dst
 		}
-		return appendEscaped(dst, fi.Name())
+		return appendEscaped(dst, displayName(fi.Name()))
 	}},
 	{davName("getcontentlength"), false, func(dst []byte, _ context.Context, _ string, fi *davfs.FileInfo) []byte {
 		return strconv.AppendInt(dst, fi.Size(), 10)

@@ -116,11 +116,7 @@ func finiteDepthRefused() *httpError {
 
 // href is the URL path of a resource in answers: folders end in "/".
 func (rq *request) href(name string, dir bool) string {
-	h := path.Join(rq.base, name)
-	if dir && h != "/" {
-		h += "/"
-	}
-	return h
+	return davPath(rq.base, name, dir)
 }
 
 // propfindContext tells davfs which extra properties the body asks for,

@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"io"
 	"net/http"
+	"net/url"
 
 	"github.com/davgw/davgw/davfs"
 )
@@ -48,7 +49,30 @@ func (rq *request) proppatch() error {
 	if renamed {
 		out = bytes.ReplaceAll(out, []byte(`xmlns="`+davfs.MTimeSetter().Space+`"`), []byte(`xmlns="DAV:"`))
 	}
-	return rq.relay(buf, met, out)
+	return rq.relay(buf, met, rq.mendHref(out))
+}
+
+// mendHref rewrites the href x/net writes in a PROPPATCH answer (the URL
+// path it was handed: the name in key form) to the name's own URL path.
+func (rq *request) mendHref(body []byte) []byte {
+	shown := davPath(rq.base, rq.name, false)
+	if rq.name == "/" {
+		shown = rq.base + "/"
+	}
+	if shown == rq.r.URL.Path {
+		return body
+	}
+	return bytes.Replace(body, hrefXML(rq.r.URL.Path), hrefXML(shown), 1)
+}
+
+// hrefXML is a DAV:href element for an unescaped URL path, as x/net writes
+// it.
+func hrefXML(p string) []byte {
+	var b bytes.Buffer
+	b.WriteString("<D:href>")
+	_ = xml.EscapeText(&b, []byte((&url.URL{Path: p}).EscapedPath()))
+	b.WriteString("</D:href>")
+	return b.Bytes()
 }
 
 // renameProp rewrites an XML body, renaming elements called from to to.
