@@ -217,10 +217,12 @@ func appendReport(line string) {
 func TestPermissionsForMapsEachS3Call(t *testing.T) {
 	q := func(s string) url.Values { v, _ := url.ParseQuery(s); return v }
 	tests := []struct {
-		name string
-		call s3Call
-		want string // "" = refused
+		name     string
+		call     s3Call // in the bucket "b" unless noBucket
+		noBucket bool
+		want     string // "" = refused
 	}{
+		{name: "a ListBuckets needs s3:ListAllMyBuckets", call: s3Call{Method: "GET"}, noBucket: true, want: "s3:ListAllMyBuckets"},
 		{name: "a ListObjectsV2 needs s3:ListBucket", call: s3Call{Method: "GET", Query: q("list-type=2&prefix=a/&delimiter=/")}, want: "s3:ListBucket"},
 		{name: "a HeadBucket needs s3:ListBucket", call: s3Call{Method: "HEAD"}, want: "s3:ListBucket"},
 		{name: "a GetBucketLocation needs s3:GetBucketLocation", call: s3Call{Method: "GET", Query: q("location=")}, want: "s3:GetBucketLocation"},
@@ -243,6 +245,9 @@ func TestPermissionsForMapsEachS3Call(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if !tt.noBucket {
+				tt.call.Bucket = "b"
+			}
 			ps, err := permissionsFor(tt.call)
 			got := strings.Join(ps, ",")
 			if tt.want == "" {
