@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
 	"github.com/davgw/davgw/s3vfs"
 )
@@ -67,6 +68,10 @@ type storeParts struct {
 	moves     *davfs.MoveLog
 	batcher   *davfs.IndexBatcher
 	quota     *quotaTracker // nil without a quota
+	// reserved is the default store's reserved area (<prefix>.davgw/) when
+	// the bucket has the default store's name, whatever the endpoint:
+	// davfs serves nothing of it (Options.ReservedKeys).
+	reserved string
 }
 
 // newStoreParts makes the parts of store; small is for the buckets of a
@@ -95,6 +100,9 @@ func (g *Gateway) newStoreParts(store *s3vfs.Store, prefix, lockScope string, sm
 		moves:   davfs.NewMoveLog(davfs.DefaultMoveLogTTL, 10000),
 		batcher: batcher,
 	}
+	if store.Bucket() == g.opts.Store.Bucket() {
+		p.reserved = g.opts.Prefix + auth.ReservedPrefix
+	}
 	if g.opts.QuotaBytes > 0 {
 		p.quota = newQuotaTracker(g.opts.QuotaBytes, store, g.log)
 	}
@@ -113,7 +121,8 @@ func (p *storeParts) fs(g *Gateway, root string) *davfs.FS {
 		Moves:      p.moves,
 		Batcher:    p.batcher,
 		// SSE-KMS and SSE-C ETags look like MD5s but are not.
-		ETagsNotMD5: !p.store.ETagsAreMD5(),
+		ETagsNotMD5:  !p.store.ETagsAreMD5(),
+		ReservedKeys: p.reserved,
 	})
 }
 
@@ -259,12 +268,12 @@ func (rq *request) place(ctx context.Context) error {
 		}
 		rq.parts, rq.bucket, rq.name = p, bucket, rest
 		rq.base = g.davBase + "/" + bucket
-		if davfs.IsReserved(rq.name) {
-			return failWith(http.StatusNotFound, errors.New("reserved name"))
-		}
 	}
 	rq.root = rq.parts.prefix + user.Root
 	rq.fs = rq.parts.fs(g, rq.root)
+	if rq.fs.Reserved(rq.name) {
+		return failWith(http.StatusNotFound, errors.New("reserved name"))
+	}
 	rq.locks = g.locks.ForRoot(rq.parts.lockScope + rq.root).By(user.Username)
 	return nil
 }
