@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
 	"github.com/davgw/davgw/s3vfs"
@@ -35,6 +37,8 @@ const (
 	// maxBucketParts bounds the buckets whose caches, locks and quota it
 	// keeps at once; a request for another answers 503.
 	maxBucketParts = 128
+	// bucketListTimeout bounds one ListBuckets, which requests share.
+	bucketListTimeout = 30 * time.Second
 )
 
 // errBucketTop is a write at the top level of a store of every bucket.
@@ -139,28 +143,53 @@ type namedStore struct {
 	buckets  map[string]*storeParts
 	listed   []s3vfs.BucketInfo
 	listedAt time.Time
+	// refresh makes concurrent refreshes of listed one ListBuckets call,
+	// run without mu held.
+	refresh singleflight.Group
 }
 
 // everyBucket reports whether the store serves every bucket it can list.
 func (n *namedStore) everyBucket() bool { return n.parts == nil }
 
 // bucketList returns the buckets of a store of every bucket: one
-// ListBuckets per bucketListTTL.
+// ListBuckets per bucketListTTL, shared by the requests that ask for it
+// meanwhile. Once a list is known, a request never waits for S3: past the
+// TTL it gets the old list while one refresh runs in the background.
 func (n *namedStore) bucketList(ctx context.Context) ([]s3vfs.BucketInfo, error) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.listed != nil && time.Since(n.listedAt) < bucketListTTL {
-		return n.listed, nil
+	list, at := n.listed, n.listedAt
+	n.mu.Unlock()
+	if list != nil && time.Since(at) < bucketListTTL {
+		return list, nil
 	}
-	list, err := n.store.ListBuckets(ctx)
-	if err != nil {
-		return nil, err
+	done := n.refresh.DoChan("", func() (any, error) {
+		// The call is shared: no one request's end cancels it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bucketListTimeout)
+		defer cancel()
+		list, err := n.store.ListBuckets(cctx)
+		if err != nil {
+			return nil, err
+		}
+		if list == nil {
+			list = []s3vfs.BucketInfo{}
+		}
+		n.mu.Lock()
+		n.listed, n.listedAt = list, time.Now()
+		n.mu.Unlock()
+		return list, nil
+	})
+	if list != nil {
+		return list, nil // the refresh's failure leaves the old list for the next request to retry
 	}
-	if list == nil {
-		list = []s3vfs.BucketInfo{}
+	select {
+	case r := <-done:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]s3vfs.BucketInfo), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	n.listed, n.listedAt = list, time.Now()
-	return list, nil
 }
 
 // bucketParts returns the parts of bucket in a store of every bucket,
