@@ -127,8 +127,23 @@ func (f *FS) dirPrefix(name string) string {
 // Reserved reports whether the clean name is the gateway's own: IsReserved,
 // or a key inside Options.ReservedKeys (as a file or a folder).
 func (f *FS) Reserved(name string) bool {
-	r := f.opts.ReservedKeys
-	return IsReserved(name) || (r != "" && strings.HasPrefix(f.dirPrefix(name), r))
+	return IsReserved(name) || (f.opts.ReservedKeys != "" && f.folderKeyHasPrefix(name, f.opts.ReservedKeys))
+}
+
+// folderKeyHasPrefix reports whether dirPrefix(name) starts with r,
+// without building the key (every Stat asks).
+func (f *FS) folderKeyHasPrefix(name, r string) bool {
+	if len(r) <= len(f.root) {
+		return strings.HasPrefix(f.root, r)
+	}
+	if !strings.HasPrefix(r, f.root) || name == "/" {
+		return false
+	}
+	rest, r := strings.TrimPrefix(name, "/"), r[len(f.root):]
+	if len(r) <= len(rest) {
+		return strings.HasPrefix(rest, r)
+	}
+	return len(r) == len(rest)+1 && strings.HasPrefix(r, rest) && r[len(rest)] == '/'
 }
 
 // holdsReserved reports whether the folder name holds Options.ReservedKeys.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,6 +41,16 @@ func TestNoNameReachesTheReservedKeys(t *testing.T) {
 	for _, name := range []string{"/", "/data", "/data/f.txt", "/data/.davgwx", "/other"} {
 		if f.Reserved(name) {
 			t.Errorf("Reserved(%q) = true", name)
+		}
+	}
+	// The check builds no key: it must agree with dirPrefix.
+	for _, root := range []string{"", "data/", "data/.davgw/", "data/.davgw/app-passwords/", "other/", "d/"} {
+		g := New(s, root, opts())
+		for _, name := range []string{"/", "/data", "/.davgw", "/data/.davgw", "/data/.davgw/x", "/data/.davgwx", "/app-passwords", "/x/y", "/dat"} {
+			want := strings.HasPrefix(g.dirPrefix(name), "data/.davgw/")
+			if got := g.folderKeyHasPrefix(name, "data/.davgw/"); got != want {
+				t.Errorf("root %q: folderKeyHasPrefix(%q) = %v, want %v", root, name, got, want)
+			}
 		}
 	}
 	if _, err := f.Create(ctx, "/data/.davgw/app-passwords/alice/k2", PutOptions{}); !errors.Is(err, fs.ErrPermission) {
