@@ -302,8 +302,8 @@ func (f *FS) ensureMarker(ctx context.Context, srcPrefix, dstPrefix string) erro
 // delete its source while replacing the destination, and a folder copied
 // into itself would never end), neither dst nor a folder src reaches
 // Options.ReservedKeys (fs.ErrPermission), and dst's parent is a folder
-// (ErrNotDir). Copy, Move and MoveEmptyDir check the same; a caller that must decide
-// more before the copy (locks, quota) calls it first.
+// (ErrNotDir). Copy, Move and MoveEmptyDir check the same; a caller that
+// must decide more before the copy (locks, quota) calls it first.
 func (f *FS) CheckCopy(ctx context.Context, src, dst string, slash bool) (*FileInfo, error) {
 	src, dst = Clean(src), Clean(dst)
 	srcFi, err := f.Lookup(ctx, src, slash)
