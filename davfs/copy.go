@@ -300,9 +300,10 @@ func (f *FS) ensureMarker(ctx context.Context, srcPrefix, dstPrefix string) erro
 // (fs.ErrNotExist; slash as for Lookup), dst is not src, the root, inside
 // src or above it (fs.ErrPermission: a copy onto its own ancestor would
 // delete its source while replacing the destination, and a folder copied
-// into itself would never end), and dst's parent is a folder (ErrNotDir).
-// Copy, Move and MoveEmptyDir check the same; a caller that must decide
-// more before the copy (locks, quota) calls it first.
+// into itself would never end), neither dst nor a folder src reaches
+// Options.ReservedKeys (fs.ErrPermission), and dst's parent is a folder
+// (ErrNotDir). Copy, Move and MoveEmptyDir check the same; a caller that
+// must decide more before the copy (locks, quota) calls it first.
 func (f *FS) CheckCopy(ctx context.Context, src, dst string, slash bool) (*FileInfo, error) {
 	src, dst = Clean(src), Clean(dst)
 	srcFi, err := f.Lookup(ctx, src, slash)
@@ -310,6 +311,12 @@ func (f *FS) CheckCopy(ctx context.Context, src, dst string, slash bool) (*FileI
 		return nil, err
 	}
 	if src == dst || dst == "/" || Within(src, dst) || Within(dst, src) {
+		return nil, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
+	}
+	// Into, onto or out of the gateway's own keys: a destination inside
+	// them, one that holds them (replacing it would delete them), a folder
+	// source that holds them (the copy would carry them out).
+	if f.Reserved(dst) || f.holdsReserved(dst) || (srcFi.dir && f.holdsReserved(src)) {
 		return nil, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrPermission}
 	}
 	if _, err := f.StatDir(ctx, path.Dir(dst)); err != nil {

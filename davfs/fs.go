@@ -67,6 +67,13 @@ type Options struct {
 	// bytes even for single-part objects (SSE-KMS, SSE-C): no MD5 is
 	// offered as a checksum.
 	ETagsNotMD5 bool
+	// ReservedKeys is a key prefix ending in ".davgw/" that no name may
+	// reach: the reserved area of the default store (<prefix>.davgw/) when
+	// this FS is over the same bucket. A name inside it is reserved as by
+	// IsReserved (listings already hide every ".davgw"), and a folder that
+	// holds it cannot be deleted, copied, moved or replaced: each would
+	// reach the keys inside. "" = none.
+	ReservedKeys string
 }
 
 // FS is a webdav.FileSystem over the keys below one root prefix.
@@ -116,6 +123,34 @@ func (f *FS) dirPrefix(name string) string {
 		return f.root
 	}
 	return f.key(name) + "/"
+}
+
+// Reserved reports whether the clean name is the gateway's own: IsReserved,
+// or a key inside Options.ReservedKeys (as a file or a folder).
+func (f *FS) Reserved(name string) bool {
+	return IsReserved(name) || (f.opts.ReservedKeys != "" && f.folderKeyHasPrefix(name, f.opts.ReservedKeys))
+}
+
+// folderKeyHasPrefix reports whether dirPrefix(name) starts with r,
+// without building the key (every Stat asks).
+func (f *FS) folderKeyHasPrefix(name, r string) bool {
+	if len(r) <= len(f.root) {
+		return strings.HasPrefix(f.root, r)
+	}
+	if !strings.HasPrefix(r, f.root) || name == "/" {
+		return false
+	}
+	rest, r := strings.TrimPrefix(name, "/"), r[len(f.root):]
+	if len(r) <= len(rest) {
+		return strings.HasPrefix(rest, r)
+	}
+	return len(r) == len(rest)+1 && strings.HasPrefix(r, rest) && r[len(rest)] == '/'
+}
+
+// holdsReserved reports whether the folder name holds Options.ReservedKeys.
+func (f *FS) holdsReserved(name string) bool {
+	r := f.opts.ReservedKeys
+	return r != "" && strings.HasPrefix(r, f.dirPrefix(name))
 }
 
 // Warnings returns what went wrong without failing the request (index
@@ -189,7 +224,7 @@ func validName(s string) bool {
 // (as a file or folder) and with fs.ErrNotExist if its parent is missing.
 func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	name = Clean(name)
-	if IsReserved(name) {
+	if f.Reserved(name) {
 		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrPermission}
 	}
 	if name == "/" {
@@ -225,7 +260,7 @@ func (f *FS) OpenFile(ctx context.Context, name string, flag int, _ os.FileMode)
 	name = Clean(name)
 	// x/net/webdav opens with O_RDWR alone to PROPPATCH: that is a read
 	// handle whose Patch rewrites metadata.
-	if IsReserved(name) {
+	if f.Reserved(name) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
 	}
 	if flag&(os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND) != 0 {
@@ -276,7 +311,7 @@ func (f *FS) createEmpty(ctx context.Context, name string, excl bool) error {
 }
 
 // RemoveAll deletes a file, or a folder with everything below it. The root
-// itself cannot be removed.
+// itself cannot be removed, nor a folder that holds Options.ReservedKeys.
 func (f *FS) RemoveAll(ctx context.Context, name string) error {
 	name = Clean(name)
 	if name == "/" {
@@ -285,6 +320,9 @@ func (f *FS) RemoveAll(ctx context.Context, name string) error {
 	fi, err := f.stat(ctx, name)
 	if err != nil {
 		return err
+	}
+	if fi.dir && f.holdsReserved(name) {
+		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrPermission}
 	}
 	if fi.dir {
 		err = f.deletePrefix(ctx, f.dirPrefix(name))

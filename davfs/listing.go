@@ -64,7 +64,7 @@ func (f *FS) OpenListing(ctx context.Context, name string, slash bool) (*FileInf
 // time and dead properties unread (ReadDir needs only the entries).
 func (f *FS) openListing(ctx context.Context, name string, slash, withMeta bool) (*FileInfo, *Listing, error) {
 	name = Clean(name)
-	if IsReserved(name) {
+	if f.Reserved(name) {
 		return nil, nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	}
 	prefix := f.dirPrefix(name)

@@ -86,7 +86,7 @@ func (f *FS) CreateTarget(ctx context.Context, name string) (*FileInfo, error) {
 // part is full.
 func (f *FS) Create(ctx context.Context, name string, opts PutOptions) (*Writer, error) {
 	name = Clean(name)
-	if IsReserved(name) {
+	if f.Reserved(name) {
 		return nil, &fs.PathError{Op: "create", Path: name, Err: fs.ErrPermission}
 	}
 	fi, err := f.CreateTarget(ctx, name)

@@ -57,11 +57,11 @@ func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInf
 // (DirCache) answer for a file or a free name.
 func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListing bool) (*FileInfo, error) {
 	name = Clean(name)
+	if f.Reserved(name) {
+		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+	}
 	if name == "/" {
 		return &FileInfo{name: "/", dir: true, key: f.root, direct: true, modTime: f.now}, nil
-	}
-	if IsReserved(name) {
-		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 	}
 	if fi, ok := f.cached(name); ok {
 		if fi == nil {
@@ -189,7 +189,7 @@ func (f *FS) foundFile(name string, o s3vfs.ObjectInfo) *FileInfo {
 // Never a LIST when the object exists: the file wins (see Lookup).
 func (f *FS) OpenRead(ctx context.Context, name, rng string, headOnly bool) (*FileInfo, *File, error) {
 	name = Clean(name)
-	if name == "/" || IsReserved(name) {
+	if name == "/" || f.Reserved(name) {
 		fi, err := f.stat(ctx, name)
 		return fi, nil, err
 	}
@@ -276,7 +276,7 @@ func (f *FS) probeDir(ctx context.Context, prefix string) (isDir bool, marker *s
 func (f *FS) StatDir(ctx context.Context, name string) (*FileInfo, error) {
 	name = Clean(name)
 	prefix := f.dirPrefix(name)
-	if name != "/" && f.opts.DirCache != nil && !IsReserved(name) {
+	if name != "/" && f.opts.DirCache != nil && !f.Reserved(name) {
 		if f.opts.DirCache.exists(prefix) {
 			// Listed, probed or written into within the last few seconds.
 			return &FileInfo{name: path.Base(name), dir: true, key: prefix, modTime: f.now}, nil

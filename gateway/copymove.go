@@ -40,7 +40,7 @@ func (rq *request) copyMove() error {
 	if dst, err = rq.localName(dst); err != nil {
 		return err
 	}
-	if davfs.IsReserved(dst) {
+	if rq.fs.Reserved(davfs.Clean(dst)) {
 		return failWith(http.StatusForbidden, errors.New("destination outside the WebDAV namespace"))
 	}
 	if e := keyTooLong(rq.root, dst, false); e != nil {

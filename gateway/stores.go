@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
+	"github.com/davgw/davgw/auth"
 	"github.com/davgw/davgw/davfs"
 	"github.com/davgw/davgw/s3vfs"
 )
@@ -34,6 +37,8 @@ const (
 	// maxBucketParts bounds the buckets whose caches, locks and quota it
 	// keeps at once; a request for another answers 503.
 	maxBucketParts = 128
+	// bucketListTimeout bounds one ListBuckets, which requests share.
+	bucketListTimeout = 30 * time.Second
 )
 
 // errBucketTop is a write at the top level of a store of every bucket.
@@ -67,6 +72,10 @@ type storeParts struct {
 	moves     *davfs.MoveLog
 	batcher   *davfs.IndexBatcher
 	quota     *quotaTracker // nil without a quota
+	// reserved is the default store's reserved area (<prefix>.davgw/) when
+	// the bucket has the default store's name, whatever the endpoint:
+	// davfs serves nothing of it (Options.ReservedKeys).
+	reserved string
 }
 
 // newStoreParts makes the parts of store; small is for the buckets of a
@@ -95,6 +104,9 @@ func (g *Gateway) newStoreParts(store *s3vfs.Store, prefix, lockScope string, sm
 		moves:   davfs.NewMoveLog(davfs.DefaultMoveLogTTL, 10000),
 		batcher: batcher,
 	}
+	if store.Bucket() == g.opts.Store.Bucket() {
+		p.reserved = g.opts.Prefix + auth.ReservedPrefix
+	}
 	if g.opts.QuotaBytes > 0 {
 		p.quota = newQuotaTracker(g.opts.QuotaBytes, store, g.log)
 	}
@@ -113,7 +125,8 @@ func (p *storeParts) fs(g *Gateway, root string) *davfs.FS {
 		Moves:      p.moves,
 		Batcher:    p.batcher,
 		// SSE-KMS and SSE-C ETags look like MD5s but are not.
-		ETagsNotMD5: !p.store.ETagsAreMD5(),
+		ETagsNotMD5:  !p.store.ETagsAreMD5(),
+		ReservedKeys: p.reserved,
 	})
 }
 
@@ -130,28 +143,53 @@ type namedStore struct {
 	buckets  map[string]*storeParts
 	listed   []s3vfs.BucketInfo
 	listedAt time.Time
+	// refresh makes concurrent refreshes of listed one ListBuckets call,
+	// run without mu held.
+	refresh singleflight.Group
 }
 
 // everyBucket reports whether the store serves every bucket it can list.
 func (n *namedStore) everyBucket() bool { return n.parts == nil }
 
 // bucketList returns the buckets of a store of every bucket: one
-// ListBuckets per bucketListTTL.
+// ListBuckets per bucketListTTL, shared by the requests that ask for it
+// meanwhile. Once a list is known, a request never waits for S3: past the
+// TTL it gets the old list while one refresh runs in the background.
 func (n *namedStore) bucketList(ctx context.Context) ([]s3vfs.BucketInfo, error) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.listed != nil && time.Since(n.listedAt) < bucketListTTL {
-		return n.listed, nil
+	list, at := n.listed, n.listedAt
+	n.mu.Unlock()
+	if list != nil && time.Since(at) < bucketListTTL {
+		return list, nil
 	}
-	list, err := n.store.ListBuckets(ctx)
-	if err != nil {
-		return nil, err
+	done := n.refresh.DoChan("", func() (any, error) {
+		// The call is shared: no one request's end cancels it.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), bucketListTimeout)
+		defer cancel()
+		list, err := n.store.ListBuckets(cctx)
+		if err != nil {
+			return nil, err
+		}
+		if list == nil {
+			list = []s3vfs.BucketInfo{}
+		}
+		n.mu.Lock()
+		n.listed, n.listedAt = list, time.Now()
+		n.mu.Unlock()
+		return list, nil
+	})
+	if list != nil {
+		return list, nil // the refresh's failure leaves the old list for the next request to retry
 	}
-	if list == nil {
-		list = []s3vfs.BucketInfo{}
+	select {
+	case r := <-done:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]s3vfs.BucketInfo), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	n.listed, n.listedAt = list, time.Now()
-	return list, nil
 }
 
 // bucketParts returns the parts of bucket in a store of every bucket,
@@ -259,12 +297,12 @@ func (rq *request) place(ctx context.Context) error {
 		}
 		rq.parts, rq.bucket, rq.name = p, bucket, rest
 		rq.base = g.davBase + "/" + bucket
-		if davfs.IsReserved(rq.name) {
-			return failWith(http.StatusNotFound, errors.New("reserved name"))
-		}
 	}
 	rq.root = rq.parts.prefix + user.Root
 	rq.fs = rq.parts.fs(g, rq.root)
+	if rq.fs.Reserved(rq.name) {
+		return failWith(http.StatusNotFound, errors.New("reserved name"))
+	}
 	rq.locks = g.locks.ForRoot(rq.parts.lockScope + rq.root).By(user.Username)
 	return nil
 }
