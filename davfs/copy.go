@@ -449,6 +449,24 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	return nil
 }
 
+// LongestBelow returns the longest key below a folder, relative to the
+// folder's prefix ("" for an empty folder), so that a folder COPY can
+// refuse a destination under which some copy's key would be longer than
+// S3 allows before anything is copied.
+func (f *FS) LongestBelow(ctx context.Context, name string) (string, error) {
+	prefix := f.dirPrefix(Clean(name))
+	longest := ""
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix}) {
+		if err != nil {
+			return "", pathError("copy", name, err)
+		}
+		if e.Object != nil && len(e.Object.Key)-len(prefix) > len(longest) {
+			longest = strings.TrimPrefix(e.Object.Key, prefix)
+		}
+	}
+	return longest, nil
+}
+
 // TreeSize adds up the sizes of everything below a folder (one LIST page
 // per 1,000 keys), for quota checks before a folder COPY.
 func (f *FS) TreeSize(ctx context.Context, name string) (int64, error) {

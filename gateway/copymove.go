@@ -78,6 +78,19 @@ func (rq *request) copyMove() error {
 		return rq.moveFolder(src, dst)
 	}
 
+	// A folder's copies are keyed under dst: with a longer name than the
+	// source's, the longest of them may not fit S3 (one more listing, only
+	// then).
+	if src.IsDir() && recursive && !isMove && len(dst) > len(rq.name) {
+		longest, err := rq.fs.LongestBelow(ctx, rq.name)
+		if err != nil {
+			return err
+		}
+		if e := keyTooLong(rq.root, strings.TrimSuffix(dst, "/")+"/"+longest, false); e != nil {
+			return e
+		}
+	}
+
 	lockSrc := ""
 	if isMove {
 		lockSrc = rq.name

@@ -283,6 +283,30 @@ func namesCases() []conformanceCase {
 				t.Errorf("the source of the refused MOVEs changed: %q, %v", got, ok)
 			}
 		}},
+		{"a folder COPY whose copies' keys would be too long for S3 is refused with 400 before anything is copied", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			// Three folders of 250-byte names hold the destination; the
+			// source's child, 250 bytes, fits under the source but not
+			// under the destination (more than 1024 bytes).
+			parent := dir
+			for _, c := range []string{"p", "q", "r"} {
+				parent += strings.Repeat(c, 250) + "/"
+				expect(t, "MKCOL "+c, e.alice(t, "MKCOL", parent, nil, nil), http.StatusCreated)
+			}
+			child := strings.Repeat("c", 250)
+			expect(t, "MKCOL src", e.alice(t, "MKCOL", dir+"src/", nil, nil), http.StatusCreated)
+			expect(t, "PUT the child", e.alice(t, http.MethodPut, dir+"src/"+child, nil, []byte("x")), http.StatusCreated)
+			dst := parent + "dst"
+			if n := len(keyPrefix) + len(strings.TrimPrefix(dst, dir)) + 1 + len(child); n <= 1024 {
+				t.Fatalf("the copy's key would be %d bytes: the case needs more than 1024", n)
+			}
+			r := e.alice(t, "COPY", dir+"src/", map[string]string{"Destination": e.URL + dst + "/"}, nil)
+			expect(t, "COPY onto a too deep destination", r, http.StatusBadRequest)
+			if !strings.Contains(string(r.Body), "name too long") {
+				t.Errorf("the 400's text does not name the problem: %q", r.Body)
+			}
+			expect(t, "PROPFIND the refused copy", e.alice(t, "PROPFIND", dst+"/", map[string]string{"Depth": "0"}, nil), http.StatusNotFound)
+		}},
 	}
 }
 
