@@ -118,6 +118,12 @@ func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstF
 // stagingPrefix starts the hidden names of staged copies; listings skip them.
 const stagingPrefix = reservedPrefix + "staging-"
 
+// MaxHiddenNameBytes is the longest name the gateway writes inside a folder
+// of its own accord (a staged copy: stagingPrefix and 16 hex digits; the
+// index's name is shorter): a folder's key must leave room for it, else
+// its index or a staged copy would pass S3's key limit.
+const MaxHiddenNameBytes = len(stagingPrefix) + 16
+
 func (f *FS) replaceDirWithFile(ctx context.Context, srcFi *FileInfo, dst string) (s3vfs.ObjectInfo, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])

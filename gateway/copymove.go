@@ -86,7 +86,8 @@ func (rq *request) copyMove() error {
 		if err != nil {
 			return err
 		}
-		if e := keyTooLong(rq.root, strings.TrimSuffix(dst, "/")+"/"+longest, false); e != nil {
+		deepest := strings.TrimSuffix(dst, "/") + "/" + longest
+		if e := keyTooLong(rq.root, strings.TrimSuffix(deepest, "/"), strings.HasSuffix(deepest, "/")); e != nil {
 			return e
 		}
 	}

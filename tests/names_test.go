@@ -306,6 +306,19 @@ func namesCases() []conformanceCase {
 				t.Errorf("the 400's text does not name the problem: %q", r.Body)
 			}
 			expect(t, "PROPFIND the refused copy", e.alice(t, "PROPFIND", dst+"/", map[string]string{"Depth": "0"}, nil), http.StatusNotFound)
+			// A folder whose marker fits S3 but not its index or a staged
+			// copy inside (31 bytes more) is refused too; one with room is
+			// made.
+			rel := len(keyPrefix) + len(strings.TrimPrefix(parent, dir))
+			tight := parent + strings.Repeat("t", 1020-rel-1)
+			r = e.alice(t, "MKCOL", tight+"/", nil, nil)
+			expect(t, "MKCOL of a folder with no room for its index", r, http.StatusBadRequest)
+			if !strings.Contains(string(r.Body), "name too long") {
+				t.Errorf("the 400's text does not name the problem: %q", r.Body)
+			}
+			roomy := parent + strings.Repeat("t", 1024-31-rel-1)
+			expect(t, "MKCOL of a folder with room for its index", e.alice(t, "MKCOL", roomy+"/", nil, nil), http.StatusCreated)
+			expect(t, "PUT with a kept time inside it", e.alice(t, "PUT", roomy+"/f", map[string]string{"X-OC-Mtime": "1000000000"}, []byte("f")), http.StatusCreated)
 		}},
 	}
 }
