@@ -118,6 +118,12 @@ func (f *FS) copyFileOnto(ctx context.Context, srcFi *FileInfo, dst string, dstF
 // stagingPrefix starts the hidden names of staged copies; listings skip them.
 const stagingPrefix = reservedPrefix + "staging-"
 
+// MaxHiddenNameBytes is the longest name the gateway writes inside a folder
+// of its own accord (a staged copy: stagingPrefix and 16 hex digits; the
+// index's name is shorter): a folder's key must leave room for it, else
+// its index or a staged copy would pass S3's key limit.
+const MaxHiddenNameBytes = len(stagingPrefix) + 16
+
 func (f *FS) replaceDirWithFile(ctx context.Context, srcFi *FileInfo, dst string) (s3vfs.ObjectInfo, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
@@ -454,6 +460,24 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	f.forget(src)
 	f.warn(f.dropEntry(ctx, src, true))
 	return nil
+}
+
+// LongestBelow returns the longest key below a folder, relative to the
+// folder's prefix ("" for an empty folder), so that a folder COPY can
+// refuse a destination under which some copy's key would be longer than
+// S3 allows before anything is copied.
+func (f *FS) LongestBelow(ctx context.Context, name string) (string, error) {
+	prefix := f.dirPrefix(Clean(name))
+	longest := ""
+	for e, err := range f.store.List(ctx, s3vfs.ListOptions{Prefix: prefix}) {
+		if err != nil {
+			return "", pathError("copy", name, err)
+		}
+		if e.Object != nil && len(e.Object.Key)-len(prefix) > len(longest) {
+			longest = strings.TrimPrefix(e.Object.Key, prefix)
+		}
+	}
+	return longest, nil
 }
 
 // TreeSize adds up the sizes of everything below a folder (one LIST page

@@ -78,6 +78,20 @@ func (rq *request) copyMove() error {
 		return rq.moveFolder(src, dst)
 	}
 
+	// A folder's copies are keyed under dst: with a longer name than the
+	// source's, the longest of them may not fit S3 (one more listing, only
+	// then).
+	if src.IsDir() && recursive && !isMove && len(dst) > len(rq.name) {
+		longest, err := rq.fs.LongestBelow(ctx, rq.name)
+		if err != nil {
+			return err
+		}
+		deepest := strings.TrimSuffix(dst, "/") + "/" + longest
+		if e := keyTooLong(rq.root, strings.TrimSuffix(deepest, "/"), strings.HasSuffix(deepest, "/")); e != nil {
+			return e
+		}
+	}
+
 	lockSrc := ""
 	if isMove {
 		lockSrc = rq.name

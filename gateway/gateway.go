@@ -190,7 +190,8 @@ func badName() *httpError {
 const maxKeyBytes = 1024
 
 // keyTooLong answers a name whose key (root included, in its escaped form,
-// plus the "/" of a folder's marker when dir) is longer than S3 allows, or
+// plus, when dir, the "/" of a folder's marker and the longest name davfs
+// keeps inside a folder) is longer than S3 allows, or
 // one of whose segments is longer in key form than davfs.MaxSegmentBytes,
 // before any store is asked; nil if it fits.
 func keyTooLong(root, name string, dir bool) *httpError {
@@ -203,7 +204,8 @@ func keyTooLong(root, name string, dir bool) *httpError {
 	}
 	n := len(root) + len(strings.TrimPrefix(name, "/"))
 	if dir {
-		n++
+		// The marker's "/", and room for the names davfs keeps inside.
+		n += 1 + davfs.MaxHiddenNameBytes
 	}
 	if n <= maxKeyBytes {
 		return nil

@@ -65,7 +65,7 @@ var errOtherStore = errors.New("destination in another bucket or store")
 type storeParts struct {
 	store     *s3vfs.Store
 	prefix    string
-	lockScope string // prefix of the lock roots: "" for the default store
+	lockScope string // prefix of the lock roots: "" for the default store, else storeLockScope
 	indexes   *davfs.IndexLocks
 	icache    *davfs.IndexCache
 	dcache    *davfs.DirCache
@@ -212,7 +212,7 @@ func (n *namedStore) bucketParts(ctx context.Context, g *Gateway, bucket string)
 		return nil, failWith(http.StatusServiceUnavailable, fmt.Errorf("store %q: more than %d buckets in use", n.name, maxBucketParts)).
 			withHeader("Retry-After", "60")
 	}
-	p := g.newStoreParts(n.store.ForBucket(bucket), n.prefix, n.name+":"+bucket+"/", true)
+	p := g.newStoreParts(n.store.ForBucket(bucket), n.prefix, storeLockScope(n.name)+bucket+"/", true)
 	n.buckets[bucket] = p
 	return p, nil
 }
@@ -233,6 +233,13 @@ func (g *Gateway) allParts() []*storeParts {
 	}
 	return out
 }
+
+// storeLockScope is the prefix of the lock roots of a named store: a NUL,
+// the name and ":". No root of the default store starts with it (its
+// prefix and roots hold no control characters), so that a default store
+// whose [s3].prefix is "NAME:x/" shares no locks with the store NAME of
+// prefix "x/".
+func storeLockScope(name string) string { return "\x00" + name + ":" }
 
 // newStores makes the default store's parts and those of opts.Stores.
 func (g *Gateway) newStores() error {
@@ -255,7 +262,7 @@ func (g *Gateway) newStores() error {
 		if s.Store.AnyBucket() {
 			n.buckets = map[string]*storeParts{}
 		} else {
-			n.parts = g.newStoreParts(s.Store, s.Prefix, name+":", false)
+			n.parts = g.newStoreParts(s.Store, s.Prefix, storeLockScope(name), false)
 		}
 		g.stores[name] = n
 	}

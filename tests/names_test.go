@@ -283,6 +283,43 @@ func namesCases() []conformanceCase {
 				t.Errorf("the source of the refused MOVEs changed: %q, %v", got, ok)
 			}
 		}},
+		{"a folder COPY whose copies' keys would be too long for S3 is refused with 400 before anything is copied", func(t *testing.T, e *davEnv) {
+			keyPrefix, dir := e.caseDir(t)
+			// Three folders of 250-byte names hold the destination; the
+			// source's child, 250 bytes, fits under the source but not
+			// under the destination (more than 1024 bytes).
+			parent := dir
+			for _, c := range []string{"p", "q", "r"} {
+				parent += strings.Repeat(c, 250) + "/"
+				expect(t, "MKCOL "+c, e.alice(t, "MKCOL", parent, nil, nil), http.StatusCreated)
+			}
+			child := strings.Repeat("c", 250)
+			expect(t, "MKCOL src", e.alice(t, "MKCOL", dir+"src/", nil, nil), http.StatusCreated)
+			expect(t, "PUT the child", e.alice(t, http.MethodPut, dir+"src/"+child, nil, []byte("x")), http.StatusCreated)
+			dst := parent + "dst"
+			if n := len(keyPrefix) + len(strings.TrimPrefix(dst, dir)) + 1 + len(child); n <= 1024 {
+				t.Fatalf("the copy's key would be %d bytes: the case needs more than 1024", n)
+			}
+			r := e.alice(t, "COPY", dir+"src/", map[string]string{"Destination": e.URL + dst + "/"}, nil)
+			expect(t, "COPY onto a too deep destination", r, http.StatusBadRequest)
+			if !strings.Contains(string(r.Body), "name too long") {
+				t.Errorf("the 400's text does not name the problem: %q", r.Body)
+			}
+			expect(t, "PROPFIND the refused copy", e.alice(t, "PROPFIND", dst+"/", map[string]string{"Depth": "0"}, nil), http.StatusNotFound)
+			// A folder whose marker fits S3 but not its index or a staged
+			// copy inside (31 bytes more) is refused too; one with room is
+			// made.
+			rel := len(keyPrefix) + len(strings.TrimPrefix(parent, dir))
+			tight := parent + strings.Repeat("t", 1020-rel-1)
+			r = e.alice(t, "MKCOL", tight+"/", nil, nil)
+			expect(t, "MKCOL of a folder with no room for its index", r, http.StatusBadRequest)
+			if !strings.Contains(string(r.Body), "name too long") {
+				t.Errorf("the 400's text does not name the problem: %q", r.Body)
+			}
+			roomy := parent + strings.Repeat("t", 1024-31-rel-1)
+			expect(t, "MKCOL of a folder with room for its index", e.alice(t, "MKCOL", roomy+"/", nil, nil), http.StatusCreated)
+			expect(t, "PUT with a kept time inside it", e.alice(t, "PUT", roomy+"/f", map[string]string{"X-OC-Mtime": "1000000000"}, []byte("f")), http.StatusCreated)
+		}},
 	}
 }
 
