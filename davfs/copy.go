@@ -45,7 +45,11 @@ func (f *FS) copyTo(ctx context.Context, src, dst string, overwrite, recursive b
 	}
 	// Without overwrite, "free" must not come from a listing's word: a
 	// file made there meanwhile by someone else would be replaced.
-	dstFi, err := f.statFrom(ctx, dst, expectAny, overwrite)
+	use := listingNoFolder
+	if overwrite {
+		use = listingAnswers
+	}
+	dstFi, err := f.statFrom(ctx, dst, expectAny, use)
 	switch {
 	case err == nil && !overwrite:
 		return false, copied, &fs.PathError{Op: "copy", Path: dst, Err: fs.ErrExist}
@@ -381,7 +385,7 @@ func (f *FS) earlierCopy(ctx context.Context, srcFi *FileInfo, src, dst string, 
 	if overwrite || f.opts.Moves == nil || src == dst || Within(src, dst) || Within(dst, src) {
 		return nil, nil // Copy decides (and refuses the overlaps)
 	}
-	dstFi, err := f.statFrom(ctx, dst, expectAny, false)
+	dstFi, err := f.statFrom(ctx, dst, expectAny, listingNoFolder)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
@@ -421,7 +425,7 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	if !srcFi.dir || src == "/" {
 		return &fs.PathError{Op: "move", Path: src, Err: ErrNotDir}
 	}
-	if _, err := f.statFrom(ctx, dst, expectAny, false); err == nil {
+	if _, err := f.statFrom(ctx, dst, expectAny, listingNoFolder); err == nil {
 		return &fs.PathError{Op: "move", Path: dst, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -50,12 +50,28 @@ func (f *FS) stat(ctx context.Context, name string) (*FileInfo, error) {
 }
 
 func (f *FS) statMode(ctx context.Context, name string, mode statMode) (*FileInfo, error) {
-	return f.statFrom(ctx, name, mode, true)
+	return f.statFrom(ctx, name, mode, listingAnswers)
 }
 
-// statFrom is statMode; useListing lets a recent listing of the parent
-// (DirCache) answer for a file or a free name.
-func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListing bool) (*FileInfo, error) {
+// listingUse says how much a recent listing of the parent (DirCache) may
+// answer for a name.
+type listingUse int
+
+const (
+	// listingAnswers: a file or a free name is answered from the listing.
+	listingAnswers listingUse = iota
+	// listingNoFolder: the listing may only tell that the name is no
+	// folder; whether it is a file is asked of S3 (a destination that
+	// must not be replaced on the cache's word: a COPY or MOVE with
+	// Overwrite: F, MKCOL).
+	listingNoFolder
+	// listingNever: S3 is asked for both (a read: Depth 0 PROPFIND).
+	listingNever
+)
+
+// statFrom is statMode, with use saying what a recent listing of the
+// parent may answer.
+func (f *FS) statFrom(ctx context.Context, name string, mode statMode, use listingUse) (*FileInfo, error) {
 	name = Clean(name)
 	if f.Reserved(name) {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
@@ -75,14 +91,21 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 	// free names (not folders: their own request tells their time). Only a
 	// plain lookup uses it: a folder that must exist (a parent) is never
 	// refused on its word, and a URL ending in "/" asks S3 for the folder.
-	if pp, base := f.parentPrefix(name); useListing && mode == expectAny {
+	// A destination check (listingNoFolder) still takes from it that the
+	// name is no folder, and asks S3 only whether it is a file: one HEAD
+	// instead of a HEAD and a LIST.
+	if pp, base := f.parentPrefix(name); mode == expectAny && use != listingNever {
 		if fi, known := f.opts.DirCache.child(pp, base); known {
-			if fi == nil {
+			switch {
+			case use == listingNoFolder:
+				mode = onlyFile
+			case fi == nil:
 				f.remember(name, nil)
 				return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
+			default:
+				f.remember(name, fi)
+				return fi, nil
 			}
-			f.remember(name, fi)
-			return fi, nil
 		}
 	}
 	var (
@@ -108,7 +131,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, useListin
 			probe  chan probeResult
 			cancel context.CancelFunc
 		)
-		if !useListing {
+		if use != listingAnswers {
 			probe = make(chan probeResult, 1)
 			var pctx context.Context
 			pctx, cancel = context.WithCancel(ctx)
@@ -381,14 +404,15 @@ func (f *FS) relistBusyFolder(name string) {
 
 // LookupFresh is Lookup that never answers from a recent listing (the
 // DirCache): for a Depth 0 PROPFIND (a file's stored content type and
-// metadata take its own HEAD) and for checks whose mistake could replace
-// something made meanwhile by someone else (a COPY or MOVE destination
-// with Overwrite: F, MKCOL).
+// metadata take its own HEAD), a folder MOVE's destination and the size
+// of a file a COPY replaces (the quota). A file COPY or MOVE with
+// Overwrite: F and MKCOL check their destination inside davfs
+// (listingNoFolder).
 func (f *FS) LookupFresh(ctx context.Context, name string, slash bool) (*FileInfo, error) {
 	if slash {
-		return folderNamed(name)(f.statFrom(ctx, name, expectDir, false))
+		return folderNamed(name)(f.statFrom(ctx, name, expectDir, listingNever))
 	}
-	return f.statFrom(ctx, name, expectAny, false)
+	return f.statFrom(ctx, name, expectAny, listingNever)
 }
 
 // Lookup is Stat returning the concrete *FileInfo. slash (the name was

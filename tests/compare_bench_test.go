@@ -68,13 +68,13 @@ func BenchmarkCompare(b *testing.B) {
 		rows = append(rows, benchPutRSS(b)...)
 		rows = append(rows, huge...)
 	}
-	out := renderBench(rows, rcloneBin)
+	table := renderBench(rows, rcloneBin)
 	// Kept times at scale (issue 8): rclone 1.76 fills one folder with
 	// 10,000 files, as users run it.
-	out += "\n## Kept times at scale\n\n" + benchRcloneFill(b, e, rcloneBin, 10000, "") + ".\n"
-	report(b, "%s", out)
+	fill := "## Kept times at scale\n\n" + benchRcloneFill(b, e, rcloneBin, 10000, "") + ".\n"
+	report(b, "%s\n%s", table, fill)
 	if path := os.Getenv("DAVGW_BENCH_OUT"); path != "" {
-		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+		if err := writeBenchFile(path, benchSection{body: table}, benchSection{heading: "Kept times at scale", body: fill}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -596,7 +596,7 @@ func renderBench(rows []benchRow, rcloneBin string) string {
 	sb.WriteString("through the same proxy; davgw runs in process with its defaults (16 MiB parts x 4); rclone is `rclone serve webdav` ")
 	sb.WriteString("over the same bucket. Each cell is the median of the interleaved repetitions [min-max]; the ratio is to direct S3 ")
 	sb.WriteString("(for times, direct/system, so above 1 is faster); `req/op` counts S3 requests per operation at the proxy.\n\n")
-	fmt.Fprintf(&sb, "Machine: %s, %d cores, %s, %s; run %s.\n\n", cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version(), time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	sb.WriteString(benchFacts() + " `bash .ci/load` writes the \"Mixed load\" part below and names its own run.\n\n")
 	if out, err := exec.Command(rcloneBin, "version").Output(); rcloneBin != "" && err == nil {
 		fmt.Fprintf(&sb, "rclone: %s\n\n", strings.SplitN(string(out), "\n", 2)[0])
 	}

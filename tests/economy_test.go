@@ -215,6 +215,7 @@ func economyWriteCases() []conformanceCase {
 			keyPrefix, dir := e.caseDir(t)
 			e.putS3(t, keyPrefix+"old.txt", []byte("old"), "text/plain")
 			e.putS3(t, keyPrefix+"sub/x.txt", []byte("x"), "text/plain")
+			e.putS3(t, keyPrefix+"keep.txt", []byte("keep"), "text/plain")
 			r := e.alice(t, "PROPFIND", dir, map[string]string{"Depth": "1"}, []byte(propfindListing))
 			expect(t, "PROPFIND Depth 1 of the folder", r, http.StatusMultiStatus)
 			content := bytes.Repeat([]byte("4 KiB file "), 4096/11)
@@ -256,9 +257,7 @@ func economyWriteCases() []conformanceCase {
 				}
 				counts = append(counts, fmt.Sprintf("DELETE %d", len(calls)))
 			}
-			// A file MOVE in the listed folder (with Overwrite: F the
-			// destination is asked of S3 as well: never "free" on a
-			// listing's word).
+			// A file MOVE in the listed folder.
 			mark = e.b.proxy.Mark()
 			m := e.alice(t, "MOVE", dir+"new3.txt", map[string]string{"Destination": dir + "moved.txt", "Overwrite": "T"}, nil)
 			calls = e.b.proxy.SinceUnder(mark, keyPrefix)
@@ -268,6 +267,32 @@ func economyWriteCases() []conformanceCase {
 				t.Errorf("MOVE of a listed file: want one CopyObject, one delete and at most one index read; got:%s", describeCalls(calls))
 			}
 			counts = append(counts, fmt.Sprintf("MOVE %d", len(calls)))
+			// With Overwrite: F the destination is asked of S3 by one HEAD
+			// (never "free" on a listing's word); that it is no folder
+			// comes from the listing: no LIST.
+			mark = e.b.proxy.Mark()
+			m = e.alice(t, "MOVE", dir+"old.txt", map[string]string{"Destination": dir + "moved-f.txt", "Overwrite": "F"}, nil)
+			calls = e.b.proxy.SinceUnder(mark, keyPrefix)
+			expect(t, "MOVE old.txt with Overwrite: F", m, http.StatusCreated)
+			ops = countOps(calls)
+			if ops["HeadObject"] != 1 || ops["CopyObject"] != 1 || ops["DeleteObject"]+ops["DeleteObjects"] != 1 || ops["ListObjectsV2"] != 0 || len(calls) > 4 {
+				t.Errorf("MOVE with Overwrite: F of a listed file to a free name: want one HEAD of the destination, one CopyObject, one delete, at most one index read, no LIST; got:%s", describeCalls(calls))
+			}
+			counts = append(counts, fmt.Sprintf("MOVE with Overwrite: F %d", len(calls)))
+			if got, ok := e.getS3(t, keyPrefix+"moved-f.txt"); !ok || string(got) != "new" {
+				t.Errorf("moved-f.txt holds %q (exists=%v), want %q", got, ok, "new")
+			}
+			// Onto a listed file: 412 after one HEAD of each name, nothing changed.
+			mark = e.b.proxy.Mark()
+			m = e.alice(t, "MOVE", dir+"moved-f.txt", map[string]string{"Destination": dir + "keep.txt", "Overwrite": "F"}, nil)
+			calls = e.b.proxy.SinceUnder(mark, keyPrefix)
+			expect(t, "MOVE onto keep.txt with Overwrite: F", m, http.StatusPreconditionFailed)
+			if ops := countOps(calls); ops["HeadObject"] != len(calls) || len(calls) > 2 {
+				t.Errorf("MOVE with Overwrite: F onto a listed file: want HEADs only (at most two); got:%s", describeCalls(calls))
+			}
+			if got, ok := e.getS3(t, keyPrefix+"keep.txt"); !ok || string(got) != "keep" {
+				t.Errorf("keep.txt holds %q (exists=%v) after a refused MOVE onto it", got, ok)
+			}
 			if got, ok := e.getS3(t, keyPrefix+"moved.txt"); !ok || !bytes.Equal(got, content) {
 				t.Errorf("moved.txt holds %d bytes (exists=%v), want %d", len(got), ok, len(content))
 			}
