@@ -76,12 +76,16 @@ func hrefXML(p string) []byte {
 }
 
 // renameProp rewrites an XML body, renaming elements called from to to.
-// Namespace declarations are re-emitted by the encoder.
+// Namespace declarations are re-emitted by the encoder, which writes each
+// element's namespace as the default one (xmlns="..."): an element in no
+// namespace inside one that has a namespace gets xmlns="", or it would
+// land in its parent's.
 func renameProp(body []byte, from, to xml.Name) ([]byte, bool, error) {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	var out bytes.Buffer
 	e := xml.NewEncoder(&out)
 	changed := false
+	var spaces []string // the namespaces of the open elements
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -101,11 +105,18 @@ func renameProp(body []byte, from, to xml.Name) ([]byte, bool, error) {
 					attrs = append(attrs, a)
 				}
 			}
+			if t.Name.Space == "" && len(spaces) > 0 && spaces[len(spaces)-1] != "" {
+				attrs = append(attrs, xml.Attr{Name: xml.Name{Local: "xmlns"}})
+			}
 			t.Attr = attrs
+			spaces = append(spaces, t.Name.Space)
 			tok = t
 		case xml.EndElement:
 			if t.Name == from {
 				t.Name = to
+			}
+			if len(spaces) > 0 {
+				spaces = spaces[:len(spaces)-1]
 			}
 			tok = t
 		case xml.ProcInst:
