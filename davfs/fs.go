@@ -230,7 +230,7 @@ func (f *FS) Mkdir(ctx context.Context, name string, _ os.FileMode) error {
 	if name == "/" {
 		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
 	}
-	if _, err := f.statFrom(ctx, name, expectAny, listingNoFolder); err == nil {
+	if _, err := f.statFrom(ctx, name, expectAny, listingNever); err == nil {
 		return &fs.PathError{Op: "mkdir", Path: name, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err

@@ -61,11 +61,11 @@ const (
 	// listingAnswers: a file or a free name is answered from the listing.
 	listingAnswers listingUse = iota
 	// listingNoFolder: the listing may only tell that the name is no
-	// folder; whether it is a file is asked of S3 (a destination that
-	// must not be replaced on the cache's word: a COPY or MOVE with
-	// Overwrite: F, MKCOL).
+	// folder; whether it is a file is asked of S3 (a file COPY or MOVE
+	// destination with Overwrite: F: no file made elsewhere is replaced
+	// on the cache's word).
 	listingNoFolder
-	// listingNever: S3 is asked for both (a read: Depth 0 PROPFIND).
+	// listingNever: S3 is asked for both (a Depth 0 PROPFIND, MKCOL).
 	listingNever
 )
 
@@ -406,8 +406,7 @@ func (f *FS) relistBusyFolder(name string) {
 // DirCache): for a Depth 0 PROPFIND (a file's stored content type and
 // metadata take its own HEAD), a folder MOVE's destination and the size
 // of a file a COPY replaces (the quota). A file COPY or MOVE with
-// Overwrite: F and MKCOL check their destination inside davfs
-// (listingNoFolder).
+// Overwrite: F checks its destination inside davfs (listingNoFolder).
 func (f *FS) LookupFresh(ctx context.Context, name string, slash bool) (*FileInfo, error) {
 	if slash {
 		return folderNamed(name)(f.statFrom(ctx, name, expectDir, listingNever))
