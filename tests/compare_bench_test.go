@@ -45,7 +45,7 @@ func BenchmarkCompare(b *testing.B) {
 	e, direct := benchGateway(b)
 	be := e.b
 	root := "users/alice/bench-" + randHex(4) + "/"
-	const reps = 3
+	const reps = 5
 	// Everything the measures read is in place before rclone starts: it
 	// caches its listings for 5 minutes.
 	prepareBench(b, e, root, reps)
@@ -92,6 +92,14 @@ type benchRow struct {
 }
 
 var benchSystems = []string{"direct", "davgw", "rclone"}
+
+// systemsInTurn is benchSystems in the order of repetition rep: each
+// repetition starts one system later, so that none always runs first
+// (after a pause) or right after the same other system.
+func systemsInTurn(rep int) []string {
+	k := rep % len(benchSystems)
+	return append(slices.Clone(benchSystems[k:]), benchSystems[:k]...)
+}
 
 func newRow(name, unit string, higher bool) benchRow {
 	return benchRow{name: name, unit: unit, higher: higher, samples: map[string][]float64{}, reqs: map[string]float64{}}
@@ -223,7 +231,7 @@ func prepareBench(b *testing.B, e *davEnv, root string, reps int) {
 // system on 16 workers: operations/s and S3 requests per operation.
 func parallelRow(b *testing.B, e *davEnv, row benchRow, root string, reps, n int, op func(sys string, rep, i int) error) benchRow {
 	for rep := range reps {
-		for _, sys := range benchSystems {
+		for _, sys := range systemsInTurn(rep) {
 			mark := e.b.proxy.Mark()
 			rate, err := parallel(n, func(i int) error { return op(sys, rep, i) })
 			if err != nil {
@@ -238,7 +246,7 @@ func parallelRow(b *testing.B, e *davEnv, row benchRow, root string, reps, n int
 
 func benchSmallGet(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
 	ctx := context.Background()
-	const n = 3000
+	const n = 5000
 	name := func(i int) string { return fmt.Sprintf("get/%02d.bin", i%benchGetFiles) }
 	directGet := func(i int) error {
 		out, err := direct.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name(i))})
@@ -297,7 +305,7 @@ func benchSmallGet(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, 
 func benchSmallPut(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
 	body := bytes.Repeat([]byte("p"), 4096)
 	ctx := context.Background()
-	return parallelRow(b, e, newRow("PUT of a 4 KiB file into an existing folder, 16 clients", "files/s", true), root, reps, 1500, func(sys string, rep, i int) error {
+	return parallelRow(b, e, newRow("PUT of a 4 KiB file into an existing folder, 16 clients", "files/s", true), root, reps, 2500, func(sys string, rep, i int) error {
 		name := fmt.Sprintf("put-%s-%d/%04d.bin", sys, rep, i)
 		if sys == "direct" {
 			_, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name), Body: bytes.NewReader(body)})
@@ -350,8 +358,8 @@ func benchPropfind(b *testing.B, e *davEnv, direct *s3.Client, rcloneBin, root s
 		}
 		return time.Since(start), ttfb
 	}
-	for range reps {
-		for _, sys := range benchSystems {
+	for rep := range reps {
+		for _, sys := range systemsInTurn(rep) {
 			url := ""
 			var stop func()
 			switch sys {
@@ -387,7 +395,7 @@ func benchLarge(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, roo
 	ctx := context.Background()
 	mbps := func(d time.Duration) float64 { return size / 1e6 / d.Seconds() }
 	for rep := range reps {
-		for _, sys := range benchSystems {
+		for _, sys := range systemsInTurn(rep) {
 			name := fmt.Sprintf("large/%s-%d.bin", sys, rep)
 			for _, withLength := range []bool{true, false} {
 				start := time.Now()
@@ -504,8 +512,8 @@ func benchRange(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, roo
 	row := newRow("Range GET of 1 MiB (sequential, median latency)", "ms", false)
 	name := "range/64m.bin"
 	ctx := context.Background()
-	for range reps {
-		for _, sys := range benchSystems {
+	for rep := range reps {
+		for _, sys := range systemsInTurn(rep) {
 			var lat []float64
 			mark := e.b.proxy.Mark()
 			for i := range n {
