@@ -1,6 +1,7 @@
 // This file is copied from golang.org/x/net/webdav (if.go, v0.62.0), which does
 // not export its If header parser; davgw evaluates If headers itself so that
-// ETag conditions are honoured. The original copyright and BSD licence follow.
+// ETag conditions are honoured, and refuses empty tags ("<>", "[]"), which
+// the original accepts. The original copyright and BSD licence follow.
 //
 // Copyright 2014 The Go Authors. All rights reserved.
 // Use of this source code is governed by a BSD-style
@@ -62,7 +63,9 @@ func parseTaggedLists(s string) (h ifHeader, ok bool) {
 		tokenType, tokenStr, remaining := lex(s)
 		switch tokenType {
 		case angleTokenType:
-			if !first && n == 0 {
+			// An empty resource tag ("<>") is not a Simple-ref, and it
+			// would read as no tag at all.
+			if (!first && n == 0) || tokenStr == "" {
 				return ifHeader{}, false
 			}
 			resourceTag, n = tokenStr, 0
@@ -119,6 +122,11 @@ func parseCondition(s string) (c webdav.Condition, remaining string, ok bool) {
 	case squareTokenType:
 		c.ETag = tokenStr
 	default:
+		return webdav.Condition{}, "", false
+	}
+	// "<>" is no state token and "[]" no entity tag (an empty ETag would
+	// be evaluated as a state token).
+	if tokenStr == "" {
 		return webdav.Condition{}, "", false
 	}
 	return c, s, true

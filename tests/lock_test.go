@@ -197,6 +197,10 @@ func lockCases() []conformanceCase {
 			expect(t, `LOCK with If: (["another etag"])`, lockIf(`(["0123456789abcdef0123456789abcdef"])`), http.StatusPreconditionFailed)
 			expect(t, "LOCK with If: (<a token no lock has>)", lockIf("(<opaquelocktoken:00000000-0000-0000-0000-000000000000>)"), http.StatusPreconditionFailed)
 			expect(t, "LOCK with a malformed If", lockIf("no list"), http.StatusBadRequest)
+			// Empty tags are no tags: "[]" is no entity tag (it was taken
+			// for the state token "", so Not [] held), "<>" no resource.
+			expect(t, "LOCK with If: (Not [])", lockIf("(Not [])"), http.StatusBadRequest)
+			expect(t, "LOCK with If: <> (Not <DAV:no-lock>)", lockIf("<> (Not <DAV:no-lock>)"), http.StatusBadRequest)
 			ok := lockIf("([" + etag + "])")
 			expect(t, "LOCK with If: ([its etag])", ok, http.StatusOK)
 			e.unlock(t, dir+"f.txt", strings.Trim(ok.Header.Get("Lock-Token"), "<>"))
