@@ -425,7 +425,7 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	if !srcFi.dir || src == "/" {
 		return &fs.PathError{Op: "move", Path: src, Err: ErrNotDir}
 	}
-	if _, err := f.statFrom(ctx, dst, expectAny, listingNoFolder); err == nil {
+	if _, err := f.statFrom(ctx, dst, expectAny, listingNever); err == nil {
 		return &fs.PathError{Op: "move", Path: dst, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err

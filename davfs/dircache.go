@@ -17,9 +17,10 @@ const DefaultDirCacheTTL = 5 * time.Second
 // into) and, from a complete listing, which files it holds and which names
 // are free. It spares a PUT into a known folder the LIST of the parent and
 // the HEAD and LIST of the name, a DELETE or MOVE of a listed file its
-// HEAD, and a COPY or MOVE destination with Overwrite: F (asked of S3 by
-// a HEAD) the LIST that tells whether it is a folder. Keys are whole S3 prefixes, so users never share entries. Share
-// one among all requests; nil works (it knows nothing).
+// HEAD, and a file COPY or MOVE destination with Overwrite: F (asked of
+// S3 by a HEAD) the LIST that tells whether it is a folder. Keys are
+// whole S3 prefixes, so users never share entries. Share one among all
+// requests; nil works (it knows nothing).
 //
 // The gateway's own operations keep it current, and it errs only on the
 // safe side for them: a change (a DELETE, MOVE, COPY, MKCOL) makes the
