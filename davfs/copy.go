@@ -44,10 +44,16 @@ func (f *FS) copyTo(ctx context.Context, src, dst string, overwrite, recursive b
 		return false, copied, err
 	}
 	// Without overwrite, "free" must not come from a listing's word: a
-	// file made there meanwhile by someone else would be replaced.
+	// file made there meanwhile by someone else would be replaced. For a
+	// file, the listing may still tell that the name is no folder (a
+	// missed one gets the file next to it); a folder is copied into a
+	// folder the listing missed, replacing its files: S3 is asked both.
 	use := listingNoFolder
-	if overwrite {
+	switch {
+	case overwrite:
 		use = listingAnswers
+	case srcFi.dir:
+		use = listingNever
 	}
 	dstFi, err := f.statFrom(ctx, dst, expectAny, use)
 	switch {
@@ -425,6 +431,7 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	if !srcFi.dir || src == "/" {
 		return &fs.PathError{Op: "move", Path: src, Err: ErrNotDir}
 	}
+	// A folder the listing missed would get the new marker over its own.
 	if _, err := f.statFrom(ctx, dst, expectAny, listingNever); err == nil {
 		return &fs.PathError{Op: "move", Path: dst, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {
