@@ -290,7 +290,9 @@ func (c *DirCache) exists(prefix string) bool {
 // child answers from a complete listing of the folder at prefix within
 // TTL: known is false when there is none or name is not answered from it;
 // then fi is a copy of the file's info (without dead properties), or nil
-// when the name is free.
+// when the name is free. A name this gateway has since found to be a
+// folder (probed, listed or written into: made elsewhere after the
+// listing) is not answered either: the listing no longer tells it.
 func (c *DirCache) child(prefix, name string) (fi *FileInfo, known bool) {
 	if c == nil {
 		return nil, false
@@ -298,10 +300,14 @@ func (c *DirCache) child(prefix, name string) (fi *FileInfo, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.folders[prefix]
-	if e == nil || !c.fresh(e.listedAt, time.Now()) {
+	now := time.Now()
+	if e == nil || !c.fresh(e.listedAt, now) {
 		return nil, false
 	}
 	if _, changed := e.unknown[name]; changed || e.opaque[name] {
+		return nil, false
+	}
+	if d := c.folders[prefix+name+"/"]; d != nil && (c.fresh(d.seen, now) || (c.fresh(d.listedAt, now) && d.holdsKeys())) {
 		return nil, false
 	}
 	if f := e.files[name]; f != nil {
