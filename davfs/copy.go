@@ -421,7 +421,9 @@ var ErrNotEmpty = errors.New("davfs: folder is not empty")
 // what Explorer and Finder do right after "New folder", and it cannot lose
 // data: if a file lands in the old folder meanwhile, it stays where it was.
 // A folder with content gives ErrNotEmpty and nothing is changed; so does an
-// existing dst (fs.ErrExist). The names are checked as by CheckCopy.
+// existing dst (fs.ErrExist, checked before the content, and asked of S3
+// whatever this FS learned of dst before). The names are checked as by
+// CheckCopy.
 func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 	src, dst = Clean(src), Clean(dst)
 	srcFi, err := f.CheckCopy(ctx, src, dst, false)
@@ -432,6 +434,9 @@ func (f *FS) MoveEmptyDir(ctx context.Context, src, dst string) error {
 		return &fs.PathError{Op: "move", Path: src, Err: ErrNotDir}
 	}
 	// A folder the listing missed would get the new marker over its own.
+	// So would one made since this request last looked (a caller's check
+	// before it took its locks): what it learned of dst is not used.
+	f.forgetLocal(dst)
 	if _, err := f.statFrom(ctx, dst, expectAny, listingNever); err == nil {
 		return &fs.PathError{Op: "move", Path: dst, Err: fs.ErrExist}
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -53,3 +53,31 @@ func TestMoveEmptyDirAsksS3WhetherTheDestinationIsAFolder(t *testing.T) {
 		t.Error("the source folder is gone after a refused move")
 	}
 }
+
+// The gateway looks a folder MOVE's destination up before it takes the
+// request's locks (to answer 412 or 403 at once), and MoveEmptyDir checks
+// it again once they are held. That second check must ask S3: a folder
+// another request made there meanwhile (a folder COPY whose lock this
+// MOVE waited out) would otherwise get this folder's marker over its own,
+// its properties replaced, and the MOVE would answer 201.
+func TestMoveEmptyDirChecksItsDestinationAgain(t *testing.T) {
+	ctx := context.Background()
+	s := newMem()
+	seed(s, map[string]string{"r/d/": "", "r/d/a/": ""})
+	f := dcFS(s, NewDirCache(time.Hour, 1000))
+	if _, err := f.LookupFresh(ctx, "/d/b", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("setup: /d/b exists (%v)", err)
+	}
+	// Another request's folder COPY onto /d/b, done while this one waited.
+	seed(s, map[string]string{"r/d/b/": "", "r/d/b/f": "theirs"})
+	s.attrs["r/d/b/"] = memAttrs{meta: map[string]string{"theirs": "1"}}
+	if err := f.MoveEmptyDir(ctx, "/d/a", "/d/b"); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("MoveEmptyDir onto a folder made since the first check: err = %v, want fs.ErrExist", err)
+	}
+	if s.attrs["r/d/b/"].meta["theirs"] != "1" {
+		t.Errorf("the existing folder's marker was replaced: %v", s.attrs["r/d/b/"].meta)
+	}
+	if _, ok := s.objs["r/d/a/"]; !ok {
+		t.Error("the source folder is gone after a refused move")
+	}
+}

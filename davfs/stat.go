@@ -404,8 +404,8 @@ func (f *FS) relistBusyFolder(name string) {
 
 // LookupFresh is Lookup that never answers from a recent listing (the
 // DirCache): for a Depth 0 PROPFIND (a file's stored content type and
-// metadata take its own HEAD), a folder MOVE's destination and the size
-// of a file a COPY replaces (the quota). A file COPY or MOVE with
+// metadata take its own HEAD) and the size of a file a COPY replaces (the
+// quota). MoveEmptyDir checks its destination itself. A file COPY or MOVE with
 // Overwrite: F checks its destination inside davfs (listingNoFolder).
 func (f *FS) LookupFresh(ctx context.Context, name string, slash bool) (*FileInfo, error) {
 	if slash {

@@ -156,16 +156,12 @@ func (rq *request) copyMove() error {
 // create "New folder" and rename it at once) and the destination does not
 // exist. Anything else is 403 before anything is touched: S3 has no folder
 // rename, and a copy-then-delete of a tree could half-complete.
+//
+// Whether the destination exists is asked by MoveEmptyDir, once the locks
+// are held: a check before them could predate a folder that another
+// request (whose lock this one waited out) made there.
 func (rq *request) moveFolder(src *davfs.FileInfo, dst string) error {
 	ctx := rq.r.Context()
-	if _, err := rq.fs.LookupFresh(ctx, dst, false); err == nil {
-		if strings.EqualFold(rq.r.Header.Get("Overwrite"), "F") {
-			return failWith(http.StatusPreconditionFailed, errors.New("MOVE destination exists"))
-		}
-		return failWith(http.StatusForbidden, errors.New("folder MOVE onto an existing destination is not supported"))
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return conflictIfMissing(err)
-	}
 	if err := rq.checkPreconditions(src); err != nil {
 		return err
 	}
@@ -178,6 +174,10 @@ func (rq *request) moveFolder(src *davfs.FileInfo, dst string) error {
 	case err == nil:
 		rq.w.WriteHeader(http.StatusCreated)
 		return nil
+	case errors.Is(err, fs.ErrExist) && strings.EqualFold(rq.r.Header.Get("Overwrite"), "F"):
+		return failWith(http.StatusPreconditionFailed, errors.New("MOVE destination exists"))
+	case errors.Is(err, fs.ErrExist):
+		return failWith(http.StatusForbidden, errors.New("folder MOVE onto an existing destination is not supported"))
 	case errors.Is(err, davfs.ErrNotEmpty):
 		return failWith(http.StatusForbidden, errors.New("folder MOVE is not supported for folders with content: S3 has no folder rename"))
 	default:
