@@ -84,6 +84,7 @@ type FS struct {
 
 	mu       sync.Mutex
 	stats    map[string]*FileInfo    // by clean name; nil value = known absent
+	listed   map[string]bool         // names of stats answered from a DirCache listing
 	indexes  map[string]*loadedIndex // folder indexes by clean name
 	now      time.Time               // the time of folders S3 keeps none for
 	warnings []error                 // what went wrong without failing the request
@@ -99,6 +100,7 @@ func New(store Store, root string, opts Options) *FS {
 		root:    root,
 		opts:    opts,
 		stats:   make(map[string]*FileInfo),
+		listed:  make(map[string]bool),
 		indexes: make(map[string]*loadedIndex),
 		// A folder without a marker (a bare prefix) has no time in S3; it
 		// shows the request's time, the same for every entry of an answer.
@@ -176,9 +178,32 @@ func (f *FS) cached(name string) (*FileInfo, bool) {
 	return fi, ok
 }
 
+// cachedFor is cached for a lookup of mode that uses listings as use
+// tells: a name this request took from a DirCache listing is known only
+// to a lookup that would have taken it from one itself (not to a
+// destination check, MKCOL, or a folder that must exist).
+func (f *FS) cachedFor(name string, mode statMode, use listingUse) (*FileInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.listed[name] && (mode != expectAny || use != listingAnswers) {
+		return nil, false
+	}
+	fi, ok := f.stats[name]
+	return fi, ok
+}
+
 func (f *FS) remember(name string, fi *FileInfo) {
 	f.mu.Lock()
 	f.stats[name] = fi
+	delete(f.listed, name)
+	f.mu.Unlock()
+}
+
+// rememberListed is remember for what a DirCache listing told.
+func (f *FS) rememberListed(name string, fi *FileInfo) {
+	f.mu.Lock()
+	f.stats[name] = fi
+	f.listed[name] = true
 	f.mu.Unlock()
 }
 

@@ -51,3 +51,37 @@ func TestAFolderTheGatewayKnowsIsNotFreeOnItsParentsListing(t *testing.T) {
 		})
 	}
 }
+
+// A request that looked its destination up first (an If header's ETag
+// condition does) took "free" from the parent's listing; its Overwrite: F
+// COPY and its MKCOL must still ask S3: a file made there elsewhere after
+// the listing is neither replaced nor answered 201 over.
+func TestALookupFromAListingDoesNotFreeTheSameRequestsDestination(t *testing.T) {
+	ctx := context.Background()
+	s := newMem()
+	seed(s, map[string]string{"r/d/": "", "r/d/y": "mine"})
+	dc := NewDirCache(time.Hour, 1000)
+	if err := put(dcFS(s, dc), "/d/first"); err != nil { // lists /d whole
+		t.Fatal(err)
+	}
+	seed(s, map[string]string{"r/d/b": "theirs"}) // elsewhere, after the listing
+
+	f := dcFS(s, dc)
+	if _, err := f.Lookup(ctx, "/d/b", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("setup: the listing does not tell /d/b is free (%v)", err)
+	}
+	if _, err := f.Copy(ctx, "/d/y", "/d/b", false, false); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("COPY without overwrite after a lookup from the listing: err = %v, want fs.ErrExist", err)
+	}
+	if got := string(s.objs["r/d/b"]); got != "theirs" {
+		t.Errorf("the file made elsewhere holds %q, want %q", got, "theirs")
+	}
+
+	f = dcFS(s, dc)
+	if _, err := f.Lookup(ctx, "/d/b", false); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("setup: the listing does not tell /d/b is free (%v)", err)
+	}
+	if err := f.Mkdir(ctx, "/d/b", 0o755); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("MKCOL after a lookup from the listing: err = %v, want fs.ErrExist", err)
+	}
+}

@@ -79,7 +79,7 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, use listi
 	if name == "/" {
 		return &FileInfo{name: "/", dir: true, key: f.root, direct: true, modTime: f.now}, nil
 	}
-	if fi, ok := f.cached(name); ok {
+	if fi, ok := f.cachedFor(name, mode, use); ok {
 		if fi == nil {
 			return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 		}
@@ -100,10 +100,10 @@ func (f *FS) statFrom(ctx context.Context, name string, mode statMode, use listi
 			case use == listingNoFolder:
 				mode = onlyFile
 			case fi == nil:
-				f.remember(name, nil)
+				f.rememberListed(name, nil)
 				return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrNotExist}
 			default:
-				f.remember(name, fi)
+				f.rememberListed(name, fi)
 				return fi, nil
 			}
 		}
