@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,12 +94,28 @@ type benchRow struct {
 
 var benchSystems = []string{"direct", "davgw", "rclone"}
 
-// systemsInTurn is benchSystems in the order of repetition rep: each
-// repetition starts one system later, so that none always runs first
-// (after a pause) or right after the same other system.
-func systemsInTurn(rep int) []string {
-	k := rep % len(benchSystems)
-	return append(slices.Clone(benchSystems[k:]), benchSystems[:k]...)
+// floorSystem is a row's bare relay: a net/http handler on loopback that
+// only passes the operation to S3 with the same SDK client (no WebDAV, no
+// sign-in). Its distance to direct is what one more HTTP exchange costs
+// on this machine, measured in the same run: the floor of any gateway.
+const floorSystem = "floor"
+
+// systemsInTurn is benchSystems, and then extra (a row's floor), in the
+// order of repetition rep: each repetition starts one system later, so
+// that none always runs first (after a pause) or right after the same
+// other system.
+func systemsInTurn(rep int, extra ...string) []string {
+	all := slices.Concat(benchSystems, extra)
+	k := rep % len(all)
+	return slices.Concat(all[k:], all[:k])
+}
+
+// floorNote tells a row's floor (its floorSystem samples), what the relay
+// did, and where direct and davgw stand to it.
+func floorNote(row benchRow, relays string) string {
+	floor := row.samples[floorSystem]
+	return fmt.Sprintf("the floor of any gateway, measured in the same run: a bare net/http handler on loopback that only %s with the same SDK client (no WebDAV, no sign-in) did %s %s [%s-%s], %.2fx of direct; davgw is %.2fx of that floor",
+		relays, num(median(floor)), row.unit, num(slices.Min(floor)), num(slices.Max(floor)), median(floor)/median(row.samples["direct"]), median(row.samples["davgw"])/median(floor))
 }
 
 func newRow(name, unit string, higher bool) benchRow {
@@ -217,7 +234,7 @@ func prepareBench(b *testing.B, e *davEnv, root string, reps int) {
 		e.putS3(b, fmt.Sprintf("%sget/%02d.bin", root, i), body, "application/octet-stream")
 	}
 	for rep := range reps {
-		for _, sys := range benchSystems {
+		for _, sys := range systemsInTurn(0, floorSystem) {
 			e.putS3(b, fmt.Sprintf("%sput-%s-%d/", root, sys, rep), nil, "")
 		}
 	}
@@ -228,10 +245,11 @@ func prepareBench(b *testing.B, e *davEnv, root string, reps int) {
 }
 
 // parallelRow fills row with reps interleaved runs of n operations per
-// system on 16 workers: operations/s and S3 requests per operation.
-func parallelRow(b *testing.B, e *davEnv, row benchRow, root string, reps, n int, op func(sys string, rep, i int) error) benchRow {
+// system (and extra) on 16 workers: operations/s and S3 requests per
+// operation.
+func parallelRow(b *testing.B, e *davEnv, row benchRow, root string, reps, n int, op func(sys string, rep, i int) error, extra ...string) benchRow {
 	for rep := range reps {
-		for _, sys := range systemsInTurn(rep) {
+		for _, sys := range systemsInTurn(rep, extra...) {
 			mark := e.b.proxy.Mark()
 			rate, err := parallel(n, func(i int) error { return op(sys, rep, i) })
 			if err != nil {
@@ -257,10 +275,6 @@ func benchSmallGet(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, 
 		out.Body.Close()
 		return err
 	}
-	// The floor of any gateway: a bare net/http handler that relays
-	// GetObject with the same SDK client and does nothing else, on
-	// loopback like davgw. Its distance to direct is what one more HTTP
-	// exchange costs on this machine, measured in the same run.
 	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out, err := direct.GetObject(r.Context(), &s3.GetObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + strings.TrimPrefix(r.URL.Path, "/"))})
 		if err != nil {
@@ -272,51 +286,58 @@ func benchSmallGet(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, 
 		_, _ = io.Copy(w, out.Body)
 	}))
 	defer relay.Close()
-	row := newRow("GET of a 1 KiB file, 16 clients", "req/s", true)
-	var floor []float64
-	for rep := range reps {
-		row = parallelRow(b, e, row, root, 1, n, func(sys string, _, i int) error {
-			if sys == "direct" {
-				return directGet(i)
-			}
-			st, got, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name(i), http.MethodGet, nil, nil, 0)
-			if err == nil && (st != http.StatusOK || got != 1024) {
-				err = fmt.Errorf("%s GET %s (repetition %d): %d, %d bytes", sys, name(i), rep, st, got)
-			}
-			return err
-		})
-		rate, err := parallel(n, func(i int) error {
-			st, got, err := davReq(ctx, "relay", relay.URL+"/"+name(i), http.MethodGet, nil, nil, 0)
-			if err == nil && (st != http.StatusOK || got != 1024) {
-				err = fmt.Errorf("relay GET %s: %d, %d bytes", name(i), st, got)
-			}
-			return err
-		})
-		if err != nil {
-			b.Fatal(err)
+	row := parallelRow(b, e, newRow("GET of a 1 KiB file, 16 clients", "req/s", true), root, reps, n, func(sys string, rep, i int) error {
+		url := relay.URL + "/" + name(i)
+		switch sys {
+		case "direct":
+			return directGet(i)
+		case "davgw", "rclone":
+			url = baseURL(e, rc, root, sys) + name(i)
 		}
-		floor = append(floor, rate)
-	}
-	row.note = fmt.Sprintf("the floor of any gateway, measured in the same run: a bare net/http handler on loopback that only relays GetObject with the same SDK client (no WebDAV, no sign-in) did %s req/s [%s-%s], %.2fx of direct; davgw is %.2fx of that floor",
-		num(median(floor)), num(slices.Min(floor)), num(slices.Max(floor)), median(floor)/median(row.samples["direct"]), median(row.samples["davgw"])/median(floor))
+		st, got, err := davReq(ctx, sys, url, http.MethodGet, nil, nil, 0)
+		if err == nil && (st != http.StatusOK || got != 1024) {
+			err = fmt.Errorf("%s GET %s (repetition %d): %d, %d bytes", sys, name(i), rep, st, got)
+		}
+		return err
+	}, floorSystem)
+	row.note = floorNote(row, "relays GetObject")
 	return row
 }
 
 func benchSmallPut(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, root string, reps int) benchRow {
 	body := bytes.Repeat([]byte("p"), 4096)
 	ctx := context.Background()
-	return parallelRow(b, e, newRow("PUT of a 4 KiB file into an existing folder, 16 clients", "files/s", true), root, reps, 2500, func(sys string, rep, i int) error {
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if _, err := direct.PutObject(r.Context(), &s3.PutObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + strings.TrimPrefix(r.URL.Path, "/")), Body: bytes.NewReader(data)}); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer relay.Close()
+	row := parallelRow(b, e, newRow("PUT of a 4 KiB file into an existing folder, 16 clients", "files/s", true), root, reps, 2500, func(sys string, rep, i int) error {
 		name := fmt.Sprintf("put-%s-%d/%04d.bin", sys, rep, i)
-		if sys == "direct" {
+		url := relay.URL + "/" + name
+		switch sys {
+		case "direct":
 			_, err := direct.PutObject(ctx, &s3.PutObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name), Body: bytes.NewReader(body)})
 			return err
+		case "davgw", "rclone":
+			url = baseURL(e, rc, root, sys) + name
 		}
-		st, _, err := davReq(ctx, sys, baseURL(e, rc, root, sys)+name, http.MethodPut, nil, bytes.NewReader(body), int64(len(body)))
+		st, _, err := davReq(ctx, sys, url, http.MethodPut, nil, bytes.NewReader(body), int64(len(body)))
 		if err == nil && st != http.StatusCreated {
 			err = fmt.Errorf("%s PUT %s: %d", sys, name, st)
 		}
 		return err
-	})
+	}, floorSystem)
+	row.note = floorNote(row, "reads the body and relays PutObject")
+	return row
 }
 
 // benchPropfind lists a folder of 10,000 objects: cold (a fresh rclone, a
@@ -394,10 +415,36 @@ func benchLarge(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, roo
 	tm := transfermanager.New(direct, func(o *transfermanager.Options) { o.PartSizeBytes = 16 << 20; o.Concurrency = 4 })
 	ctx := context.Background()
 	mbps := func(d time.Duration) float64 { return size / 1e6 / d.Seconds() }
+	// The chunked PUT's floor: the transfer manager on the request body.
+	relay := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := tm.UploadObject(r.Context(), &transfermanager.UploadObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + strings.TrimPrefix(r.URL.Path, "/")),
+			Body: onlyReader{r.Body}}); err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer relay.Close()
 	for rep := range reps {
-		for _, sys := range systemsInTurn(rep) {
+		for _, sys := range systemsInTurn(rep, floorSystem) {
 			name := fmt.Sprintf("large/%s-%d.bin", sys, rep)
+			if sys == floorSystem {
+				// Each PUT starts with no dirty pages of the one before:
+				// versitygw's disk writes back the last GiB otherwise.
+				syscall.Sync()
+				start := time.Now()
+				st, _, err := davReq(ctx, sys, relay.URL+"/"+name, http.MethodPut, nil, onlyReader{newPatternReader(size, uint64(rep+1))}, -1)
+				if err != nil || st != http.StatusCreated {
+					b.Fatalf("relay PUT 1 GiB: %d, %v", st, err)
+				}
+				chunked.samples[sys] = append(chunked.samples[sys], mbps(time.Since(start)))
+				if _, err := direct.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name)}); err != nil {
+					b.Fatal(err)
+				}
+				continue
+			}
 			for _, withLength := range []bool{true, false} {
+				syscall.Sync()
 				start := time.Now()
 				if sys == "direct" {
 					if _, err := tm.UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: &e.b.bucket, Key: aws.String(root + name),
@@ -450,7 +497,7 @@ func benchLarge(b *testing.B, e *davEnv, direct *s3.Client, rc *rcloneServe, roo
 		}
 	}
 	put.note = "direct: the transfer manager, 16 MiB parts x 4"
-	chunked.note = "direct: the transfer manager on a reader of unknown length"
+	chunked.note = "direct: the transfer manager on a reader of unknown length; " + floorNote(chunked, "relays the request body to the transfer manager")
 	return []benchRow{put, chunked, get}
 }
 
